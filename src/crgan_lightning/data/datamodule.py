@@ -1,0 +1,264 @@
+"""The one LightningDataModule that every stage (CR-GAN, re-id, baselines) trains on.
+
+Training batches (a :class:`~pytorch_lightning.utilities.CombinedLoader` of two loaders)::
+
+    {"source": {"image": (B,3,H,W), "pid": (B,) label 0..N-1, "camid": (B,), "mask": (B,1,H,W)},
+     "target": {"image": (Bt,3,H,W), "camid": (Bt,), "mask": (Bt,1,H,W)}}
+
+Source batches are P x K identity batches (:class:`RandomIdentitySampler`); target batches are
+random unlabelled images (their camera is known, their identity is not used). Validation and
+test batches run over the target query set followed by the target gallery::
+
+    {"image", "pid" (as in the file name), "camid", "index" (0..num_query-1 are queries)}
+
+``index`` lets the metric drop the duplicates that DDP's DistributedSampler pads with.
+Images are float in [-1, 1]; masks float in [0, 1], 1 on the person.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import CombinedLoader
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import ConfigError
+from .datasets import ReIDDataset, ReIDSample, get_spec, load_reid_dataset
+from .images import read_image
+from .keys import CAMID, IMAGE, INDEX, PID, SOURCE, TARGET
+from .masks import MaskProvider, build_mask_provider
+from .samplers import RandomIdentitySampler, ShardedRandomSampler
+from .transforms import apply_transforms, build_transforms
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_DATASETS = ("synth_a", "synth_b")
+
+
+class ReIDImageDataset(Dataset):
+    """A list of :class:`ReIDSample` as a torch Dataset of batch dicts.
+
+    Args:
+        samples: the images.
+        transform: an albumentations pipeline from :func:`build_transforms`.
+        labels: per-sample classification label stored under ``"pid"`` (e.g. the relabelled
+            training pid); ``None`` stores the pid from the file name.
+        mask_provider: when given, each item carries its ``"mask"``.
+        with_pid: include ``"pid"`` (off for unlabelled target training images).
+        with_index: include ``"index"`` (the position in ``samples``).
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[ReIDSample],
+        transform,
+        labels: Sequence[int] | None = None,
+        mask_provider: MaskProvider | None = None,
+        with_pid: bool = True,
+        with_index: bool = False,
+    ) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+        self.labels = None if labels is None else list(labels)
+        self.mask_provider = mask_provider
+        self.with_pid = with_pid
+        self.with_index = with_index
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        sample = self.samples[index]
+        image = read_image(sample.path)
+        mask = None
+        if self.mask_provider is not None:
+            mask = self.mask_provider(sample.path, image.shape[0], image.shape[1])
+        item: dict[str, torch.Tensor | int] = dict(apply_transforms(self.transform, image, mask))
+        item[CAMID] = sample.camid
+        if self.with_pid:
+            item[PID] = sample.pid if self.labels is None else self.labels[index]
+        if self.with_index:
+            item[INDEX] = index
+        return item
+
+
+def _worker_init(_: int) -> None:
+    cv2.setNumThreads(1)  # each loader worker decodes on one thread; the workers are the parallelism
+
+
+class CrossDomainDataModule(pl.LightningDataModule):
+    """Labelled source domain + unlabelled target domain, shared by every training stage.
+
+    Args:
+        source, target: registered dataset names (``market``, ``duke``, ``msmt17``,
+            ``cuhk03np``, ``synth_a``, ``synth_b``; see :func:`load_reid_dataset`).
+        root: data root holding the datasets under their usual folder names.
+        height, width: network input size (256x128 for real data, 128x64 for the embedded one).
+        batch_size: source images per batch and process (P x K).
+        num_instances: K, images per identity in a source batch.
+        target_batch_size: target images per batch; defaults to ``batch_size``.
+        with_target: load target training images (CR-GAN and rendering need them; a pure
+            direct-transfer re-id run can switch them off).
+        eval_batch_size: batch size of the query/gallery loaders.
+        num_workers: loader worker processes per loader.
+        masks: ``"auto"`` (the dataset's ``masks/`` tree, else the soft prior), ``"folder"`` or
+            ``"prior"``; see :mod:`crgan_lightning.data.masks`.
+        flip_p, pad, erasing_p: training augmentation (see :func:`build_transforms`).
+        generate_synthetic: create ``synth_a``/``synth_b`` under ``root`` when missing.
+        synthetic_seed: the seed for that generation.
+        seed: seed of the training samplers (mixed with the epoch).
+    """
+
+    def __init__(
+        self,
+        source: str = "synth_a",
+        target: str = "synth_b",
+        root: str = "data",
+        height: int = 128,
+        width: int = 64,
+        batch_size: int = 32,
+        num_instances: int = 4,
+        target_batch_size: int | None = None,
+        with_target: bool = True,
+        eval_batch_size: int = 128,
+        num_workers: int = 2,
+        masks: str = "auto",
+        flip_p: float = 0.5,
+        pad: int = 10,
+        erasing_p: float = 0.5,
+        generate_synthetic: bool = True,
+        synthetic_seed: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        get_spec(source), get_spec(target)  # unknown names fail here, before any work
+        if masks not in ("auto", "folder", "prior"):
+            raise ConfigError(f"masks={masks!r} is not a mask source; expected 'auto', 'folder' or 'prior'")
+        if num_workers < 0:
+            raise ConfigError(f"num_workers={num_workers} must be >= 0")
+        self.source_name, self.target_name = source, target
+        self.root = Path(root)
+        self.height, self.width = height, width
+        self.batch_size, self.num_instances = batch_size, num_instances
+        self.target_batch_size = target_batch_size or batch_size
+        self.with_target = with_target
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.masks = masks
+        self.generate_synthetic = generate_synthetic
+        self.synthetic_seed = synthetic_seed
+        self.seed = seed
+        self.train_transform = build_transforms(height, width, True, flip_p, pad, erasing_p)
+        self.test_transform = build_transforms(height, width, False)
+        self._datasets: dict[str, ReIDDataset] = {}
+
+    # ------------------------------------------------------------------ datasets
+
+    def _ensure_synthetic(self) -> None:
+        missing = []
+        for name in {self.source_name, self.target_name}:
+            spec = get_spec(name)
+            if spec.name in SYNTHETIC_DATASETS and not (self.root / spec.name / "meta.json").is_file():
+                missing.append(spec.name)
+        if missing and self.generate_synthetic:
+            from .synthetic import generate_benchmark
+
+            log.info("generating the embedded benchmark %s under %s", sorted(missing), self.root)
+            generate_benchmark(self.root, seed=self.synthetic_seed, domains=sorted(missing))
+
+    def _dataset(self, name: str) -> ReIDDataset:
+        if name not in self._datasets:
+            self._ensure_synthetic()
+            self._datasets[name] = load_reid_dataset(name, self.root)
+        return self._datasets[name]
+
+    @property
+    def source_dataset(self) -> ReIDDataset:
+        return self._dataset(self.source_name)
+
+    @property
+    def target_dataset(self) -> ReIDDataset:
+        return self._dataset(self.target_name)
+
+    @property
+    def num_source_pids(self) -> int:
+        """Number of training identities of the source (classifier width)."""
+        return self.source_dataset.num_train_pids
+
+    @property
+    def num_source_cameras(self) -> int:
+        return self.source_dataset.num_cameras
+
+    @property
+    def num_target_cameras(self) -> int:
+        return self.target_dataset.num_cameras
+
+    @property
+    def num_query(self) -> int:
+        """Evaluation items with ``index < num_query`` are target queries, the rest gallery."""
+        return len(self.target_dataset.query)
+
+    def prepare_data(self) -> None:
+        self._ensure_synthetic()
+
+    def setup(self, stage: str | None = None) -> None:
+        src, tgt = self.source_dataset, self.target_dataset
+        pid2label = {pid: i for i, pid in enumerate(src.train_pids)}
+        self.source_train = ReIDImageDataset(
+            src.train, self.train_transform, labels=[pid2label[s.pid] for s in src.train],
+            mask_provider=build_mask_provider(self.masks, src),
+        )
+        self.target_train = ReIDImageDataset(
+            tgt.train, self.train_transform, mask_provider=build_mask_provider(self.masks, tgt), with_pid=False,
+        )
+        self.target_eval = ReIDImageDataset(tgt.query + tgt.gallery, self.test_transform, with_index=True)
+
+    # ------------------------------------------------------------------ loaders
+
+    def _loader(self, dataset: Dataset, batch_size: int, **kwargs) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            worker_init_fn=_worker_init if workers > 0 else None,
+            pin_memory=torch.cuda.is_available(),
+            **kwargs,
+        )
+
+    def source_loader(self) -> DataLoader:
+        sampler = RandomIdentitySampler(
+            [s.pid for s in self.source_dataset.train], self.batch_size, self.num_instances, seed=self.seed
+        )
+        return self._loader(self.source_train, self.batch_size, sampler=sampler, drop_last=True)
+
+    def train_dataloader(self) -> CombinedLoader:
+        source = self.source_loader()
+        loaders = {SOURCE: source}
+        if self.with_target:
+            sampler = ShardedRandomSampler(
+                len(self.target_train), len(source) * self.target_batch_size, seed=self.seed + 1
+            )
+            loaders[TARGET] = self._loader(self.target_train, self.target_batch_size, sampler=sampler, drop_last=True)
+        return CombinedLoader(loaders, mode="min_size")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.target_eval, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def describe(self) -> str:
+        """Both datasets' statistics tables."""
+        return f"source:\n{self.source_dataset.summary()}\ntarget:\n{self.target_dataset.summary()}"
+

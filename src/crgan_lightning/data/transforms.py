@@ -1,0 +1,76 @@
+"""Albumentations pipelines that turn a decoded image and its mask into tensors.
+
+Both pipelines end in the library's one image convention: an RGB float tensor (3, H, W) in
+[-1, 1]; the mask comes out as a float tensor (1, H, W) in [0, 1], transformed with exactly the
+same geometry as the image (resize, flip, pad and crop are applied to both in one call).
+
+Training: resize -> horizontal flip -> zero-pad and random crop back -> random erasing
+(erasing touches the image only: the mask still says where the person is).
+Testing: resize.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from albumentations.pytorch import ToTensorV2
+
+from ..errors import ConfigError
+from .keys import IMAGE, MASK
+
+Transform = Callable[[np.ndarray, np.ndarray | None], dict[str, torch.Tensor]]
+
+
+def build_transforms(
+    height: int,
+    width: int,
+    train: bool,
+    flip_p: float = 0.5,
+    pad: int = 10,
+    erasing_p: float = 0.5,
+) -> A.Compose:
+    """The albumentations pipeline for training (``train=True``) or testing.
+
+    ``pad`` pixels of zero padding on every side before the random crop (0 disables it);
+    ``erasing_p`` is the probability of random erasing (Zhong et al.) with random pixel values.
+    """
+    if height < 8 or width < 8:
+        raise ConfigError(f"image size {height}x{width} is too small; expected at least 8x8")
+    for name, p in (("flip_p", flip_p), ("erasing_p", erasing_p)):
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"{name}={p} is not a probability; expected a value in [0, 1]")
+    if pad < 0:
+        raise ConfigError(f"pad={pad} must be >= 0")
+    ops: list = [A.Resize(height, width, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_LINEAR)]
+    if train:
+        if flip_p > 0:
+            ops.append(A.HorizontalFlip(p=flip_p))
+        if pad > 0:
+            ops += [
+                A.PadIfNeeded(min_height=height + 2 * pad, min_width=width + 2 * pad,
+                              border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
+                A.RandomCrop(height, width),
+            ]
+        if erasing_p > 0:
+            ops.append(A.Erasing(scale=(0.02, 0.4), ratio=(0.3, 3.3), fill="random", p=erasing_p))
+    ops += [A.Normalize(mean=0.5, std=0.5, max_pixel_value=255.0), ToTensorV2()]
+    return A.Compose(ops, strict=True)
+
+
+def apply_transforms(pipeline: A.Compose, image: np.ndarray, mask: np.ndarray | None) -> dict[str, torch.Tensor]:
+    """Run ``pipeline`` on a uint8 RGB image (H, W, 3) and an optional float mask (H, W).
+
+    Returns ``{"image": (3, h, w) float in [-1, 1]}`` plus ``"mask": (1, h, w) float in [0, 1]``
+    when a mask was given.
+    """
+    if mask is None:
+        out = pipeline(image=image)
+        return {IMAGE: out["image"].float()}
+    if mask.shape[:2] != image.shape[:2]:
+        mask = cv2.resize(mask, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    out = pipeline(image=image, mask=mask.astype(np.float32))
+    return {IMAGE: out["image"].float(), MASK: out["mask"].float().clamp_(0, 1).unsqueeze(0)}
