@@ -1,0 +1,50 @@
+# crgan-lightning: every target sets up its own virtualenv first (`make install`), so
+# `make demo` and `make test` work on a fresh clone.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA_ROOT ?= data
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast lint synth summary bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS) -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the package with pinned torch (quick when nothing changed)
+
+demo: install  ## the main job on the embedded benchmark (generates it and prints its statistics)
+	$(BIN)/crgan synth --out $(DATA_ROOT)
+
+test: install  ## the whole test suite, slow end-to-end runs included
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: install  ## the test suite without the slow end-to-end runs
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+lint: install  ## flake8 over the package, tests and benchmarks
+	$(BIN)/flake8 src tests benchmarks
+
+synth: install  ## write the embedded benchmark under DATA_ROOT (default: data)
+	$(BIN)/crgan synth --out $(DATA_ROOT)
+
+summary: install  ## print a dataset's statistics: make summary DATASET=market DATA_ROOT=/datasets
+	$(BIN)/crgan summary --dataset $(DATASET) --root $(DATA_ROOT)
+
+bench: install  ## run the benchmark scripts (they print measured figures and ratios)
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:  ## remove caches and build artefacts (keeps .venv, data and runs)
+	rm -rf build dist src/*.egg-info .pytest_cache
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
