@@ -1,0 +1,75 @@
+"""Pictures of re-id results: the CMC curve and ranked lists (query + top-k gallery)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _atomic_savefig(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_cmc(cmc: np.ndarray | Sequence[float], path: str | os.PathLike, title: str = "CMC",
+             max_rank: int = 20) -> Path:
+    """Save the CMC curve (matching rate against rank 1..max_rank) as a PNG; returns the path."""
+    cmc = np.asarray(cmc, dtype=float)[:max_rank] * 100
+    ranks = np.arange(1, len(cmc) + 1)
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot(ranks, cmc, marker="o", markersize=3)
+    ax.set_xlabel("rank")
+    ax.set_ylabel("matching rate (%)")
+    ax.set_ylim(0, 100)
+    ax.set_xlim(1, len(cmc))
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{title}  (rank-1 {cmc[0]:.1f}%)")
+    return _atomic_savefig(fig, Path(path))
+
+
+def to_uint8(image) -> np.ndarray:
+    """A (3, H, W) tensor/array in [-1, 1] as a uint8 (H, W, 3) picture."""
+    arr = np.asarray(image.detach().cpu() if hasattr(image, "detach") else image, dtype=np.float32)
+    return np.clip((arr.transpose(1, 2, 0) + 1.0) * 127.5, 0, 255).astype(np.uint8)
+
+
+def plot_ranked_lists(
+    queries: Sequence[np.ndarray],
+    galleries: Sequence[Sequence[np.ndarray]],
+    matches: Sequence[Sequence[bool]],
+    path: str | os.PathLike,
+) -> Path:
+    """Save ranked lists: one row per query (uint8 HxWx3 images), its top-k gallery images
+    framed green (same identity) or red (different identity)."""
+    rows, k = len(queries), max(len(g) for g in galleries)
+    fig, axes = plt.subplots(rows, k + 1, figsize=(0.9 * (k + 1), 1.9 * rows), squeeze=False)
+    for r in range(rows):
+        axes[r, 0].imshow(queries[r])
+        axes[r, 0].set_title("query", fontsize=7)
+        for c in range(k):
+            ax = axes[r, c + 1]
+            if c < len(galleries[r]):
+                ax.imshow(galleries[r][c])
+                colour = "#1a9850" if matches[r][c] else "#d73027"
+                for spine in ax.spines.values():
+                    spine.set_edgecolor(colour)
+                    spine.set_linewidth(3)
+                ax.set_title(str(c + 1), fontsize=7)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax in axes[:, 0]:
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    return _atomic_savefig(fig, Path(path))
