@@ -9,7 +9,12 @@ DATA_ROOT ?= data
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint synth summary bench clean
+SRC    ?= synth_a
+TGT    ?= synth_b
+PAIR   := $(SRC)2$(TGT)
+ARGS   ?=
+
+.PHONY: help install demo test test-fast lint synth summary bench train-reid evaluate clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +46,14 @@ synth: install  ## write the embedded benchmark under DATA_ROOT (default: data)
 
 summary: install  ## print a dataset's statistics: make summary DATASET=market DATA_ROOT=/datasets
 	$(BIN)/crgan summary --dataset $(DATASET) --root $(DATA_ROOT)
+
+train-reid: install  ## re-id direct transfer: make train-reid SRC=market TGT=duke [DATA_ROOT=...] [ARGS="--trainer.max_epochs=5"]
+	@test -f experiments/$(PAIR)/reid_direct.yaml || { echo "no config experiments/$(PAIR)/reid_direct.yaml; pairs: $$(ls experiments)"; exit 2; }
+	$(BIN)/crgan fit --config experiments/$(PAIR)/reid_direct.yaml --data.root $(DATA_ROOT) $(ARGS)
+
+evaluate: install  ## test a re-id checkpoint on the target: make evaluate SRC= TGT= CKPT=path/to.ckpt
+	@test -n "$(CKPT)" || { echo "set CKPT=path/to/checkpoint.ckpt"; exit 2; }
+	$(BIN)/crgan test --config experiments/$(PAIR)/reid_direct.yaml --data.root $(DATA_ROOT) --ckpt_path $(CKPT) $(ARGS)
 
 bench: install  ## run the benchmark scripts (they print measured figures and ratios)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

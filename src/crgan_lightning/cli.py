@@ -1,6 +1,10 @@
 """The ``crgan`` command.
 
-The data and tool commands are plain sub-commands:
+``crgan fit|validate|test|predict --config FILE`` is a LightningCLI over the library's modules
+(``model.class_path: crgan_lightning.modules.reid.ReIDModule`` ...) and the shared
+:class:`~crgan_lightning.data.datamodule.CrossDomainDataModule`; the numbers the data
+decides (source identities, target cameras, queries) are linked from the DataModule into the
+module. The data and tool commands are plain sub-commands:
 
 * ``crgan synth --out data/``: write the embedded two-domain benchmark (synth_a, synth_b).
 * ``crgan summary --dataset market --root data/``: print a dataset's statistics table.
@@ -17,6 +21,33 @@ import time
 from collections.abc import Sequence
 
 from .errors import CRGANError
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+# DataModule properties linked into every module's __init__ argument of the same name.
+DATA_LINKS = ("num_source_pids", "num_query", "num_target_cameras")
+
+
+def run_lightning_cli(argv: Sequence[str]):
+    """Run the LightningCLI over the library's modules (``argv`` starts with the subcommand)."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.cli import LightningCLI
+
+    from .data.datamodule import CrossDomainDataModule
+
+    class CRGANLightningCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            for name in DATA_LINKS:
+                parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+
+    return CRGANLightningCLI(
+        model_class=pl.LightningModule,
+        subclass_mode_model=True,
+        datamodule_class=CrossDomainDataModule,
+        args=list(argv),
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+    )
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
@@ -40,7 +71,11 @@ def _cmd_summary(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crgan", description="CR-GAN context rendering for cross-domain person re-id.")
+    parser = argparse.ArgumentParser(
+        prog="crgan",
+        description="CR-GAN context rendering for cross-domain person re-id. "
+        f"Training and evaluation: crgan {{{','.join(LIGHTNING_COMMANDS)}}} --config FILE (LightningCLI).",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("synth", help="write the embedded two-domain benchmark (synth_a, synth_b)")
@@ -64,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] in LIGHTNING_COMMANDS:
+            run_lightning_cli(argv)
+            return 0
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:

@@ -1,0 +1,233 @@
+"""ReIDModule: trains the re-id network on source identities (and rendered images when present)
+and evaluates it on the target query/gallery with CMC, mAP and mINP."""
+
+from __future__ import annotations
+
+import logging
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+
+from ..data.keys import CAMID, IMAGE, INDEX, PID, SOURCE, SYNTHETIC
+from ..errors import ConfigError
+from ..losses import batch_hard_triplet_loss, cross_entropy_label_smooth
+from ..metrics import ReIDMetric
+from ..metrics.plots import plot_cmc, plot_ranked_lists, to_uint8
+from ..models.reid import ReIDNet
+from .artifacts import log_image_file, run_dir
+
+log = logging.getLogger(__name__)
+
+
+def warmup_multistep(warmup_epochs: int, milestones: list[int], gamma: float, warmup_factor: float):
+    """Learning-rate factor per epoch: linear warm-up from ``warmup_factor`` to 1 over
+    ``warmup_epochs``, then multiplied by ``gamma`` at each milestone epoch."""
+
+    def factor(epoch: int) -> float:
+        scale = gamma ** sum(epoch >= m for m in milestones)
+        if epoch < warmup_epochs:
+            alpha = epoch / warmup_epochs
+            return scale * (warmup_factor * (1 - alpha) + alpha)
+        return scale
+
+    return factor
+
+
+class ReIDModule(pl.LightningModule):
+    """Re-id training and evaluation.
+
+    Training uses ``batch["source"]`` (images with relabelled pids) and, when a rendering
+    callback has added it, ``batch["synthetic"]`` (source identities rendered into target
+    contexts) with its own weight. The loss of each part is
+    ``ce_weight * CE_label_smooth + triplet_weight * batch_hard_triplet``, from one forward
+    pass over both parts.
+
+    Validation/test run over the target query + gallery and log ``rank1``, ``rank5``,
+    ``rank10``, ``mAP`` and ``mINP`` (in percent), save a CMC plot and a ranked-list picture
+    in the run folder and send them to the loggers.
+
+    Args:
+        num_source_pids: classifier width (linked from the DataModule by the CLI).
+        num_query: how many evaluation items are queries (linked from the DataModule).
+        num_target_cameras: unused by this stage; accepted so that one CLI links every module.
+        backbone, pretrained, pretrained_path, last_stride, neck, pooling, test_pooling,
+        lmp_parts, flip_test: see :class:`~crgan_lightning.models.reid.ReIDNet`.
+        ce_weight, label_smooth, triplet_weight, triplet_margin: the loss.
+        synthetic_weight: weight of the loss on ``batch["synthetic"]``.
+        lr, weight_decay, warmup_epochs, warmup_factor, milestones, gamma: the default Adam
+            optimiser with warm-up + multi-step schedule (per epoch).
+        optimizer, scheduler: injected from the CLI/YAML instead of the defaults
+            (``class_path: torch.optim.SGD`` ...); the scheduler is stepped per epoch.
+        distance, rerank, max_rank: evaluation (see :class:`~crgan_lightning.metrics.ReIDMetric`).
+        ranked_list_queries, ranked_list_topk: size of the ranked-list picture (0 disables it).
+        channels_last: run the network in channels-last memory format (faster on GPUs with AMP).
+    """
+
+    def __init__(
+        self,
+        num_source_pids: int = 0,
+        num_query: int = 0,
+        num_target_cameras: int = 0,
+        backbone: str = "resnet50",
+        pretrained: bool = True,
+        pretrained_path: str | None = None,
+        last_stride: int = 1,
+        neck: str = "bnneck",
+        pooling: str = "avg",
+        test_pooling: str = "lmp",
+        lmp_parts: int = 6,
+        flip_test: bool = False,
+        ce_weight: float = 1.0,
+        label_smooth: float = 0.1,
+        triplet_weight: float = 1.0,
+        triplet_margin: float | None = 0.3,
+        synthetic_weight: float = 1.0,
+        lr: float = 3.5e-4,
+        weight_decay: float = 5e-4,
+        warmup_epochs: int = 10,
+        warmup_factor: float = 0.01,
+        milestones: list[int] | None = None,
+        gamma: float = 0.1,
+        optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
+        distance: str = "euclidean",
+        rerank: bool = False,
+        max_rank: int = 50,
+        ranked_list_queries: int = 6,
+        ranked_list_topk: int = 8,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_source_pids < 1:
+            raise ConfigError(
+                f"num_source_pids={num_source_pids}: the classifier needs the number of source identities "
+                "(the CLI links it from data.num_source_pids)"
+            )
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.net = ReIDNet(
+            backbone=backbone, pretrained=pretrained, pretrained_path=pretrained_path, last_stride=last_stride,
+            num_classes=num_source_pids, neck=neck, pooling=pooling, test_pooling=test_pooling,
+            lmp_parts=lmp_parts, flip_test=flip_test,
+        )
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.milestones = list(milestones) if milestones is not None else [40, 70]
+        self.num_query = num_query
+        self.metric: ReIDMetric | None = None
+
+    # ------------------------------------------------------------------ training
+
+    def _part_loss(self, logits: torch.Tensor, feats: torch.Tensor, pids: torch.Tensor, prefix: str):
+        hp = self.hparams
+        ce = cross_entropy_label_smooth(logits, pids, hp.label_smooth)
+        tri = batch_hard_triplet_loss(feats, pids, hp.triplet_margin)
+        acc = (logits.argmax(1) == pids).float().mean()
+        self.log_dict({f"train/{prefix}_ce": ce, f"train/{prefix}_triplet": tri, f"train/{prefix}_acc": acc},
+                      on_step=True, on_epoch=False)
+        return hp.ce_weight * ce + hp.triplet_weight * tri
+
+    def _input(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else images
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        src = batch[SOURCE]
+        parts = [(SOURCE, src[IMAGE], src[PID], 1.0)]
+        if SYNTHETIC in batch:
+            syn = batch[SYNTHETIC]
+            parts.append((SYNTHETIC, syn[IMAGE], syn[PID], self.hparams.synthetic_weight))
+        images = torch.cat([p[1] for p in parts])
+        logits, feats = self.net(self._input(images))
+        loss, start = images.new_zeros(()), 0
+        for name, imgs, pids, weight in parts:
+            end = start + len(imgs)
+            loss = loss + weight * self._part_loss(logits[start:end], feats[start:end], pids, name)
+            start = end
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"re-id loss is {loss.item()} at step {self.global_step}; lower lr (now {self.hparams.lr}) "
+                "or check the input data"
+            )
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        if self.optimizer_factory is not None:
+            optimizer = self.optimizer_factory(params)
+        else:
+            optimizer = torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if self.scheduler_factory is not None:
+            scheduler = self.scheduler_factory(optimizer)
+        else:
+            hp = self.hparams
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, warmup_multistep(hp.warmup_epochs, self.milestones, hp.gamma, hp.warmup_factor)
+            )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _eval_start(self) -> None:
+        if self.num_query < 1:
+            raise ConfigError("num_query is not set: the CLI links it from data.num_query")
+        hp = self.hparams
+        self.metric = ReIDMetric(num_query=self.num_query, max_rank=hp.max_rank, metric=hp.distance,
+                                 rerank=hp.rerank).to(self.device)
+
+    def _eval_step(self, batch: dict) -> None:
+        feats = self.net.extract(self._input(batch[IMAGE]))
+        self.metric.update(feats.float(), batch[PID], batch[CAMID], batch[INDEX])
+
+    def _eval_end(self, stage: str) -> dict[str, float]:
+        results = self.metric.compute()
+        scores = {f"{stage}/{k}": float(results[k]) * 100 for k in ("rank1", "rank5", "rank10", "mAP", "mINP")}
+        self.log_dict(scores, sync_dist=False, prog_bar=stage == "val")
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            self._save_pictures(stage, results)
+        self.metric.reset()
+        return scores
+
+    def _save_pictures(self, stage: str, results: dict) -> None:
+        out = run_dir(self.trainer) / "plots"
+        tag = f"{stage}_epoch{self.current_epoch:03d}"
+        path = plot_cmc(results["cmc"].cpu().numpy(), out / f"cmc_{tag}.png", title=f"CMC ({stage})")
+        log_image_file(self.trainer, f"{stage}/cmc", path)
+        nq, k = self.hparams.ranked_list_queries, self.hparams.ranked_list_topk
+        ranked = results.get("ranked")
+        if nq > 0 and ranked is not None:
+            dataset = self.trainer.datamodule.target_eval
+            q_rows, g_rows, m_rows = [], [], []
+            for q, row in list(enumerate(ranked["indices"][:, :k].tolist()))[:nq]:
+                q_item = dataset[q]
+                gallery = [dataset[self.num_query + g] for g in row]
+                q_rows.append(to_uint8(q_item[IMAGE]))
+                g_rows.append([to_uint8(g[IMAGE]) for g in gallery])
+                m_rows.append([g[PID] == q_item[PID] for g in gallery])
+            path = plot_ranked_lists(q_rows, g_rows, m_rows, out / f"ranked_{tag}.png")
+            log_image_file(self.trainer, f"{stage}/ranked_list", path)
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_start()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_end("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_start()
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_end("test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Features of the evaluation images, with their pid, camid and index."""
+        return {"features": self.net.extract(self._input(batch[IMAGE])), PID: batch[PID],
+                CAMID: batch[CAMID], INDEX: batch[INDEX]}
