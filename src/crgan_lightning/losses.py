@@ -1,13 +1,18 @@
 """Loss functions of the library.
 
-Re-id: label-smoothed cross-entropy and the batch-hard triplet loss. All take plain tensors and
-return scalar tensors, so they can be tested on hand-made values.
+Re-id: label-smoothed cross-entropy and the batch-hard triplet loss. CR-GAN: the adversarial
+loss (lsgan / vanilla / hinge), the identity and camera losses on generated images, and the
+masked context loss. All take plain tensors and return scalar tensors, so they can be tested
+on hand-made values.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError
 
 
 def cross_entropy_label_smooth(logits: torch.Tensor, targets: torch.Tensor, epsilon: float = 0.1) -> torch.Tensor:
@@ -50,3 +55,135 @@ def batch_hard_triplet_loss(
     if margin is None:
         return F.softplus(d_ap - d_an).mean()
     return F.relu(d_ap - d_an + margin).mean()
+
+
+# --------------------------------------------------------------------------------------------
+# CR-GAN losses: adversarial, identity, camera and context.
+# --------------------------------------------------------------------------------------------
+
+ADVERSARIAL_MODES = ("lsgan", "vanilla", "hinge")
+
+
+class AdversarialLoss(nn.Module):
+    """GAN loss on raw discriminator outputs (logits), for the discriminator and the generator.
+
+    ``loss(pred, target_is_real, for_discriminator=True)``: ``pred`` is any tensor of logits
+    (a PatchGAN map (B, 1, h, w) or a vector (B,)); the result is a scalar averaged over all
+    its elements. Modes:
+
+    - ``"lsgan"`` (Mao et al., 2017): ``mean((pred - 1)^2)`` against real, ``mean(pred^2)``
+      against fake.
+    - ``"vanilla"`` (Goodfellow et al., 2014, non-saturating): binary cross-entropy with
+      logits, ``mean(softplus(-pred))`` against real, ``mean(softplus(pred))`` against fake.
+    - ``"hinge"`` (Lim and Ye, 2017; Miyato et al., 2018): discriminator
+      ``mean(relu(1 - pred))`` on real and ``mean(relu(1 + pred))`` on fake; generator
+      ``-mean(pred)``.
+
+    For ``lsgan`` and ``vanilla`` the discriminator and the generator use the same formula (the
+    generator asks for ``target_is_real=True`` on its fakes), so ``for_discriminator`` only
+    matters for ``hinge``, where the generator loss must be called with ``target_is_real=True``.
+    Computed in float32 whatever the input precision. Unknown ``mode`` raises
+    :class:`~crgan_lightning.errors.ConfigError`.
+    """
+
+    def __init__(self, mode: str = "lsgan") -> None:
+        super().__init__()
+        if mode not in ADVERSARIAL_MODES:
+            raise ConfigError(f"adversarial loss mode={mode!r}; expected one of {ADVERSARIAL_MODES}")
+        self.mode = mode
+
+    def forward(
+        self, pred: torch.Tensor, target_is_real: bool, for_discriminator: bool = True
+    ) -> torch.Tensor:
+        pred = pred.float()
+        if self.mode == "lsgan":
+            target = 1.0 if target_is_real else 0.0
+            return (pred - target).pow(2).mean()
+        if self.mode == "vanilla":
+            target = torch.ones_like(pred) if target_is_real else torch.zeros_like(pred)
+            return F.binary_cross_entropy_with_logits(pred, target)
+        if for_discriminator:
+            return F.relu(1.0 - pred).mean() if target_is_real else F.relu(1.0 + pred).mean()
+        if not target_is_real:
+            raise ValueError("hinge generator loss is defined for target_is_real=True only")
+        return -pred.mean()
+
+
+def identity_loss(id_logits: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+    """Identity loss ``-log p(y_id | x_g)``: cross-entropy of the classifier's identity logits on
+    generated images against the identities of their SOURCE persons.
+
+    id_logits (B, num_identities) float; pids (B,) int in [0, num_identities). Returns the batch mean.
+    """
+    return F.cross_entropy(id_logits.float(), pids)
+
+
+def camera_loss(cam_logits: torch.Tensor, target_camids: torch.Tensor) -> torch.Tensor:
+    """Camera loss ``-log p(y_cam | x_g)``: cross-entropy of the classifier's camera logits on
+    generated images against the camera of the TARGET image ``x_t`` each was rendered into.
+
+    cam_logits (B, num_cameras) float; target_camids (B,) int in [0, num_cameras). Returns the batch mean.
+    """
+    return F.cross_entropy(cam_logits.float(), target_camids)
+
+
+def _masked_mean_error(diff: torch.Tensor, mask: torch.Tensor, squared: bool, eps: float) -> torch.Tensor:
+    """``mean_b [ sum(err_b * M_b) / (C * sum(M_b) + eps) ]`` with err = |diff| or diff^2."""
+    err = diff.pow(2) if squared else diff.abs()
+    channels = diff.shape[1]
+    num = (err * mask).sum(dim=(1, 2, 3))
+    den = channels * mask.sum(dim=(1, 2, 3)) + eps
+    return (num / den).mean()
+
+
+def context_loss(
+    x_g: torch.Tensor,
+    x_s: torch.Tensor,
+    x_t: torch.Tensor,
+    mask_s: torch.Tensor,
+    mask_t: torch.Tensor,
+    reduction: str = "l1",
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Context loss ``||(x_g - x_s) * M_F|| + ||(x_g - x_t) * M_B||``; returns ``(total, fg_term, bg_term)``.
+
+    - ``M_F = mask_s``: the foreground of the SOURCE person. There, ``x_g`` must keep the
+      source person (``fg_term`` compares ``x_g`` with ``x_s``).
+    - ``M_B = (1 - mask_s) * (1 - mask_t)``: background in both images. There, ``x_g`` must
+      show the target's context (``bg_term`` compares ``x_g`` with ``x_t``). The target's own
+      person is left out (copying it would paste a second person next to the source one), and
+      so is the place where the source person stands.
+
+    Each term is normalised by its mask area, per image, then averaged over the batch::
+
+        term = mean_b [ sum_{c,h,w} |diff| * M  /  (C * sum_{h,w} M + eps) ]
+
+    i.e. the mean absolute error per masked pixel and channel (``reduction="l2"``: mean squared
+    error), so that a small person is not under-weighted against a large one, and an image
+    whose mask is empty contributes 0. ``total = fg_term + bg_term``. The loss is exactly 0
+    when ``x_g`` equals ``x_s`` wherever ``M_F > 0`` and ``x_t`` wherever ``M_B > 0``, whatever
+    it holds elsewhere (pixels on the target person outside the source mask are free), and
+    grows with the error inside the masks.
+
+    Shapes: ``x_g``, ``x_s``, ``x_t`` (B, C, H, W) float in [-1, 1]; ``mask_s``, ``mask_t``
+    (B, 1, H, W) float in [0, 1], 1 on the person (soft masks weight pixels proportionally).
+    Returns three scalars.
+    """
+    if reduction not in ("l1", "l2"):
+        raise ConfigError(f"context loss reduction={reduction!r}; expected 'l1' or 'l2'")
+    if not (x_g.shape == x_s.shape == x_t.shape) or x_g.dim() != 4:
+        raise ValueError(
+            f"context loss images must share one (B, C, H, W) shape; got x_g {tuple(x_g.shape)}, "
+            f"x_s {tuple(x_s.shape)}, x_t {tuple(x_t.shape)}"
+        )
+    expected = (x_g.shape[0], 1, *x_g.shape[2:])
+    for name, m in (("mask_s", mask_s), ("mask_t", mask_t)):
+        if tuple(m.shape) != expected:
+            raise ValueError(f"context loss {name} has shape {tuple(m.shape)}; expected {expected}")
+    x_g, x_s, x_t = x_g.float(), x_s.float(), x_t.float()
+    m_f = mask_s.float()
+    m_b = (1.0 - m_f) * (1.0 - mask_t.float())
+    squared = reduction == "l2"
+    fg = _masked_mean_error(x_g - x_s, m_f, squared, eps)
+    bg = _masked_mean_error(x_g - x_t, m_b, squared, eps)
+    return fg + bg, fg, bg

@@ -1,0 +1,203 @@
+"""The two judges of CR-GAN: a PatchGAN domain discriminator and an identity/camera classifier.
+
+:class:`PatchDiscriminator` tells real target-domain images from rendered ones. It is the
+pix2pix PatchGAN ("70x70" receptive field with the defaults): a stack of 4x4 convs that
+returns a map (B, 1, h, w) of real/fake logits, one per overlapping image patch, which the
+adversarial loss (:class:`crgan_lightning.losses.AdversarialLoss`) averages. Real = target
+images ``x_t``, fake = generated ``x_g``.
+
+:class:`AuxiliaryClassifier` scores images for the identity loss ``-log p(y_id | x_g)`` (the
+identity of the source person) and the camera loss ``-log p(y_cam | x_g)`` (the camera that
+took the target image). It is a timm CNN trunk with global average pooling, a BatchNorm and
+two linear heads. It is trained on REAL images only (source images with their identities for
+the identity head, target images with their cameras for the camera head) and used, frozen for
+the generator's step (:meth:`AuxiliaryClassifier.frozen`), to score ``x_g``.
+
+Why the two do NOT share a trunk:
+
+- They need different evidence. Domain realism is about local statistics (textures, colour
+  tone, light, background surfaces), which a PatchGAN's small receptive field judges patch by
+  patch; identity and camera need global evidence over the whole body and scene (clothing
+  layout from head to feet, the viewpoint and geometry of a camera), which a deep CNN with
+  global pooling provides.
+- Their gradients would fight. The domain discriminator is trained adversarially against a
+  moving generator; the classifier is trained by plain classification on real data. In one
+  trunk, the adversarial gradients would keep reshaping the features the heads rely on, and
+  the heads' gradients would in turn bend the realism features towards identity.
+- The classifier must stay a stable judge. The identity and camera losses only make sense if
+  ``p(y | x)`` means the same thing from step to step; a classifier trained on real images
+  and frozen while it scores ``x_g`` cannot be talked into accepting an image by the
+  generator, whereas a shared, adversarially trained trunk would drift with the game.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+from torch.nn.utils import spectral_norm
+
+from ..errors import ConfigError
+from .generator import init_weights, norm_layer
+from .reid import create_backbone
+
+DISCRIMINATOR_NORMS = ("instance", "batch", "spectral", "none")
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN discriminator (Isola et al., pix2pix): a map of real/fake logits over image patches.
+
+    Layers: conv4x4/2 (no norm) -> LeakyReLU(0.2); ``n_layers - 1`` x [conv4x4/2 -> norm ->
+    LeakyReLU]; conv4x4/1 -> norm -> LeakyReLU; conv4x4/1 to one channel (raw logits, no
+    sigmoid). Widths ``base_channels * min(2**i, 8)``.
+
+    Args:
+        in_channels: image channels (3).
+        base_channels: width of the first layer.
+        n_layers: stride-2 layers (3 gives the 70x70 receptive field of pix2pix).
+        norm: ``"instance"`` (default), ``"batch"``, ``"spectral"`` (spectral normalisation of
+            every conv, no norm layers; Miyato et al. 2018) or ``"none"``.
+
+    Shapes: (B, in_channels, H, W) in [-1, 1] -> (B, 1, h, w) logits; with ``n_layers=3``,
+    256x128 gives 30x14 and 128x64 gives 14x6 (see :meth:`output_size`).
+    """
+
+    def __init__(
+        self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3, norm: str = "instance"
+    ) -> None:
+        super().__init__()
+        if norm not in DISCRIMINATOR_NORMS:
+            raise ConfigError(f"discriminator norm={norm!r}; expected one of {DISCRIMINATOR_NORMS}")
+        if n_layers < 1:
+            raise ConfigError(f"discriminator n_layers={n_layers}; expected >= 1")
+        self.n_layers = n_layers
+        use_bias = norm in ("spectral", "none")
+        layer_norm = "none" if norm == "spectral" else norm
+        wrap = spectral_norm if norm == "spectral" else (lambda m: m)
+
+        def conv(in_ch: int, out_ch: int, stride: int, bias: bool) -> nn.Module:
+            return wrap(nn.Conv2d(in_ch, out_ch, 4, stride, 1, bias=bias))
+
+        layers: list[nn.Module] = [conv(in_channels, base_channels, 2, True), nn.LeakyReLU(0.2, inplace=True)]
+        width = base_channels
+        for i in range(1, n_layers + 1):
+            out = base_channels * min(2**i, 8)
+            stride = 2 if i < n_layers else 1
+            layers += [
+                conv(width, out, stride, use_bias),
+                norm_layer(layer_norm, out),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            width = out
+        layers.append(conv(width, 1, 1, True))
+        self.model = nn.Sequential(*layers)
+        init_weights(self)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Size (h, w) of the logit map for an input of ``height`` x ``width``."""
+
+        def shrink(n: int) -> int:
+            for _ in range(self.n_layers):
+                n = n // 2  # 4x4, stride 2, padding 1
+            return n - 2  # two 4x4 stride-1 convs with padding 1 each remove one pixel
+
+        return shrink(height), shrink(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch logits (B, 1, h, w) of images (B, C, H, W); positive means "real target image"."""
+        return self.model(x)
+
+
+class AuxiliaryClassifier(nn.Module):
+    """Identity and camera classifier that scores rendered images for the identity and camera losses.
+
+    timm trunk (via :func:`crgan_lightning.models.reid.create_backbone`) -> global average
+    pooling -> [optional linear projection to ``feat_dim``] -> BatchNorm1d -> two linear heads.
+
+    Args:
+        num_identities: source training identities (0 disables the identity head).
+        num_cameras: target-domain cameras (0 disables the camera head).
+        backbone: timm CNN name (``resnet18`` default, ``resnet50`` for the full setting).
+        pretrained: start from ImageNet weights (timm download, or ``pretrained_path``).
+        pretrained_path: local weight file for offline use.
+        feat_dim: if given, a linear projection of the pooled trunk feature to this size
+            before the BatchNorm; ``None`` keeps the trunk's width (512 for resnet18).
+
+    ``forward(x)`` with x (B, 3, H, W) in [-1, 1] (converted to the trunk's ImageNet
+    normalisation inside) returns ``(id_logits, cam_logits)``: (B, num_identities) and
+    (B, num_cameras) raw logits, ``None`` for a disabled head. Train the identity head on real
+    source images and the camera head on real target images (each batch trains only the head
+    it has labels for); score generated images inside :meth:`frozen`.
+    """
+
+    def __init__(
+        self,
+        num_identities: int,
+        num_cameras: int,
+        backbone: str = "resnet18",
+        pretrained: bool = False,
+        pretrained_path: str | None = None,
+        feat_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("num_identities", num_identities), ("num_cameras", num_cameras)):
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(
+                    f"AuxiliaryClassifier {name}={value!r}; expected an integer >= 0 (0 disables the head)"
+                )
+        if feat_dim is not None and feat_dim < 1:
+            raise ConfigError(f"AuxiliaryClassifier feat_dim={feat_dim}; expected None or an integer >= 1")
+        self.num_identities, self.num_cameras = num_identities, num_cameras
+        self.trunk = create_backbone(backbone, pretrained, pretrained_path)
+        cfg = self.trunk.pretrained_cfg
+        mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406)), dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225)), dtype=torch.float32).view(1, 3, 1, 1)
+        # x01 = (x + 1) / 2; (x01 - mean) / std == x * scale + shift
+        self.register_buffer("in_scale", 0.5 / std, persistent=False)
+        self.register_buffer("in_shift", (0.5 - mean) / std, persistent=False)
+        trunk_dim = self.trunk.num_features
+        self.projection = nn.Linear(trunk_dim, feat_dim) if feat_dim is not None else nn.Identity()
+        self.feat_dim = feat_dim if feat_dim is not None else trunk_dim
+        self.bn = nn.BatchNorm1d(self.feat_dim)
+        self.id_head = nn.Linear(self.feat_dim, num_identities) if num_identities > 0 else None
+        self.cam_head = nn.Linear(self.feat_dim, num_cameras) if num_cameras > 0 else None
+        for head in (self.id_head, self.cam_head):
+            if head is not None:
+                nn.init.normal_(head.weight, std=0.001)
+                nn.init.zeros_(head.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """BatchNorm'd global feature (B, feat_dim) of images (B, 3, H, W) in [-1, 1]."""
+        fmap = self.trunk.forward_features(x * self.in_scale + self.in_shift)
+        return self.bn(self.projection(fmap.mean(dim=(2, 3))))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(id_logits (B, num_identities) | None, cam_logits (B, num_cameras) | None)``."""
+        feat = self.features(x)
+        id_logits = self.id_head(feat) if self.id_head is not None else None
+        cam_logits = self.cam_head(feat) if self.cam_head is not None else None
+        return id_logits, cam_logits
+
+    @contextmanager
+    def frozen(self) -> Iterator[AuxiliaryClassifier]:
+        """Context in which the classifier is a fixed judge: eval mode (BatchNorm uses its running
+        statistics and is not updated by generated images) and no parameter gradients, while
+        gradients still flow to the input. The previous mode and ``requires_grad`` flags are
+        restored on exit::
+
+            with classifier.frozen():
+                id_logits, cam_logits = classifier(x_g)
+        """
+        was_training = self.training
+        flags = [(p, p.requires_grad) for p in self.parameters()]
+        self.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        try:
+            yield self
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
+            self.train(was_training)
