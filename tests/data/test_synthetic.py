@@ -1,0 +1,337 @@
+"""The embedded two-domain benchmark: layout, determinism, masks, splits, atomic writing, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from crgan_lightning.data import load_reid_dataset
+from crgan_lightning.data import synthetic
+from crgan_lightning.data.synthetic import (
+    DOMAINS, SPLIT_FOLDERS, generate_benchmark, generate_domain, render_sample,
+)
+from crgan_lightning.errors import ConfigError
+
+NAME = re.compile(r"^(-?\d+)_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
+SMALL = dict(num_train_ids=6, num_test_ids=5, progress=False)
+
+
+@pytest.fixture(scope="session")
+def bench(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bench")
+    generate_benchmark(root, seed=0, **SMALL)
+    return root
+
+
+@pytest.fixture(scope="session")
+def bench_again(tmp_path_factory) -> Path:
+    """A second run with the same seed, with the in-process caches emptied first."""
+    synthetic._camera_background.cache_clear()
+    synthetic._appearance.cache_clear()
+    root = tmp_path_factory.mktemp("bench_again")
+    generate_benchmark(root, seed=0, **SMALL)
+    return root
+
+
+@pytest.fixture(scope="session")
+def bench_seed1(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bench_seed1")
+    generate_benchmark(root, seed=1, domains=("synth_a",), **SMALL)
+    return root
+
+
+def _files(folder: Path) -> dict[str, str]:
+    """Relative path -> sha1 of every file under ``folder``."""
+    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    padded = np.pad(mask, r)
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            out |= padded[dy:dy + h, dx:dx + w]
+    return out
+
+
+def _erode(mask: np.ndarray, r: int) -> np.ndarray:
+    return ~_dilate(~mask, r)
+
+
+# --------------------------------------------------------------------------- layout and parsing
+
+
+@pytest.mark.parametrize("domain", ["synth_a", "synth_b"])
+def test_names_parse_and_counts_match_meta(bench, domain):
+    ds = load_reid_dataset(domain, bench)
+    meta = json.loads((bench / domain / "meta.json").read_text())
+    assert meta["name"] == domain
+    assert meta["num_cameras"] == DOMAINS[domain].num_cameras == ds.num_cameras
+    assert (meta["seed"], meta["height"], meta["width"]) == (0, 128, 64)
+    assert (meta["num_train_ids"], meta["num_test_ids"]) == (6, 5)
+    assert meta["num_images"] == {"train": len(ds.train), "query": len(ds.query), "gallery": len(ds.gallery)}
+    assert ds.num_train_pids == 6
+    assert len({s.pid for s in ds.query}) == 5
+    assert {s.pid for s in ds.gallery} == {s.pid for s in ds.query} | {0}
+    names = []
+    for split, folder in SPLIT_FOLDERS.items():
+        files = sorted(p.name for p in (bench / domain / folder).iterdir())
+        assert files and all(NAME.match(n) for n in files), files[:3]
+        assert len(files) == meta["num_images"][split]
+        names += files
+    assert len(names) == len(set(names)), "file names must be unique across splits"
+    # default sizes are roughly Market-like: ~10 train images per id, 2+ cameras per id
+    assert 6 * 6 <= len(ds.train) <= 6 * 14
+
+
+def test_train_and_test_ids_are_disjoint_and_one_based(bench):
+    for domain in DOMAINS:
+        ds = load_reid_dataset(domain, bench)
+        train = {s.pid for s in ds.train}
+        test = {s.pid for s in ds.query} | {s.pid for s in ds.gallery}
+        assert not train & test
+        assert train == set(range(1, 7))
+        assert test == {0} | set(range(7, 12))
+
+
+@pytest.mark.parametrize("domain", ["synth_a", "synth_b"])
+def test_every_query_has_a_cross_camera_gallery_match(bench, domain):
+    ds = load_reid_dataset(domain, bench)
+    gallery_cams = defaultdict(set)
+    for s in ds.gallery:
+        gallery_cams[s.pid].add(s.camid)
+    query_cams = defaultdict(list)
+    for q in ds.query:
+        query_cams[q.pid].append(q.camid)
+        assert gallery_cams[q.pid] - {q.camid}, f"query {q.path} has no gallery match in another camera"
+    for pid, cams in query_cams.items():
+        assert len(cams) >= 2 and len(cams) == len(set(cams)), "one query per camera, at least two cameras"
+        assert set(cams) == gallery_cams[pid]
+    train_cams = defaultdict(set)
+    for s in ds.train:
+        train_cams[s.pid].add(s.camid)
+    assert all(len(c) >= 2 for c in train_cams.values())
+    assert 0 not in {q.pid for q in ds.query}
+    assert sum(s.pid == 0 for s in ds.gallery) >= 3
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_same_seed_gives_identical_bytes(bench, bench_again):
+    for domain in DOMAINS:
+        a, b = _files(bench / domain), _files(bench_again / domain)
+        assert a.keys() == b.keys()
+        assert a == b
+
+
+def test_another_seed_gives_other_people_and_images(bench, bench_seed1):
+    a, b = _files(bench / "synth_a"), _files(bench_seed1 / "synth_a")
+    jpgs = [k for k in a if k.endswith(".jpg")]
+    assert a.keys() != b.keys() or all(a[k] != b[k] for k in jpgs)
+    assert not (bench_seed1 / "synth_b").exists()
+
+
+def test_render_sample_reproduces_the_written_image_and_mask(bench):
+    ds = load_reid_dataset("synth_a", bench)
+    q = ds.query[0]  # the query is image 0 of its (pid, camera)
+    img, mask = render_sample("synth_a", q.pid, q.camid, 0, seed=0)
+    written = np.asarray(Image.open(q.path).convert("RGB"), np.float32)
+    assert written.shape == img.shape == (128, 64, 3)
+    assert np.abs(written - img).mean() < 3.0  # JPEG quality 95
+    stem = Path(q.path).stem
+    assert np.array_equal(np.asarray(Image.open(bench / "synth_a" / "masks" / "query" / f"{stem}.png")), mask)
+
+
+# --------------------------------------------------------------------------- masks
+
+
+@pytest.mark.parametrize("domain", ["synth_a", "synth_b"])
+def test_every_image_has_an_aligned_binary_mask(bench, domain):
+    root = bench / domain
+    for folder in SPLIT_FOLDERS.values():
+        for img_path in sorted((root / folder).glob("*.jpg")):
+            mask_img = Image.open(root / "masks" / folder / f"{img_path.stem}.png")
+            img = Image.open(img_path)
+            assert mask_img.mode == "L" and img.mode == "RGB"
+            assert mask_img.size == img.size == (64, 128)
+            m = np.asarray(mask_img)
+            assert set(np.unique(m)) <= {0, 255}
+            frac = (m > 0).mean()
+            assert 0.01 < frac < 0.8, (img_path.name, frac)
+            if not img_path.name.startswith("0000_"):  # well-framed people fill most of the height
+                rows = np.flatnonzero(m.any(1))
+                assert rows[-1] - rows[0] > 0.5 * m.shape[0], img_path.name
+                assert 0.08 < frac < 0.6, (img_path.name, frac)
+
+
+@pytest.mark.parametrize("domain", ["synth_a", "synth_b"])
+def test_mask_marks_exactly_the_pixels_the_person_changes(domain):
+    """Render shots with and without the person: outside the mask the image is the same
+    background (up to blur spill at the edge), inside it differs clearly."""
+    cams = DOMAINS[domain].num_cameras
+    occluded = 0
+    for pid in range(1, 13):
+        cam = pid % cams
+        img, mask = render_sample(domain, pid, cam, 0)
+        bg, mask_bg = render_sample(domain, pid, cam, 0, person=False)
+        assert np.array_equal(mask, mask_bg)
+        fg = mask > 0
+        diff = np.abs(img.astype(int) - bg.astype(int)).max(-1)
+        assert diff[~_dilate(fg, 5)].max() <= 1
+        assert diff[_erode(fg, 2)].mean() > 15
+        assert fg.any()
+        shot = synthetic.sample_shot(synthetic._rng(0, domain, synthetic._STREAM_SHOT, pid, cam, 0),
+                                     DOMAINS[domain], cam)
+        occluded += shot.occluder is not None
+    assert occluded >= 1, "some shots should put a scene object in front of the person"
+
+
+def test_occluder_removes_pixels_from_the_mask():
+    domain = "synth_b"
+    style = DOMAINS[domain]
+    for pid in range(1, 60):
+        shot = synthetic.sample_shot(synthetic._rng(0, domain, synthetic._STREAM_SHOT, pid, 0, 0), style, 0)
+        if shot.occluder is None:
+            continue
+        app = synthetic._appearance(domain, 0, pid)
+        _, with_occ = synthetic._render(domain, 0, app, shot, 128, 64)
+        clear = synthetic.Shot(**{**shot.__dict__, "occluder": None})
+        _, without = synthetic._render(domain, 0, app, clear, 128, 64)
+        assert not ((with_occ > 0) & (without == 0)).any()
+        if (with_occ > 0).sum() < (without > 0).sum():
+            return
+    pytest.fail("no shot with a visible occlusion among 60 identities")
+
+
+def test_domains_differ_in_background_colour(bench):
+    means = {}
+    for domain in DOMAINS:
+        pixels = []
+        root = bench / domain
+        for img_path in sorted((root / "bounding_box_train").glob("*.jpg")):
+            img = np.asarray(Image.open(img_path), np.float32)
+            m = np.asarray(Image.open(root / "masks" / "bounding_box_train" / f"{img_path.stem}.png")) == 0
+            pixels.append(img[m])
+        means[domain] = np.concatenate(pixels).mean(0)
+    a, b = means["synth_a"], means["synth_b"]
+    assert np.linalg.norm(a - b) > 30, (a, b)
+    assert a.mean() - b.mean() > 15, "synth_b is darker on average"
+    assert b[1] > b[2] + 15 and abs(a[1] - a[2]) < 15, "synth_b is green (vegetation), synth_a grey"
+
+
+def test_cameras_of_a_domain_have_different_tones():
+    """The same shot seen through two synth_b cameras differs by the camera's colour cast."""
+    style = DOMAINS["synth_b"]
+    gains = np.array([c.gains for c in style.cameras])
+    assert (gains.max(0) - gains.min(0) > 0.4).all()
+    assert len({c.brightness for c in style.cameras}) >= 4
+
+
+def test_large_size_is_supported():
+    img, mask = render_sample("synth_b", 3, 2, 0, height=256, width=128)
+    assert img.shape == (256, 128, 3) and mask.shape == (256, 128)
+    assert 0.08 < (mask > 0).mean() < 0.6
+
+
+# --------------------------------------------------------------------------- atomic writing
+
+
+TINY = dict(num_train_ids=1, num_test_ids=1, progress=False)
+
+
+def test_existing_dataset_is_kept_unless_overwrite(tmp_path):
+    path = generate_domain(tmp_path, "synth_a", 0, **TINY)
+    assert path == tmp_path / "synth_a"
+    meta, img = path / "meta.json", sorted((path / "query").iterdir())[0]
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_ino, p.read_bytes()) for p in (meta, img)}
+    assert generate_benchmark(tmp_path, seed=0, domains=["synth_a"], **TINY) == {"synth_a": path}
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_ino, p.read_bytes()) for p in (meta, img)} == before
+    generate_domain(tmp_path, "synth_a", 0, overwrite=True, **TINY)
+    assert meta.stat().st_ino != before[meta][1]  # a new folder was swapped in
+    assert meta.read_bytes() == before[meta][2]  # with the same content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synth_a"]  # no work folders left
+
+
+def test_existing_dataset_with_other_arguments_is_an_error(tmp_path):
+    generate_domain(tmp_path, "synth_a", 0, **TINY)
+    with pytest.raises(ConfigError, match="seed=0.*asked 3.*overwrite"):
+        generate_domain(tmp_path, "synth_a", 3, **TINY)
+    generate_domain(tmp_path, "synth_a", 3, overwrite=True, **TINY)
+    assert json.loads((tmp_path / "synth_a" / "meta.json").read_text())["seed"] == 3
+
+
+def test_leftover_work_folders_do_not_break_a_run(tmp_path):
+    dead_pid = 4_194_304 + 1  # above Linux's pid_max: never a live process
+    stale = [tmp_path / f".synth_b.tmp-{synthetic._host()}-{dead_pid}-abc123", tmp_path / ".synth_b.tmp-junk"]
+    for folder in stale:
+        (folder / "bounding_box_train").mkdir(parents=True)
+        (folder / "bounding_box_train" / "0001_c1s1_000001_00.jpg").write_bytes(b"half written")
+    incomplete = tmp_path / "synth_b"  # an interrupted copy without meta.json
+    (incomplete / "query").mkdir(parents=True)
+    paths = generate_benchmark(tmp_path, seed=0, domains=["synth_b"], **TINY)
+    ds = load_reid_dataset("synth_b", tmp_path)
+    assert paths == {"synth_b": incomplete} and len(ds.query) >= 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synth_b"]
+
+
+def test_interrupted_run_leaves_no_complete_looking_folder(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = synthetic._render_job
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "_render_job", failing)
+    with pytest.raises(KeyboardInterrupt):
+        generate_domain(tmp_path, "synth_a", 0, **TINY)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_foreign_folder_is_not_replaced(tmp_path):
+    (tmp_path / "synth_a").mkdir()
+    (tmp_path / "synth_a" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a generated synth_a folder"):
+        generate_domain(tmp_path, "synth_a", 0, **TINY)
+    assert (tmp_path / "synth_a" / "notes.txt").read_text() == "mine"
+
+
+# --------------------------------------------------------------------------- bad arguments
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(domains=("synth_c",)), "'synth_c'.*synth_a, synth_b"),
+    (dict(domains=()), "empty"),
+    (dict(num_train_ids=0), "num_train_ids=0.*>= 1"),
+    (dict(num_test_ids=-2), "num_test_ids=-2.*>= 1"),
+    (dict(num_train_ids=2.5), "num_train_ids=2.5.*integer"),
+    (dict(num_train_ids=9000, num_test_ids=1000), "10000.*9999"),
+    (dict(height=16), "height=16.*>= 32"),
+    (dict(width=8), "width=8.*>= 16"),
+    (dict(seed=-1), "seed=-1.*>= 0"),
+])
+def test_bad_arguments_raise_config_error(tmp_path, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        generate_benchmark(tmp_path, progress=False, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_domain_in_generate_domain_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="'market'"):
+        generate_domain(tmp_path, "market", 0)
+    with pytest.raises(ConfigError, match="cam=9"):
+        render_sample("synth_a", 1, 9)
+    assert os.listdir(tmp_path) == []
