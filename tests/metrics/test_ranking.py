@@ -7,7 +7,25 @@ import pytest
 import torch
 
 from crgan_lightning.errors import ConfigError
-from crgan_lightning.metrics import compute_distance, evaluate_rank
+from crgan_lightning.metrics import compute_distance, evaluate_rank, ranking
+
+# evaluate_rank ranks each block either by sorting the images before the hardest match or, when
+# they are most of the gallery, with a per-query histogram; every strategy must give the same numbers.
+STRATEGIES = {
+    "auto": None,
+    "candidates": (2.0, 4096),  # (DENSE_FRACTION, HISTOGRAM_BINS)
+    "histogram": (-1.0, 4096),
+    "histogram-2-bins": (-1.0, 2),  # most images share a bin with a match: the exact part does it all
+}
+
+
+@pytest.fixture(params=list(STRATEGIES))
+def strategy(request, monkeypatch):
+    if STRATEGIES[request.param] is not None:
+        fraction, bins = STRATEGIES[request.param]
+        monkeypatch.setattr(ranking, "DENSE_FRACTION", fraction)
+        monkeypatch.setattr(ranking, "HISTOGRAM_BINS", bins)
+    return request.param
 
 
 def reference_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
@@ -61,7 +79,7 @@ def assert_same_as_reference(dist, q_pids, g_pids, q_camids, g_camids, max_rank,
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_evaluate_rank_matches_per_query_reference_on_random_cases(seed):
+def test_evaluate_rank_matches_per_query_reference_on_random_cases(seed, strategy):
     rng = np.random.default_rng(seed)
     num_q = int(rng.integers(1, 40))
     num_g = int(rng.integers(1, 120))
@@ -81,7 +99,7 @@ def test_evaluate_rank_matches_per_query_reference_on_random_cases(seed):
     assert_same_as_reference(*case, max_rank, chunk_size)
 
 
-def test_evaluate_rank_matches_reference_with_heavy_ties_and_small_chunks():
+def test_evaluate_rank_matches_reference_with_heavy_ties_and_small_chunks(strategy):
     rng = np.random.default_rng(123)
     for _ in range(10):
         dist, q_pids, g_pids, q_camids, g_camids = random_case(rng, 25, 200, 6, 3, integer=True,
@@ -91,7 +109,7 @@ def test_evaluate_rank_matches_reference_with_heavy_ties_and_small_chunks():
         assert_same_as_reference(dist.astype(np.float64) - 0.5, q_pids, g_pids, q_camids, g_camids, 20)
 
 
-def test_signed_zeros_and_infinities_are_ordered_like_numpy():
+def test_signed_zeros_and_infinities_are_ordered_like_numpy(strategy):
     rng = np.random.default_rng(5)
     for dtype in (np.float32, np.float64):
         dist, q_pids, g_pids, q_camids, g_camids = random_case(rng, 20, 60, 5, 3, dtype=dtype)
@@ -103,7 +121,7 @@ def test_signed_zeros_and_infinities_are_ordered_like_numpy():
         assert_same_as_reference(dist, q_pids, g_pids, q_camids, g_camids, 10)
 
 
-def test_queries_without_a_match_are_skipped():
+def test_queries_without_a_match_are_skipped(strategy):
     g_pids = np.array([1, 1, 2, 3])
     g_camids = np.array([0, 1, 0, 0])
     dist = np.array([[0.1, 0.2, 0.3, 0.4],
@@ -173,7 +191,7 @@ def test_mismatched_shapes_name_the_argument(kwargs, name):
         evaluate_rank(**args)
 
 
-def test_bad_inputs_raise_config_error():
+def test_bad_inputs_raise_config_error(strategy):
     labels = ([1], [1, 1], [0], [1, 2])
     with pytest.raises(ConfigError, match="2-D"):
         evaluate_rank(np.zeros(2), *labels)

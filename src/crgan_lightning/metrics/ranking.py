@@ -12,11 +12,14 @@ torchreid, fast-reid and OpenUnReID, number for number:
   images, AP is the mean precision at the position of each correct match, and INP is the
   number of correct matches divided by the position of the hardest (last) one.
 
-It never sorts a full gallery row. For each block of queries it takes the distance of the
-hardest correct match, keeps only the gallery images that are not farther than it (for a
-useful model a few hundred out of tens of thousands) and sorts those, so that Market-1501
-(3368 x 15913) is evaluated in a fraction of a second and MSMT17 (11659 x 82161) in a
-bounded amount of memory. The numbers are exactly those of the plain per-query loop.
+It never sorts a full gallery row. Only the gallery images not farther than a query's hardest
+correct match can come before one of its matches, so for each block of queries it either
+sorts just those candidates (a useful model: a few hundred images out of tens of thousands),
+or, when they are most of the gallery (a weak model), counts them in a per-query histogram
+and sorts only the histogram bins that hold a correct match. Market-1501 (3368 x 15913) is
+evaluated in about 0.1 s for a trained model and 0.5 s for random distances, where the plain
+per-query loop takes about 5 s on two cores, and MSMT17 (11659 x 82161) in bounded memory.
+The numbers are exactly those of the plain per-query loop.
 
 :func:`compute_distance` turns query and gallery features into the distance matrix that
 :func:`evaluate_rank` reads.
@@ -38,6 +41,15 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 #: small multiple of this (a boolean mask and, in the worst case, a few index arrays), so it
 #: stays in the hundreds of megabytes whatever the size of the matrix.
 CHUNK_ELEMENTS = 1 << 23
+
+#: A block switches from sorting its candidates to the histogram of ``_hits_by_histogram``
+#: when more than this fraction of its distances lies before the hardest correct matches.
+DENSE_FRACTION = 0.12
+
+#: Bins of that histogram, per query.
+HISTOGRAM_BINS = 4096
+
+_NAN_MESSAGE = "distmat contains NaN distances; check the features (NaN or infinite values)"
 
 DISTANCE_METRICS = ("euclidean", "cosine")
 
@@ -106,6 +118,98 @@ def _segment_starts(counts: np.ndarray) -> np.ndarray:
     return np.cumsum(counts) - counts
 
 
+def _sorted_by_distance(dist: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the elements ``flat`` (flat indices into ``dist``), sorted by
+    (row, distance, column): one unique uint64 key per element, one sort."""
+    num_g = dist.shape[1]
+    col_bits = _column_bits(num_g)
+    row, col = np.divmod(flat, num_g)
+    keys = _order_keys(dist.reshape(-1)[flat]) << np.uint64(col_bits)
+    keys |= row.astype(np.uint64) << np.uint64(32 + col_bits)
+    keys |= col.astype(np.uint64)
+    del row, col
+    keys.sort()
+    row_s = (keys >> np.uint64(32 + col_bits)).astype(np.intp)
+    col_s = (keys & np.uint64((1 << col_bits) - 1)).astype(np.intp)
+    return row_s, col_s
+
+
+def _hits_by_candidates(
+    dist: np.ndarray, cand: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray,
+    g_pids: np.ndarray, g_camids: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row and 1-based filtered position of every correct match, from the candidate mask
+    (images not farther than the row's hardest match): the candidates are sorted, the rest
+    of the row is never looked at. Cost grows with the number of candidates."""
+    flat = np.flatnonzero(cand)
+    row_c, col_c = np.divmod(flat, dist.shape[1])
+    if np.isnan(dist.reshape(-1)[flat]).any():
+        raise ConfigError(_NAN_MESSAGE)
+    junk = (g_pids[col_c] == q_pids[row_c]) & (g_camids[col_c] == q_camids[row_c])
+    flat = flat[~junk]
+    del row_c, col_c, junk
+    row_s, col_s = _sorted_by_distance(dist, flat)
+    del flat
+    hit_idx = np.flatnonzero(g_pids[col_s] == q_pids[row_s])
+    row_start = _segment_starts(np.bincount(row_s, minlength=dist.shape[0]))
+    hit_row = row_s[hit_idx]
+    return hit_row, hit_idx - row_start[hit_row] + 1
+
+
+def _hits_by_histogram(
+    dist: np.ndarray, lo: np.ndarray, scale: np.ndarray, row_m: np.ndarray, col_m: np.ndarray,
+    row_j: np.ndarray, col_j: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray,
+    g_pids: np.ndarray, g_camids: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row and 1-based filtered position of every correct match, for rows where most of the
+    gallery comes before the hardest match (a weak model).
+
+    Every row is cut into ``HISTOGRAM_BINS`` equal bins between its smallest distance ``lo``
+    and its hardest match (``bin = floor((d - lo) * scale)``, a monotone function of ``d``,
+    computed identically for every element), one histogram counts the images of each bin, and
+    only the bins that hold a correct match are sorted, together with the junk images: the
+    number of images before a match is the count of the lower bins plus its rank in its bin.
+
+    Args:
+        dist: ``(R, G)`` distances of the rows handled here (finite ``lo`` and ``scale``).
+        lo, scale: ``(R,)`` row minimum and ``HISTOGRAM_BINS / (hardest - lo)``, in ``dist``'s dtype.
+        row_m, col_m: the correct matches under other cameras; ``row_j, col_j``: the junk images.
+    """
+    num_rows, num_g = dist.shape
+    num_bins = HISTOGRAM_BINS + 2  # bin HISTOGRAM_BINS + 1 collects everything farther
+
+    def bin_of(values: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
+        t = np.subtract(values, lo[rows])
+        np.multiply(t, scale[rows], out=t)
+        np.minimum(t, num_bins - 1, out=t)
+        return t.astype(np.int32)
+
+    bins = bin_of(dist, (slice(None), None))
+    bins += (np.arange(num_rows, dtype=np.int32) * num_bins)[:, None]  # flat (row, bin) index
+    before_bin = np.bincount(bins.reshape(-1), minlength=num_rows * num_bins)
+    before_bin = np.cumsum(before_bin) - before_bin  # images in lower bins, + previous rows
+
+    # Bins holding a correct match, and the junk images, are ranked exactly.
+    match_bins = bin_of(dist[row_m, col_m], row_m) + row_m.astype(np.int32) * num_bins
+    exact = np.zeros(num_rows * num_bins, dtype=bool)
+    exact[match_bins] = True
+    exact = exact[bins]
+    exact[row_j, col_j] = True
+    row_s, col_s = _sorted_by_distance(dist, np.flatnonzero(exact))
+    del exact
+    flat_bin = bins[row_s, col_s]
+    del bins
+    positive = g_pids[col_s] == q_pids[row_s]
+    junk = positive & (g_camids[col_s] == q_camids[row_s])
+    junk_before = np.cumsum(junk) - junk
+    hit_idx = np.flatnonzero(positive & ~junk)
+    hit_row = row_s[hit_idx]
+    row_first = np.searchsorted(row_s, hit_row, side="left")
+    bin_first = np.searchsorted(flat_bin, flat_bin[hit_idx], side="left")
+    images_before = (before_bin[flat_bin[hit_idx]] - before_bin[hit_row * num_bins]) + (hit_idx - bin_first)
+    return hit_row, images_before - (junk_before[hit_idx] - junk_before[row_first]) + 1
+
+
 def _rank_block(
     dist: np.ndarray,
     q_pids: np.ndarray,
@@ -129,68 +233,65 @@ def _rank_block(
         ``valid`` (bool), ``first`` (1-based position of the first correct match), ``ap`` and
         ``inp`` (float64), each ``(B,)``; entries of queries without a valid match are 0.
     """
-    num_rows, num_g = dist.shape
-    valid = np.zeros(num_rows, dtype=bool)
+    num_rows = dist.shape[0]
     first = np.zeros(num_rows, dtype=np.int64)
     ap = np.zeros(num_rows, dtype=np.float64)
     inp = np.zeros(num_rows, dtype=np.float64)
 
-    # Correct matches, read from the identity index without touching the whole block.
+    # Images of the query's identity, read from the identity index without touching the block.
     row_p = np.repeat(np.arange(num_rows), seg_len)
-    offset = np.arange(row_p.size) - np.repeat(_segment_starts(seg_len), seg_len)
-    col_p = g_by_pid[np.repeat(seg_start, seg_len) + offset]
+    col_p = g_by_pid[np.repeat(seg_start - _segment_starts(seg_len), seg_len) + np.arange(row_p.size)]
     other_cam = g_camids[col_p] != q_camids[row_p]
-    row_m, col_m = row_p[other_cam], col_p[other_cam]
+    row_m, col_m = row_p[other_cam], col_p[other_cam]  # correct matches
+    row_j, col_j = row_p[~other_cam], col_p[~other_cam]  # junk
     num_matches = np.bincount(row_m, minlength=num_rows)
     valid = num_matches > 0
     if not valid.any():
         return valid, first, ap, inp
     match_dist = dist[row_m, col_m]
     if np.isnan(match_dist).any():
-        raise ConfigError("distmat contains NaN distances; check the features (NaN or infinite values)")
+        raise ConfigError(_NAN_MESSAGE)
 
     # Distance of each query's hardest correct match (-inf for queries without one).
     hardest = np.full(num_rows, -np.inf, dtype=dist.dtype)
     hardest[valid] = np.maximum.reduceat(match_dist, _segment_starts(num_matches)[valid])
 
-    # Only gallery images not farther than the hardest match can come before a match. NaN
-    # distances pass this test on purpose, so that they are caught below.
+    # Candidates: images not farther than the hardest match, the only ones that can come
+    # before a match. NaN distances pass this test on purpose, so that they are caught.
     cand = np.greater(dist, hardest[:, None])
     np.logical_not(cand, out=cand)
-    flat = np.flatnonzero(cand)
+    dense = np.zeros(num_rows, dtype=bool)
+    if np.count_nonzero(cand) > DENSE_FRACTION * cand.size:
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            lo = dist.min(axis=1)  # NaN when the row holds one: such rows stay with the candidates
+            scale = (HISTOGRAM_BINS / (hardest.astype(np.float64) - lo)).astype(dist.dtype)
+        dense = valid & np.isfinite(lo) & (hardest > lo) & np.isfinite(scale) & (scale > 0)
+    hit_rows, hit_positions = [], []
+    if dense.any():
+        cand[dense] = False
+        local = np.cumsum(dense) - 1  # row number among the dense rows
+        in_m, in_j = dense[row_m], dense[row_j]
+        rows = np.flatnonzero(dense)
+        hit_row, hit_pos = _hits_by_histogram(
+            dist[dense], lo[dense], scale[dense], local[row_m[in_m]], col_m[in_m], local[row_j[in_j]],
+            col_j[in_j], q_pids[dense], q_camids[dense], g_pids, g_camids,
+        )
+        hit_rows.append(rows[hit_row])
+        hit_positions.append(hit_pos)
+    if not dense.all():
+        cand[~valid] &= np.isnan(dist[~valid])  # rows without a match: only look for NaN there
+        hit_row, hit_pos = _hits_by_candidates(dist, cand, q_pids, q_camids, g_pids, g_camids)
+        hit_rows.append(hit_row)
+        hit_positions.append(hit_pos)
     del cand
-    row_c, col_c = np.divmod(flat, num_g)
-    values = dist.reshape(-1)[flat]
-    del flat
-    if np.isnan(values).any():
-        raise ConfigError("distmat contains NaN distances; check the features (NaN or infinite values)")
-    keep = valid[row_c] & ~((g_pids[col_c] == q_pids[row_c]) & (g_camids[col_c] == q_camids[row_c]))
-    row_c, col_c, values = row_c[keep], col_c[keep], values[keep]  # junk images removed
-    del keep
+    hit_row, hit_pos = np.concatenate(hit_rows), np.concatenate(hit_positions)
+    order = np.lexsort((hit_pos, hit_row))
+    hit_row, hit_pos = hit_row[order], hit_pos[order].astype(np.float64)
 
-    # Sort by (query, distance, gallery index), packed in one unique uint64 key per image.
-    col_bits = _column_bits(num_g)
-    keys = _order_keys(values) << np.uint64(col_bits)
-    del values
-    keys |= row_c.astype(np.uint64) << np.uint64(32 + col_bits)
-    keys |= col_c.astype(np.uint64)
-    del row_c, col_c
-    keys.sort()
-    row_s = (keys >> np.uint64(32 + col_bits)).astype(np.intp)
-    col_s = (keys & np.uint64((1 << col_bits) - 1)).astype(np.intp)
-    del keys
-
-    # 1-based position of every correct match in its query's filtered list.
-    hit_idx = np.flatnonzero(g_pids[col_s] == q_pids[row_s])
-    row_start = _segment_starts(np.bincount(row_s, minlength=num_rows))
-    hit_row = row_s[hit_idx]
-    hit_pos = (hit_idx - row_start[hit_row] + 1).astype(np.float64)
-    del row_s, col_s
     if not np.array_equal(np.bincount(hit_row, minlength=num_rows), num_matches):  # pragma: no cover
-        raise RuntimeError("evaluate_rank: correct matches lost while selecting candidates")
+        raise RuntimeError("evaluate_rank: correct matches lost while ranking")
     hit_start = _segment_starts(num_matches)
-    hit_rank = np.arange(1, hit_idx.size + 1) - hit_start[hit_row]
-
+    hit_rank = np.arange(1, hit_row.size + 1) - hit_start[hit_row]
     m = num_matches[valid].astype(np.float64)
     starts = hit_start[valid]
     ap[valid] = np.add.reduceat(hit_rank / hit_pos, starts) / m
