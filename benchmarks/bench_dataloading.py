@@ -10,7 +10,8 @@ through a torch ``DataLoader``, for
 * the reference: the same work in torchvision.transforms.v2 (PIL decode of image and mask,
   Resize(256, 128), RandomHorizontalFlip, Pad(10) + RandomCrop, ToImage/ToDtype, Normalize(0.5,
   0.5) applied jointly to the image and a ``tv_tensors.Mask``, then RandomErasing on the image
-  only, as the library erases the image only);
+  only, as the library erases the image only). One difference remains: v2 always resizes a Mask
+  with nearest neighbour, the library's mask is resized bilinearly (slightly more work);
 * for context, the classic torchvision v1 pipeline (same steps, image only: v1 has no joint mask
   path, so it does less work than the other two).
 
