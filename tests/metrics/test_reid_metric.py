@@ -77,6 +77,20 @@ def test_duplicated_and_shuffled_samples_give_the_same_numbers():
         assert torch.equal(got[key], expected[key]), key
 
 
+def test_ranked_lists_give_evaluation_set_indices_without_junk():
+    metric = ReIDMetric(num_query=NUM_QUERY, ranked_queries=3, ranked_topk=4)
+    feed(metric, list(range(NUM_IMAGES))[::-1] + [3, 30])
+    scores = metric.compute()
+    features, pids, camids = make_eval_set()
+    distmat = compute_distance(features[:NUM_QUERY], features[NUM_QUERY:])
+    assert scores["ranked_queries"].tolist() == [0, 6, 12]  # spread over the 13 queries
+    assert scores["ranked_gallery"].shape == (3, 4)
+    for q, row in zip(scores["ranked_queries"].tolist(), scores["ranked_gallery"].tolist()):
+        order = np.argsort(distmat[q], kind="stable") + NUM_QUERY
+        expected = [g for g in order.tolist() if not (pids[g] == pids[q] and camids[g] == camids[q])][:4]
+        assert row == expected
+
+
 def test_missing_samples_warn_and_rank_the_ones_present():
     metric = ReIDMetric(num_query=NUM_QUERY)
     feed(metric, [i for i in range(NUM_IMAGES) if i not in (0, 40)])

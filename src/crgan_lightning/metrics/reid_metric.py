@@ -48,12 +48,19 @@ class ReIDMetric(Metric):
             (see :func:`~crgan_lightning.metrics.compute_distance`).
         rerank: apply k-reciprocal re-ranking (:func:`~crgan_lightning.metrics.re_ranking`).
         k1, k2, lambda_value: re-ranking parameters.
+        ranked_queries: also return the ranked lists of this many queries, spread evenly over
+            the query set (for a ranked-list picture); 0 returns none.
+        ranked_topk: length of those ranked lists.
         **kwargs: passed to ``torchmetrics.Metric`` (``process_group``, ``dist_sync_fn``, ...).
 
     ``update(features, pids, camids, indices)`` takes ``(B, D)`` features and ``(B,)`` integer
     identities, cameras and evaluation-set indices. ``compute()`` returns a dict of float32
     tensors: scalars ``rank1``, ``rank5``, ``rank10``, ``mAP``, ``mINP`` in [0, 1] and the
-    ``(max_rank,)`` curve ``cmc``.
+    ``(max_rank,)`` curve ``cmc``. With ``ranked_queries > 0`` it also holds int64 tensors
+    ``ranked_queries`` ``(n,)``, the evaluation-set indices of the chosen queries, and
+    ``ranked_gallery`` ``(n, k)``, the evaluation-set indices of their first ``k`` gallery images
+    in ranking order, junk (same identity and camera) left out as in the metrics; ``k`` is
+    ``ranked_topk`` or less when a list is shorter.
     """
 
     is_differentiable = False
@@ -69,6 +76,8 @@ class ReIDMetric(Metric):
         k1: int = 20,
         k2: int = 6,
         lambda_value: float = 0.3,
+        ranked_queries: int = 0,
+        ranked_topk: int = 10,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -81,6 +90,9 @@ class ReIDMetric(Metric):
         for name, value in (("k1", k1), ("k2", k2)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name, value, low in (("ranked_queries", ranked_queries, 0), ("ranked_topk", ranked_topk, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
         if not 0.0 <= float(lambda_value) <= 1.0:
             raise ConfigError(f"lambda_value must be in [0, 1], got {lambda_value!r}")
         self.num_query = int(num_query)
@@ -88,6 +100,7 @@ class ReIDMetric(Metric):
         self.metric = metric
         self.rerank = bool(rerank)
         self.k1, self.k2, self.lambda_value = int(k1), int(k2), float(lambda_value)
+        self.ranked_queries, self.ranked_topk = int(ranked_queries), int(ranked_topk)
         self.add_state("features", default=[], dist_reduce_fx="cat")
         self.add_state("pids", default=[], dist_reduce_fx="cat")
         self.add_state("camids", default=[], dist_reduce_fx="cat")
@@ -156,11 +169,32 @@ class ReIDMetric(Metric):
         def scalar(value: float) -> torch.Tensor:
             return torch.tensor(value, dtype=torch.float32, device=self.device)
 
-        return {
+        scores = {
             "rank1": scalar(cmc[0]),
             "rank5": scalar(cmc[4]),
             "rank10": scalar(cmc[9]),
             "mAP": scalar(m_ap),
             "mINP": scalar(m_inp),
             "cmc": torch.as_tensor(cmc, dtype=torch.float32, device=self.device),
+        }
+        if self.ranked_queries > 0:
+            scores.update(self._ranked_lists(distmat, pids.numpy(), camids.numpy(), sorted_idx.cpu()))
+        return scores
+
+    def _ranked_lists(self, distmat: np.ndarray, pids: np.ndarray, camids: np.ndarray,
+                      dataset_index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """First ``ranked_topk`` gallery images of ``ranked_queries`` evenly spread queries."""
+        num_q = distmat.shape[0]
+        count = min(self.ranked_queries, num_q)
+        rows = np.unique(np.linspace(0, num_q - 1, count).round().astype(np.int64))
+        lists = []
+        for row in rows:
+            order = np.argsort(distmat[row], kind="stable")
+            junk = (pids[num_q:][order] == pids[row]) & (camids[num_q:][order] == camids[row])
+            lists.append(order[~junk][: self.ranked_topk])
+        k = min(len(ranked) for ranked in lists)
+        gallery = torch.from_numpy(np.stack([ranked[:k] for ranked in lists]))
+        return {
+            "ranked_queries": dataset_index[torch.from_numpy(rows)].to(self.device),
+            "ranked_gallery": dataset_index[num_q:][gallery].to(self.device),
         }
