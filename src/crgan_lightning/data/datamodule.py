@@ -91,6 +91,12 @@ def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)  # each loader worker decodes on one thread; the workers are the parallelism
 
 
+def _prepare_fork() -> None:
+    """Stop OpenCV's thread pool in the parent before loader workers are forked: a worker forked
+    while that pool is alive hangs in its first cv2 call."""
+    cv2.setNumThreads(1)
+
+
 class CrossDomainDataModule(pl.LightningDataModule):
     """Labelled source domain + unlabelled target domain, shared by every training stage.
 
@@ -223,6 +229,8 @@ class CrossDomainDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: Dataset, batch_size: int, **kwargs) -> DataLoader:
         workers = self.num_workers
+        if workers > 0:
+            _prepare_fork()
         return DataLoader(
             dataset,
             batch_size=batch_size,
