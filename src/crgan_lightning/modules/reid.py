@@ -175,17 +175,21 @@ class ReIDModule(pl.LightningModule):
             raise ConfigError("num_query is not set: the CLI links it from data.num_query")
         hp = self.hparams
         self.metric = ReIDMetric(num_query=self.num_query, max_rank=hp.max_rank, metric=hp.distance,
-                                 rerank=hp.rerank).to(self.device)
+                                 rerank=hp.rerank, ranked_queries=hp.ranked_list_queries,
+                                 ranked_topk=hp.ranked_list_topk).to(self.device)
 
     def _eval_step(self, batch: dict) -> None:
         feats = self.net.extract(self._input(batch[IMAGE]))
         self.metric.update(feats.float(), batch[PID], batch[CAMID], batch[INDEX])
 
     def _eval_end(self, stage: str) -> dict[str, float]:
+        if self.trainer.sanity_checking:  # a few batches may hold no gallery at all: nothing to rank
+            self.metric.reset()
+            return {}
         results = self.metric.compute()
         scores = {f"{stage}/{k}": float(results[k]) * 100 for k in ("rank1", "rank5", "rank10", "mAP", "mINP")}
         self.log_dict(scores, sync_dist=False, prog_bar=stage == "val")
-        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+        if self.trainer.is_global_zero:
             self._save_pictures(stage, results)
         self.metric.reset()
         return scores
@@ -195,14 +199,12 @@ class ReIDModule(pl.LightningModule):
         tag = f"{stage}_epoch{self.current_epoch:03d}"
         path = plot_cmc(results["cmc"].cpu().numpy(), out / f"cmc_{tag}.png", title=f"CMC ({stage})")
         log_image_file(self.trainer, f"{stage}/cmc", path)
-        nq, k = self.hparams.ranked_list_queries, self.hparams.ranked_list_topk
-        ranked = results.get("ranked")
-        if nq > 0 and ranked is not None:
+        if "ranked_gallery" in results:
             dataset = self.trainer.datamodule.target_eval
             q_rows, g_rows, m_rows = [], [], []
-            for q, row in list(enumerate(ranked["indices"][:, :k].tolist()))[:nq]:
+            for q, row in zip(results["ranked_queries"].tolist(), results["ranked_gallery"].tolist()):
                 q_item = dataset[q]
-                gallery = [dataset[self.num_query + g] for g in row]
+                gallery = [dataset[g] for g in row]
                 q_rows.append(to_uint8(q_item[IMAGE]))
                 g_rows.append([to_uint8(g[IMAGE]) for g in gallery])
                 m_rows.append([g[PID] == q_item[PID] for g in gallery])
