@@ -1,0 +1,102 @@
+"""ReIDModule through the CLI on the embedded benchmark: short fit, test, pictures, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from crgan_lightning.cli import main
+from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC
+from crgan_lightning.errors import ConfigError
+from crgan_lightning.modules.reid import ReIDModule, warmup_multistep
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def small_config(tmp_path: Path, synth_root: Path, name: str = "reid_direct.yaml") -> Path:
+    """The shipped synth config, pointed at the test data and a temporary run folder, made tiny."""
+    cfg = yaml.safe_load((REPO / "experiments" / "synth_a2synth_b" / name).read_text())
+    run = tmp_path / "run"
+    cfg["trainer"].update(default_root_dir=str(run), max_epochs=2, limit_train_batches=2,
+                          check_val_every_n_epoch=1, enable_progress_bar=False, log_every_n_steps=1)
+    cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(run)
+    cfg["trainer"]["callbacks"][0]["init_args"]["dirpath"] = str(run / "checkpoints")
+    cfg["data"].update(root=str(synth_root), batch_size=16, num_workers=0, eval_batch_size=64)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.slow
+def test_fit_then_test_through_the_cli_writes_metrics_and_pictures(tmp_path, synth_root):
+    cfg = small_config(tmp_path, synth_root)
+    assert main(["fit", "--config", str(cfg)]) == 0
+    run = tmp_path / "run"
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    hparams = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
+    assert hparams["num_source_pids"] == 12 and hparams["num_query"] > 0  # linked from the DataModule
+    metrics = (run / "reid_direct" / "version_0" / "metrics.csv").read_text().splitlines()
+    header = metrics[0].split(",")
+    assert {"val/rank1", "val/mAP", "val/mINP", "train/loss"} <= set(header)
+    plots = sorted(p.name for p in (run / "reid_direct" / "version_0" / "plots").iterdir())
+    assert plots == ["cmc_val_epoch000.png", "cmc_val_epoch001.png", "ranked_val_epoch000.png",
+                     "ranked_val_epoch001.png"]
+    assert main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
+    rows = (run / "reid_direct" / "version_1" / "metrics.csv").read_text().splitlines()
+    values = dict(zip(rows[0].split(","), rows[1].split(",")))
+    assert 0.0 <= float(values["test/mAP"]) <= 100.0 and 0.0 <= float(values["test/rank1"]) <= 100.0
+    # an interrupted run resumes from last.ckpt and continues counting epochs and steps
+    before = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert main(["fit", "--config", str(cfg), "--trainer.max_epochs=3", "--ckpt_path", str(ckpt)]) == 0
+    after = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert after["epoch"] == before["epoch"] + 1 and after["global_step"] == before["global_step"] + 2
+
+
+@pytest.mark.parametrize("pair", sorted(p.name for p in (REPO / "experiments").iterdir() if p.is_dir()))
+def test_every_reid_config_parses(pair, capsys):
+    for cfg in sorted((REPO / "experiments" / pair).glob("reid_*.yaml")):
+        with pytest.raises(SystemExit) as exc:
+            main(["fit", "--config", str(cfg), "--print_config"])
+        assert exc.value.code == 0
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert printed["model"]["class_path"] == "crgan_lightning.modules.reid.ReIDModule"
+
+
+def _module(**kw) -> ReIDModule:
+    return ReIDModule(num_source_pids=4, num_query=2, backbone="resnet18", pretrained=False, **kw)
+
+
+def test_synthetic_part_adds_its_own_weighted_loss():
+    torch.manual_seed(0)
+    pids = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    src = {IMAGE: torch.randn(8, 3, 64, 32), PID: pids, CAMID: torch.zeros(8)}
+    syn = {IMAGE: torch.randn(8, 3, 64, 32), PID: pids, CAMID: torch.zeros(8)}
+    module = _module()
+    logged = {}
+    module.log = lambda name, value, **k: logged.__setitem__(name, float(value))
+    module.log_dict = lambda values, **k: logged.update({k_: float(v) for k_, v in values.items()})
+    losses = {}
+    for w in (0.0, 1.0, 2.0):
+        module.hparams.synthetic_weight = w
+        losses[w] = module.training_step({SOURCE: src, SYNTHETIC: syn}, 0).item()
+    part = logged["train/synthetic_ce"] + logged["train/synthetic_triplet"]
+    assert part > 0
+    assert losses[1.0] - losses[0.0] == pytest.approx(part, rel=1e-4)
+    assert losses[2.0] - losses[0.0] == pytest.approx(2 * part, rel=1e-4)
+    module.training_step({SOURCE: src}, 0)
+    assert "train/source_ce" in logged
+
+
+def test_warmup_multistep_factors():
+    f = warmup_multistep(warmup_epochs=4, milestones=[10, 20], gamma=0.1, warmup_factor=0.01)
+    assert f(0) == pytest.approx(0.01) and f(2) == pytest.approx(0.505) and f(4) == 1.0
+    assert f(10) == pytest.approx(0.1) and f(25) == pytest.approx(0.01)
+
+
+def test_missing_identity_count_is_a_clear_error():
+    with pytest.raises(ConfigError, match="num_source_pids=0"):
+        ReIDModule(num_source_pids=0, pretrained=False)
