@@ -27,3 +27,7 @@ class ConfigError(CRGANError, ValueError):
 
 class WeightsError(CRGANError, FileNotFoundError):
     """Pretrained weights were asked for but cannot be had (offline and no local file)."""
+
+
+class TrainingDivergedError(CRGANError, FloatingPointError):
+    """A loss became NaN or infinite; training stopped before the bad update."""

@@ -10,7 +10,7 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
 from ..data.keys import CAMID, IMAGE, INDEX, PID, SOURCE, SYNTHETIC
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingDivergedError
 from ..losses import batch_hard_triplet_loss, cross_entropy_label_smooth
 from ..metrics import ReIDMetric
 from ..metrics.plots import plot_cmc, plot_ranked_lists, to_uint8
@@ -146,9 +146,9 @@ class ReIDModule(pl.LightningModule):
             loss = loss + weight * self._part_loss(logits[start:end], feats[start:end], pids, name)
             start = end
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"re-id loss is {loss.item()} at step {self.global_step}; lower lr (now {self.hparams.lr}) "
-                "or check the input data"
+            raise TrainingDivergedError(
+                f"re-id loss is {loss.item()} at step {self.global_step}; training stopped before this update. "
+                f"Lower lr (now {self.hparams.lr}) or check the input data"
             )
         self.log("train/loss", loss, prog_bar=True)
         return loss

@@ -1,0 +1,94 @@
+"""Sample grids of a context-rendering model during training."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+
+from ..data.keys import IMAGE, SOURCE, TARGET
+from ..metrics.plots import to_uint8
+from ..modules.artifacts import log_image_file, run_dir
+
+
+def sample_grid(sources: torch.Tensor, targets: torch.Tensor, rendered: torch.Tensor, gap: int = 2) -> np.ndarray:
+    """A uint8 (H', W', 3) grid: the first row shows the target contexts, each further row one
+    source image followed by its renderings into those contexts.
+
+    sources (S, 3, H, W), targets (T, 3, H, W), rendered (S, T, 3, H, W), all in [-1, 1].
+    """
+    s, t = len(sources), len(targets)
+    h, w = sources.shape[-2:]
+    grid = np.full(((s + 1) * (h + gap), (t + 1) * (w + gap), 3), 255, np.uint8)
+
+    def put(r: int, c: int, image: torch.Tensor) -> None:
+        grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = to_uint8(image)
+
+    for j in range(t):
+        put(0, j + 1, targets[j])
+    for i in range(s):
+        put(i + 1, 0, sources[i])
+        for j in range(t):
+            put(i + 1, j + 1, rendered[i, j])
+    return grid
+
+
+@torch.no_grad()
+def render_grid(model, sources: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Every source rendered into every target context: (S, T, 3, H, W) from ``model.render``."""
+    s, t = len(sources), len(targets)
+    x_s = sources.repeat_interleave(t, 0)
+    x_t = targets.repeat(s, 1, 1, 1)
+    return model.render(x_s, x_t).float().view(s, t, *sources.shape[1:])
+
+
+class SampleGridCallback(pl.Callback):
+    """Every ``every_n_steps`` training batches, render ``num_sources`` source images into
+    ``num_contexts`` target contexts and save the grid (source | target | rendered) as
+    ``<run folder>/samples/step_XXXXXXX.png``, sent to the W&B / TensorBoard loggers too.
+
+    The images are those of the first training batch, kept for the whole run so successive
+    grids show the same people and contexts. Works with any module that has ``render(x_s, x_t)``.
+    """
+
+    def __init__(self, every_n_steps: int = 200, num_sources: int = 4, num_contexts: int = 4) -> None:
+        super().__init__()
+        if every_n_steps < 1 or num_sources < 1 or num_contexts < 1:
+            raise ValueError("every_n_steps, num_sources and num_contexts must be >= 1")
+        self.every_n_steps, self.num_sources, self.num_contexts = every_n_steps, num_sources, num_contexts
+        self.fixed: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.saved: list[Path] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.fixed is None:
+            self.fixed = (batch[SOURCE][IMAGE][: self.num_sources].detach().clone(),
+                          batch[TARGET][IMAGE][: self.num_contexts].detach().clone())
+        step = trainer.fit_loop.total_batch_idx  # batches so far (global_step counts every optimiser's steps)
+        if step % self.every_n_steps or not trainer.is_global_zero:
+            return
+        self.save(trainer, pl_module, step)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero and self.fixed is not None:
+            self.save(trainer, pl_module, trainer.fit_loop.total_batch_idx + 1)
+
+    def save(self, trainer, pl_module, step: int) -> Path:
+        sources, targets = (x.to(pl_module.device) for x in self.fixed)
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            rendered = render_grid(pl_module, sources, targets)
+        finally:
+            pl_module.train(was_training)
+        path = run_dir(trainer) / "samples" / f"step_{step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
+        Image.fromarray(sample_grid(sources.cpu(), targets.cpu(), rendered.cpu())).save(tmp)
+        os.replace(tmp, path)
+        log_image_file(trainer, "samples/grid", path)
+        self.saved.append(path)
+        return path

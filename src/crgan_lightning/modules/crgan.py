@@ -1,0 +1,278 @@
+"""CRGANModule: trains the CR-GAN generator with the adversarial, identity, camera and context losses."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+
+from ..data.keys import CAMID, IMAGE, MASK, PID, SOURCE, TARGET
+from ..errors import ConfigError, TrainingDivergedError, WeightsError
+from ..losses import AdversarialLoss, camera_loss, context_loss, identity_loss
+from ..models.discriminator import AuxiliaryClassifier, PatchDiscriminator
+from ..models.generator import DualPathGenerator
+from .image_pool import ImagePool
+
+log = logging.getLogger(__name__)
+
+GENERATOR_ARGS = ("g_base_channels", "g_num_down", "g_max_channels", "g_res_blocks", "g_norm", "g_target_skips")
+
+
+class CRGANModule(pl.LightningModule):
+    """CR-GAN training (manual optimisation, three optimisers).
+
+    Each training step, on a batch ``{"source": {image, pid, camid, mask}, "target": {image,
+    camid, mask}}`` (each source image is paired with one target image of the batch):
+
+    1. **Classifier** (identity head on real source images, camera head on real target images):
+       cross-entropy, its own optimiser. It is the judge of the identity and camera losses.
+    2. **Generator**: ``x_g = G(x_s, x_t)`` and
+       ``L_G = lambda_adv * L_adv + lambda_id * L_id + lambda_cam * L_cam + lambda_context * L_context``
+       with ``L_adv`` the adversarial loss of the domain discriminator on ``x_g`` (as real),
+       ``L_id = -log p(y_id | x_g)`` (source identity), ``L_cam = -log p(y_cam | x_g)`` (camera of
+       ``x_t``), both scored by the frozen classifier, and ``L_context`` the masked context
+       loss (:func:`~crgan_lightning.losses.context_loss`). Identity and camera terms start after
+       ``cls_warmup_steps`` so that the classifier is a useful judge first.
+    3. **Domain discriminator** (PatchGAN): real target images against generated ones (drawn
+       through an image pool of ``pool_size``).
+
+    Each backward pass touches only its own network's parameters (``toggle_optimizer``), so
+    under DDP the module needs ``find_unused_parameters=True``; :meth:`setup` switches it on for
+    Lightning's DDP strategy. Every loss term is logged under ``train/``. A non-finite loss stops
+    training with :class:`~crgan_lightning.errors.TrainingDivergedError` before any weight is
+    updated, so the last checkpoint on disk stays the last good one.
+
+    With three optimisers, Lightning's ``trainer.global_step`` (and so ``max_steps``) counts
+    three steps per batch; ``cls_warmup_steps`` and the sample-grid interval count batches.
+
+    Args:
+        num_source_pids: identities of the source training set (linked from the DataModule).
+        num_target_cameras: cameras of the target domain (linked from the DataModule).
+        num_query: unused by this stage; accepted so that one CLI links every module.
+        g_*: generator (:class:`~crgan_lightning.models.generator.DualPathGenerator`) widths,
+            depth, residual blocks, normalisation and target skips.
+        d_*: PatchGAN discriminator width, layers and normalisation.
+        cls_backbone, cls_pretrained, cls_pretrained_path: the identity/camera classifier trunk.
+        gan_mode: ``lsgan``, ``vanilla`` or ``hinge``.
+        lambda_adv, lambda_id, lambda_cam, lambda_context: loss weights.
+        context_reduction: ``l1`` or ``l2``.
+        cls_warmup_steps: training batches before the identity and camera terms enter ``L_G``.
+        lr_g, lr_d, lr_cls, betas: default Adam optimisers.
+        g_optimizer, d_optimizer, cls_optimizer: optimisers injected from the CLI instead.
+        g_scheduler, d_scheduler: learning-rate schedulers (stepped once per epoch); none by default.
+        grad_clip: gradient-norm clipping of every network (0 disables it).
+        pool_size: image pool of the discriminator (0 disables it).
+        channels_last: channels-last memory format (faster convolutions on GPUs with AMP).
+    """
+
+    def __init__(
+        self,
+        num_source_pids: int = 0,
+        num_target_cameras: int = 0,
+        num_query: int = 0,
+        g_base_channels: int = 32,
+        g_num_down: int = 4,
+        g_max_channels: int = 256,
+        g_res_blocks: int = 4,
+        g_norm: str = "instance",
+        g_target_skips: bool = False,
+        d_base_channels: int = 64,
+        d_layers: int = 3,
+        d_norm: str = "instance",
+        cls_backbone: str = "resnet18",
+        cls_pretrained: bool = False,
+        cls_pretrained_path: str | None = None,
+        gan_mode: str = "lsgan",
+        lambda_adv: float = 1.0,
+        lambda_id: float = 1.0,
+        lambda_cam: float = 1.0,
+        lambda_context: float = 10.0,
+        context_reduction: str = "l1",
+        cls_warmup_steps: int = 0,
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        lr_cls: float = 3.5e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        g_optimizer: OptimizerCallable | None = None,
+        d_optimizer: OptimizerCallable | None = None,
+        cls_optimizer: OptimizerCallable | None = None,
+        g_scheduler: LRSchedulerCallable | None = None,
+        d_scheduler: LRSchedulerCallable | None = None,
+        grad_clip: float = 0.0,
+        pool_size: int = 50,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_source_pids < 1 or num_target_cameras < 1:
+            raise ConfigError(
+                f"num_source_pids={num_source_pids}, num_target_cameras={num_target_cameras}: CR-GAN needs "
+                "both (the CLI links them from data.num_source_pids and data.num_target_cameras)"
+            )
+        for name in ("lambda_adv", "lambda_id", "lambda_cam", "lambda_context", "grad_clip"):
+            if locals()[name] < 0:
+                raise ConfigError(f"{name}={locals()[name]} must be >= 0")
+        self.save_hyperparameters(ignore=["g_optimizer", "d_optimizer", "cls_optimizer", "g_scheduler",
+                                          "d_scheduler"])
+        self.automatic_optimization = False
+        self.generator = build_generator(self.hparams)
+        self.discriminator = PatchDiscriminator(base_channels=d_base_channels, n_layers=d_layers, norm=d_norm)
+        self.classifier = AuxiliaryClassifier(num_source_pids, num_target_cameras, backbone=cls_backbone,
+                                              pretrained=cls_pretrained, pretrained_path=cls_pretrained_path)
+        if channels_last:
+            for net in (self.generator, self.discriminator, self.classifier):
+                net.to(memory_format=torch.channels_last)
+        self.adversarial = AdversarialLoss(gan_mode)
+        self.factories = {"g": g_optimizer, "d": d_optimizer, "cls": cls_optimizer,
+                          "g_sched": g_scheduler, "d_sched": d_scheduler}
+        self.pool = ImagePool(pool_size)
+
+    # ------------------------------------------------------------------ set-up
+
+    def setup(self, stage: str) -> None:
+        strategy = self.trainer.strategy if self._trainer is not None else None
+        kwargs = getattr(strategy, "_ddp_kwargs", None)
+        if isinstance(kwargs, dict) and not kwargs.get("find_unused_parameters", False):
+            # generator-only / discriminator-only backward passes leave the other networks'
+            # parameters without gradients: DDP must be told to expect that.
+            kwargs["find_unused_parameters"] = True
+            log.info("CR-GAN under DDP: find_unused_parameters=True")
+
+    def configure_optimizers(self):
+        hp = self.hparams
+
+        def make(key: str, params, lr: float):
+            factory = self.factories[key]
+            return factory(params) if factory is not None else torch.optim.Adam(params, lr=lr, betas=tuple(hp.betas))
+
+        opt_g = make("g", self.generator.parameters(), hp.lr_g)
+        opt_d = make("d", self.discriminator.parameters(), hp.lr_d)
+        opt_c = make("cls", self.classifier.parameters(), hp.lr_cls)
+        schedulers = [self.factories[k](o) for k, o in (("g_sched", opt_g), ("d_sched", opt_d))
+                      if self.factories[k] is not None]
+        return [opt_g, opt_d, opt_c], schedulers
+
+    # ------------------------------------------------------------------ training
+
+    def _cl(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
+
+    def _step(self, optimizer, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.hparams.grad_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+        optimizer.step()
+
+    def _check_finite(self, name: str, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        if not torch.isfinite(loss):
+            detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+            raise TrainingDivergedError(
+                f"CR-GAN {name} loss is {float(loss)} at step {self.global_step} ({detail}); training stopped "
+                f"before this update, the last checkpoint is the last good one. Lower the learning rates, "
+                f"set grad_clip, or check the input masks"
+            )
+
+    def render(self, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        """``G(x_s, x_t)``: source persons (B,3,H,W) rendered into target contexts (B,3,H,W), in [-1, 1]."""
+        return self.generator(self._cl(x_s), self._cl(x_t))
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        hp = self.hparams
+        src, tgt = batch[SOURCE], batch[TARGET]
+        x_s, pid, m_s = src[IMAGE], src[PID], src[MASK]
+        pair = torch.arange(len(x_s), device=x_s.device) % len(tgt[IMAGE])
+        x_t, cam_t, m_t = tgt[IMAGE][pair], tgt[CAMID][pair], tgt[MASK][pair]
+        opt_g, opt_d, opt_c = self.optimizers()
+        b = len(x_s)
+
+        # 1. classifier on real images: identities of the source, cameras of the target
+        self.toggle_optimizer(opt_c)
+        id_logits, cam_logits = self.classifier(self._cl(torch.cat([x_s, x_t])))
+        cls_id = identity_loss(id_logits[:b], pid)
+        cls_cam = camera_loss(cam_logits[b:], cam_t)
+        loss_c = cls_id + cls_cam
+        self._check_finite("classifier", loss_c, {"id": cls_id, "cam": cls_cam})
+        self._step(opt_c, loss_c)
+        self.untoggle_optimizer(opt_c)
+
+        # 2. generator
+        self.toggle_optimizer(opt_g)
+        x_g = self.render(x_s, x_t)
+        adv_g = self.adversarial(self.discriminator(self._cl(x_g)), True, for_discriminator=False)
+        with self.classifier.frozen():
+            id_g, cam_g = self.classifier(self._cl(x_g))
+        l_id, l_cam = identity_loss(id_g, pid), camera_loss(cam_g, cam_t)
+        ctx, ctx_fg, ctx_bg = context_loss(x_g, x_s, x_t, m_s, m_t, reduction=hp.context_reduction)
+        judged = 1.0 if self.trainer.fit_loop.total_batch_idx >= hp.cls_warmup_steps else 0.0
+        loss_g = (hp.lambda_adv * adv_g + judged * (hp.lambda_id * l_id + hp.lambda_cam * l_cam)
+                  + hp.lambda_context * ctx)
+        terms = {"adv": adv_g, "id": l_id, "cam": l_cam, "context": ctx}
+        self._check_finite("generator", loss_g, terms)
+        self._step(opt_g, loss_g)
+        self.untoggle_optimizer(opt_g)
+
+        # 3. domain discriminator: real target vs rendered (through the pool)
+        self.toggle_optimizer(opt_d)
+        d_real = self.adversarial(self.discriminator(self._cl(x_t)), True)
+        d_fake = self.adversarial(self.discriminator(self._cl(self.pool.query(x_g))), False)
+        loss_d = 0.5 * (d_real + d_fake)
+        self._check_finite("discriminator", loss_d, {"real": d_real, "fake": d_fake})
+        self._step(opt_d, loss_d)
+        self.untoggle_optimizer(opt_d)
+
+        self.log_dict({
+            "train/g_loss": loss_g, "train/g_adv": adv_g, "train/g_id": l_id, "train/g_cam": l_cam,
+            "train/g_context": ctx, "train/g_context_fg": ctx_fg, "train/g_context_bg": ctx_bg,
+            "train/d_loss": loss_d, "train/d_real": d_real, "train/d_fake": d_fake,
+            "train/cls_id": cls_id, "train/cls_cam": cls_cam,
+            "train/cls_id_acc": (id_logits[:b].argmax(1) == pid).float().mean(),
+            "train/cls_cam_acc": (cam_logits[b:].argmax(1) == cam_t).float().mean(),
+        }, on_step=True, on_epoch=False)
+        self.log("g", loss_g, prog_bar=True, logger=False)
+        self.log("d", loss_d, prog_bar=True, logger=False)
+
+    def on_train_epoch_end(self) -> None:
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+            scheduler.step()
+
+
+def build_generator(hparams) -> DualPathGenerator:
+    """The generator described by a CRGANModule's hyper-parameters (a dict or namespace)."""
+    get = hparams.get if isinstance(hparams, dict) else lambda k, d=None: getattr(hparams, k, d)
+    return DualPathGenerator(
+        base_channels=get("g_base_channels", 32), num_down=get("g_num_down", 4),
+        max_channels=get("g_max_channels", 256), num_res_blocks=get("g_res_blocks", 4),
+        norm=get("g_norm", "instance"), target_skips=get("g_target_skips", False),
+    )
+
+
+def load_generator(checkpoint: str | os.PathLike, map_location: str | torch.device = "cpu") -> DualPathGenerator:
+    """The trained generator of a CR-GAN checkpoint, in eval mode with frozen weights.
+
+    Reads only tensors and plain hyper-parameters (``torch.load(weights_only=True)``), so an
+    untrusted checkpoint cannot run code. Raises :class:`WeightsError` naming the file when it is
+    missing or is not a CR-GAN checkpoint.
+    """
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"CR-GAN checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"cannot read CR-GAN checkpoint {path}: {exc}") from None
+    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
+    gen_state = {k[len("generator."):]: v for k, v in state.items() if k.startswith("generator.")}
+    if not gen_state:
+        raise WeightsError(f"{path} holds no CR-GAN generator weights (is it a re-id checkpoint?)")
+    generator = build_generator(ckpt.get("hyper_parameters", {}))
+    try:
+        generator.load_state_dict(gen_state)
+    except RuntimeError as exc:
+        raise WeightsError(f"generator weights in {path} do not match its hyper-parameters: {exc}") from None
+    generator.eval().requires_grad_(False)
+    return generator
