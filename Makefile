@@ -14,7 +14,7 @@ TGT    ?= synth_b
 PAIR   := $(SRC)2$(TGT)
 ARGS   ?=
 
-.PHONY: help install demo test test-fast lint synth summary bench train-reid evaluate clean
+.PHONY: help install demo test test-fast lint synth summary bench train-crgan train-reid evaluate clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,10 @@ synth: install  ## write the embedded benchmark under DATA_ROOT (default: data)
 
 summary: install  ## print a dataset's statistics: make summary DATASET=market DATA_ROOT=/datasets
 	$(BIN)/crgan summary --dataset $(DATASET) --root $(DATA_ROOT)
+
+train-crgan: install  ## CR-GAN: make train-crgan SRC=market TGT=duke [DATA_ROOT=...] [ARGS="--trainer.max_steps=300"]
+	@test -f experiments/$(PAIR)/crgan.yaml || { echo "no config experiments/$(PAIR)/crgan.yaml; pairs: $$(ls experiments)"; exit 2; }
+	$(BIN)/crgan fit --config experiments/$(PAIR)/crgan.yaml --data.root $(DATA_ROOT) $(ARGS)
 
 train-reid: install  ## re-id direct transfer: make train-reid SRC=market TGT=duke [DATA_ROOT=...] [ARGS="--trainer.max_epochs=5"]
 	@test -f experiments/$(PAIR)/reid_direct.yaml || { echo "no config experiments/$(PAIR)/reid_direct.yaml; pairs: $$(ls experiments)"; exit 2; }

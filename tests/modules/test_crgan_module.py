@@ -31,8 +31,8 @@ def tiny_config(tmp_path: Path, synth_root: Path) -> Path:
     cfg["trainer"].update(default_root_dir=str(run), max_epochs=1, limit_train_batches=3, log_every_n_steps=1,
                           enable_progress_bar=False)
     cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(run)
-    cfg["trainer"]["callbacks"][0]["init_args"].update(dirpath=str(run / "checkpoints"), every_n_train_steps=None)
-    cfg["trainer"]["callbacks"][1]["init_args"]["every_n_steps"] = 2
+    cfg["trainer"]["callbacks"][-1]["init_args"].update(dirpath=str(run / "checkpoints"), every_n_train_steps=None)
+    cfg["trainer"]["callbacks"][0]["init_args"]["every_n_steps"] = 2
     cfg["model"]["init_args"].update(TINY_MODEL)
     cfg["data"].update(root=str(synth_root), height=64, width=32, batch_size=8, target_batch_size=8, num_workers=0)
     path = tmp_path / "crgan.yaml"
@@ -146,3 +146,31 @@ def test_two_process_ddp_run_keeps_ranks_in_step(tmp_path, synth_root):
     assert ranks[0]["start"] == ranks[1]["start"]  # same initial weights (broadcast)
     assert ranks[0]["end"] == ranks[1]["end"]  # gradients were all-reduced: the replicas stayed identical
     assert ranks[0]["end"] != ranks[0]["start"]  # and they did train
+
+
+@pytest.mark.parametrize("pair", sorted(p.name for p in (REPO / "experiments").iterdir()
+                                        if (p / "crgan.yaml").is_file()))
+def test_every_crgan_config_parses(pair, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--config", str(REPO / "experiments" / pair / "crgan.yaml"), "--print_config"])
+    assert exc.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["class_path"] == "crgan_lightning.modules.crgan.CRGANModule"
+    assert printed["data"]["with_target"] is True
+
+
+@pytest.mark.slow
+def test_make_train_crgan_runs_a_handful_of_steps(tmp_path, synth_root):
+    run = tmp_path / "run"
+    tiny = " ".join(f"--model.init_args.{k}={v}" for k, v in TINY_MODEL.items())
+    args = (f"--trainer.max_steps=6 --trainer.default_root_dir={run} --trainer.logger.init_args.save_dir={run} "
+            f"--trainer.callbacks.init_args.dirpath={run}/checkpoints --trainer.enable_progress_bar=false "
+            f"--data.height=64 --data.width=32 --data.batch_size=8 --data.num_workers=0 {tiny}")
+    proc = subprocess.run(["make", "-s", "train-crgan", "SRC=synth_a", "TGT=synth_b", f"DATA_ROOT={synth_root}",
+                           f"ARGS={args}"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "max_steps=6` reached" in proc.stdout + proc.stderr
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    missing = subprocess.run(["make", "-s", "train-crgan", "SRC=market", "TGT=viper"], cwd=REPO,
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "no config experiments/market2viper/crgan.yaml" in missing.stdout
