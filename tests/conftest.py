@@ -29,3 +29,27 @@ def synth_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     generate_benchmark(root, seed=0, num_train_ids=12, num_test_ids=8, progress=False)
     return root
+
+
+TINY_CRGAN = dict(g_base_channels=8, g_num_down=3, g_max_channels=32, g_res_blocks=1, d_base_channels=16,
+                  d_layers=2, cls_backbone="resnet10t", cls_warmup_steps=0, pool_size=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_crgan_ckpt(synth_root, tmp_path_factory) -> Path:
+    """A CR-GAN checkpoint of tiny networks trained for two batches on the test benchmark (64x32)."""
+    import pytorch_lightning as pl
+
+    from crgan_lightning.data.datamodule import CrossDomainDataModule
+    from crgan_lightning.modules.crgan import CRGANModule
+
+    out = tmp_path_factory.mktemp("crgan")
+    dm = CrossDomainDataModule(root=str(synth_root), height=64, width=32, batch_size=8, num_workers=0)
+    dm.setup("fit")
+    module = CRGANModule(num_source_pids=dm.num_source_pids, num_target_cameras=dm.num_target_cameras, **TINY_CRGAN)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=6, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=out)
+    trainer.fit(module, datamodule=dm)
+    path = out / "crgan.ckpt"
+    trainer.save_checkpoint(path)
+    return path

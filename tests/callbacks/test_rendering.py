@@ -1,0 +1,123 @@
+"""ContextRenderingCallback: synthetic images reach training_step, with the right labels, no gradient."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import yaml
+
+from crgan_lightning.callbacks.rendering import ContextRenderingCallback
+from crgan_lightning.data.datamodule import CrossDomainDataModule
+from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC, TARGET
+from crgan_lightning.errors import ConfigError, WeightsError
+from crgan_lightning.modules.crgan import load_generator
+from crgan_lightning.modules.reid import ReIDModule
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Recorder(ReIDModule):
+    """A re-id module that keeps what its training_step received."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.seen: list[dict] = []
+
+    def training_step(self, batch, batch_idx):
+        self.seen.append({k: {kk: vv.detach().clone() for kk, vv in v.items()} for k, v in batch.items()})
+        return super().training_step(batch, batch_idx)
+
+
+@pytest.fixture()
+def dm(synth_root):
+    dm = CrossDomainDataModule(root=str(synth_root), height=64, width=32, batch_size=8, target_batch_size=4,
+                               num_workers=0, erasing_p=0.0)
+    dm.setup("fit")
+    return dm
+
+
+def test_rendered_images_reach_training_step_with_source_pids_and_target_cameras(dm, tiny_crgan_ckpt):
+    pl.seed_everything(0)
+    module = Recorder(num_source_pids=dm.num_source_pids, num_query=dm.num_query, backbone="resnet10t",
+                      pretrained=False)
+    callback = ContextRenderingCallback(str(tiny_crgan_ckpt), ratio=1.0, contexts_per_image=2)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, limit_val_batches=0, callbacks=[callback])
+    trainer.fit(module, datamodule=dm)
+    assert len(module.seen) == 2
+    generator = load_generator(tiny_crgan_ckpt)
+    for batch in module.seen:
+        syn, src, tgt = batch[SYNTHETIC], batch[SOURCE], batch[TARGET]
+        assert syn[IMAGE].shape == (16, 3, 64, 32)  # 8 sources x 2 contexts
+        assert syn[IMAGE].min() >= -1 and syn[IMAGE].max() <= 1
+        assert sorted(syn[PID].tolist()) == sorted(src[PID].repeat_interleave(2).tolist())
+        assert set(syn[CAMID].tolist()) <= set(tgt[CAMID].tolist())
+        # each synthetic image is G(one source of the batch, one target of the batch)
+        i = 0
+        s = [k for k in range(8) if src[PID][k] == syn[PID][i]]
+        candidates = [generator(src[IMAGE][a:a + 1], tgt[IMAGE][t:t + 1]) for a in s for t in range(4)]
+        assert any(torch.allclose(c[0], syn[IMAGE][i], atol=1e-5) for c in candidates)
+    assert all(not p.requires_grad for p in callback.generator.parameters())
+    assert not any(n.startswith("generator") for n in module.state_dict())  # G is not part of the re-id model
+
+
+def test_ratio_and_reproducible_draws(dm, tiny_crgan_ckpt):
+    callback = ContextRenderingCallback(str(tiny_crgan_ckpt), ratio=0.5, contexts_per_image=1, seed=3)
+    callback.generator = load_generator(tiny_crgan_ckpt)
+    batch = next(iter(dm.train_dataloader()))[0]
+    a = callback.render(batch, torch.Generator().manual_seed(1))
+    b = callback.render(batch, torch.Generator().manual_seed(1))
+    assert a[IMAGE].shape[0] == 4 and torch.equal(a[IMAGE], b[IMAGE]) and torch.equal(a[PID], b[PID])
+
+
+def test_bad_arguments_and_checkpoints(tmp_path, dm, tiny_crgan_ckpt):
+    with pytest.raises(ConfigError, match="ratio=0"):
+        ContextRenderingCallback("x.ckpt", ratio=0)
+    with pytest.raises(ConfigError, match="contexts_per_image=0"):
+        ContextRenderingCallback("x.ckpt", contexts_per_image=0)
+    callback = ContextRenderingCallback(str(tmp_path / "missing.ckpt"))
+    with pytest.raises(WeightsError, match="missing.ckpt does not exist"):
+        callback.setup(None, ReIDModule(num_source_pids=3, backbone="resnet10t", pretrained=False), "fit")
+    callback = ContextRenderingCallback(str(tiny_crgan_ckpt))
+    callback.generator = load_generator(tiny_crgan_ckpt)
+    batch = next(iter(dm.train_dataloader()))[0]
+    del batch[TARGET]
+    with pytest.raises(ConfigError, match="with_target=true"):
+        callback.render(batch, torch.Generator())
+
+
+@pytest.mark.slow
+def test_two_process_ddp_streams_synthetic_images_on_both_ranks(tmp_path, synth_root, tiny_crgan_ckpt):
+    cfg = yaml.safe_load((REPO / "experiments" / "synth_a2synth_b" / "reid_crgan.yaml").read_text())
+    run = tmp_path / "run"
+    cfg["trainer"].update(default_root_dir=str(run), max_epochs=1, limit_train_batches=2, limit_val_batches=0,
+                          enable_progress_bar=False)
+    cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(run)
+    for cb in cfg["trainer"]["callbacks"]:
+        if cb["class_path"].endswith("ModelCheckpoint"):
+            cb["init_args"]["dirpath"] = str(run / "checkpoints")
+        if cb["class_path"].endswith("ContextRenderingCallback"):
+            cb["init_args"]["crgan_checkpoint"] = str(tiny_crgan_ckpt)
+    cfg["model"]["init_args"].update(backbone="resnet10t")
+    cfg["data"].update(root=str(synth_root), height=64, width=32, batch_size=8, num_workers=0)
+    path = tmp_path / "reid_crgan.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    digests = tmp_path / "digests"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "tests"), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "crgan_lightning.cli", "fit", "--config", str(path), "--trainer.accelerator=cpu",
+           "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.callbacks+=ddp_helpers.WeightsDigest",
+           f"--trainer.callbacks.out={digests}"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((digests / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for rank in ranks:
+        assert rank["world_size"] == 2 and rank["batches"] == 2
+        assert rank["keys"] == [SOURCE, SYNTHETIC, TARGET]  # the synthetic part reached training on this rank
+    assert ranks[0]["end"] == ranks[1]["end"] != ranks[0]["start"]
