@@ -8,6 +8,7 @@ module. The data and tool commands are plain sub-commands:
 
 * ``crgan synth --out data/``: write the embedded two-domain benchmark (synth_a, synth_b).
 * ``crgan summary --dataset market --root data/``: print a dataset's statistics table.
+* ``crgan masks --dataset market --root data/``: write person masks with a segmentation model.
 
 A user error (bad path, unknown dataset, bad value) ends with one ``crgan: error: ...`` line
 and exit status 2, never a traceback.
@@ -70,6 +71,17 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     print(load_reid_dataset(args.dataset, args.root).summary())
 
 
+def _cmd_masks(args: argparse.Namespace) -> None:
+    from .data.segmentation import write_masks
+
+    folder, written = write_masks(
+        args.dataset, args.root, model=args.model, weights_path=args.weights, batch_size=args.batch_size,
+        threshold=None if args.soft else args.threshold, overwrite=args.overwrite, device=args.device,
+        progress=not args.quiet,
+    )
+    print(f"{written} masks written under {folder}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crgan",
@@ -93,6 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="registered name: market, duke, msmt17, cuhk03np, synth_a...")
     p.add_argument("--root", default="data", help="data root or the dataset folder itself (default: data)")
     p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("masks", help="write a masks/ tree for a dataset with a person-segmentation model")
+    p.add_argument("--dataset", required=True, help="registered name: market, duke, msmt17, cuhk03np...")
+    p.add_argument("--root", default="data", help="data root or the dataset folder itself (default: data)")
+    p.add_argument("--model", default="deeplabv3_mobilenet_v3_large",
+                   help="torchvision segmentation model (default: deeplabv3_mobilenet_v3_large)")
+    p.add_argument("--weights", default=None,
+                   help="local weight file of that model (offline); by default torchvision downloads it")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threshold", type=float, default=0.5, help="binarise at this person probability")
+    p.add_argument("--soft", action="store_true", help="keep soft probabilities instead of binary masks")
+    p.add_argument("--overwrite", action="store_true", help="rewrite existing masks (default: resume)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_masks)
     return parser
 
 

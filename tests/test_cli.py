@@ -1,0 +1,56 @@
+"""The crgan command: data and tool sub-commands, one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision.models.segmentation as tv_seg
+
+from crgan_lightning.cli import main
+from crgan_lightning.data import load_reid_dataset
+
+
+def test_synth_writes_both_domains_and_prints_their_tables(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path), "--ids", "4", "--test-ids", "3", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "=> synth_a loaded from" in out and "=> synth_b loaded from" in out
+    assert load_reid_dataset("synth_b", tmp_path).num_train_pids == 4
+    assert main(["summary", "--dataset", "synth_a", "--root", str(tmp_path)]) == 0
+    assert "train    |       4 |" in capsys.readouterr().out
+
+
+def test_user_errors_end_in_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["summary", "--dataset", "market", "--root", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"crgan: error: market1501: data root {tmp_path / 'nowhere'} does not exist"]
+    assert main(["summary", "--dataset", "viper", "--root", str(tmp_path)]) == 2
+    assert "unknown dataset 'viper'" in capsys.readouterr().err
+
+
+def test_masks_command_writes_a_tree_from_a_local_weight_file(tmp_path, capsys):
+    main(["synth", "--out", str(tmp_path), "--ids", "3", "--test-ids", "2", "--quiet"])
+    net = tv_seg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)
+    weights = tmp_path / "lraspp.pth"
+    torch.save(net.state_dict(), weights)
+    import shutil
+
+    shutil.rmtree(tmp_path / "synth_a" / "masks")  # as a real dataset: no masks yet
+    capsys.readouterr()
+    argv = ["masks", "--dataset", "synth_a", "--root", str(tmp_path), "--model", "lraspp_mobilenet_v3_large",
+            "--weights", str(weights), "--batch-size", "8", "--quiet"]
+    assert main(argv) == 0
+    ds = load_reid_dataset("synth_a", tmp_path)
+    total = len(ds.train) + len(ds.query) + len(ds.gallery)
+    assert capsys.readouterr().out.strip() == f"{total} masks written under {tmp_path / 'synth_a' / 'masks'}"
+    assert len(list((tmp_path / "synth_a" / "masks").rglob("*.png"))) == total
+    assert main(argv) == 0 and capsys.readouterr().out.startswith("0 masks written")  # resumed: nothing left
+    assert main(["masks", "--dataset", "synth_a", "--root", str(tmp_path), "--weights", str(tmp_path / "x.pth"),
+                 "--quiet"]) == 2
+    assert "x.pth" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["synth", "--help"], ["masks", "--help"]])
+def test_help_pages(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0 and "usage: crgan" in capsys.readouterr().out
