@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 import torchvision.models.segmentation as tv_seg
@@ -32,8 +34,6 @@ def test_masks_command_writes_a_tree_from_a_local_weight_file(tmp_path, capsys):
     net = tv_seg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)
     weights = tmp_path / "lraspp.pth"
     torch.save(net.state_dict(), weights)
-    import shutil
-
     shutil.rmtree(tmp_path / "synth_a" / "masks")  # as a real dataset: no masks yet
     capsys.readouterr()
     argv = ["masks", "--dataset", "synth_a", "--root", str(tmp_path), "--model", "lraspp_mobilenet_v3_large",
@@ -54,3 +54,33 @@ def test_help_pages(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 0 and "usage: crgan" in capsys.readouterr().out
+
+
+def test_render_exports_a_market_layout_dataset_and_resumes(tmp_path, synth_root, tiny_crgan_ckpt, capsys):
+    out = tmp_path / "rendered_a2b"
+    argv = ["render", "--ckpt", str(tiny_crgan_ckpt), "--source", "synth_a", "--target", "synth_b",
+            "--root", str(synth_root), "--out", str(out), "--height", "64", "--width", "32", "--contexts", "2",
+            "--quiet"]
+    assert main(argv) == 0
+    src, tgt = load_reid_dataset("synth_a", synth_root), load_reid_dataset("synth_b", synth_root)
+    ds = load_reid_dataset("rendered", out)
+    assert len(ds.train) == 2 * len(src.train) and ds.num_cameras == tgt.num_cameras
+    assert sorted({s.pid for s in ds.train}) == src.train_pids  # source identities
+    assert {s.camid for s in ds.train} <= {s.camid for s in tgt.train}  # target cameras
+    assert len(ds.query) == len(tgt.query) and len(ds.gallery) == len(tgt.gallery)
+    assert not (tmp_path / "rendered_a2b.partial").exists()
+    assert "=> rendered loaded from" in capsys.readouterr().out
+    assert main(argv) == 2 and "already holds a complete export" in capsys.readouterr().err  # nothing overwritten
+    # an interrupted export: the partial folder is completed, finished images are not redone
+    partial = tmp_path / "again.partial"
+    shutil.copytree(out, partial)
+    (partial / "meta.json").unlink()
+    kept = sorted((partial / "bounding_box_train").iterdir())[:5]
+    for extra in sorted((partial / "bounding_box_train").iterdir())[5:]:
+        extra.unlink()
+    stamp = {p.name: p.stat().st_mtime_ns for p in kept}
+    argv[argv.index(str(out))] = str(tmp_path / "again")
+    assert main(argv) == 0
+    again = tmp_path / "again" / "bounding_box_train"
+    assert len(list(again.iterdir())) == len(ds.train)
+    assert {p.name: (again / p.name).stat().st_mtime_ns for p in kept} == stamp

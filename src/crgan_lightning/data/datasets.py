@@ -18,6 +18,7 @@ its usual name)::
                                 0001_c1_1.png
     synth_a/, synth_b/          the embedded benchmark (:mod:`crgan_lightning.data.synthetic`),
                                 Market-1501 layout and names plus ``meta.json``
+    <any folder>/ ("rendered")  a dataset exported by ``crgan render``, same form
 
 A ``masks/`` folder beside the splits, with one PNG per image at the same relative path, holds
 foreground masks (see :mod:`crgan_lightning.data.masks`).
@@ -179,7 +180,8 @@ def _market_style(
     return parse
 
 
-def _parse_synthetic(name: str) -> Callable[[Path], ReIDDataset]:
+def _parse_with_meta(name: str, how_to_make: str) -> Callable[[Path], ReIDDataset]:
+    """Market-1501 names plus a ``meta.json`` that gives the number of cameras."""
     regex = re.compile(r"^(-?\d+)_c(\d)s(\d)_(\d{6})_(\d{2})\.(jpg|png)$")
 
     def parse(root: Path) -> ReIDDataset:
@@ -189,7 +191,7 @@ def _parse_synthetic(name: str) -> Callable[[Path], ReIDDataset]:
             num_cameras = int(meta["num_cameras"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DatasetError(
-                f"{name}: cannot read {meta_file} ({exc}); regenerate the benchmark with `crgan synth --out DIR`"
+                f"{name}: cannot read {meta_file} ({exc}); {how_to_make}"
             ) from None
         splits = {}
         for split, folder in (("train", "bounding_box_train"), ("query", "query"), ("gallery", "bounding_box_test")):
@@ -317,8 +319,15 @@ for _synth in ("synth_a", "synth_b"):
     register_dataset(DatasetSpec(
         _synth, (_synth.replace("_", ""),), (_synth,),
         f"{MARKET_LAYOUT} and meta.json (written by `crgan synth`)",
-        lambda p: _has_market_splits(p) and (p / "meta.json").is_file(), _parse_synthetic(_synth),
+        lambda p: _has_market_splits(p) and (p / "meta.json").is_file(),
+        _parse_with_meta(_synth, "regenerate the benchmark with `crgan synth --out DIR`"),
     ))
+register_dataset(DatasetSpec(
+    "rendered", (), ("rendered",),
+    f"{MARKET_LAYOUT} and meta.json (written by `crgan render`)",
+    lambda p: _has_market_splits(p) and (p / "meta.json").is_file(),
+    _parse_with_meta("rendered", "export it again with `crgan render`"),
+))
 
 
 def dataset_names() -> list[str]:

@@ -1,0 +1,130 @@
+"""Export a rendered dataset to disk in the Market-1501 layout.
+
+``crgan render --ckpt CRGAN.ckpt --source market --target duke --out DIR`` renders every source
+training image into ``contexts_per_image`` target contexts and writes::
+
+    DIR/bounding_box_train/{pid:04d}_c{cam}s1_{index:06d}_{k:02d}.jpg   (source pid, target camera)
+    DIR/query/, DIR/bounding_box_test/                                   (the target's test images)
+    DIR/meta.json
+
+so any re-id toolkit that reads Market-1501 can train on it (this library reads it back with
+``load_reid_dataset("rendered", DIR)``). Writing goes to ``DIR.partial/`` and every image is
+written through a temporary file renamed into place: an interrupted export resumes where it
+stopped (``resume`` is the default), and ``DIR`` appears only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data import load_reid_dataset
+from .data.images import read_image
+from .data.transforms import apply_transforms, build_transforms
+from .errors import ConfigError
+from .metrics.plots import to_uint8
+from .modules.crgan import load_generator
+
+SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+
+
+def _write_jpeg(path: Path, rgb: np.ndarray, quality: int = 95) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.jpg")
+    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]):
+        raise OSError(f"could not write {tmp}")
+    os.replace(tmp, path)
+
+
+def _copy_test_split(samples, folder: Path) -> None:
+    """Target query/gallery images under Market-style names (camera and pid kept)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, s in enumerate(samples):
+        dst = folder / f"{s.pid:04d}_c{s.camid + 1}s1_{i:06d}_00.jpg"
+        if dst.exists():
+            continue
+        tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+        if Path(s.path).suffix.lower() in (".jpg", ".jpeg"):
+            shutil.copyfile(s.path, tmp)
+            os.replace(tmp, dst)
+        else:
+            _write_jpeg(dst, read_image(s.path))
+
+
+def export_rendered(
+    ckpt: str | os.PathLike,
+    source: str,
+    target: str,
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    height: int = 128,
+    width: int = 64,
+    contexts_per_image: int = 1,
+    batch_size: int = 32,
+    seed: int = 0,
+    overwrite: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Render the source training set into target contexts and write it to ``out`` (see the module
+    docstring). Returns ``out``. An existing complete export is kept unless ``overwrite``."""
+    out = Path(out)
+    if contexts_per_image < 1 or batch_size < 1:
+        raise ConfigError(f"contexts_per_image={contexts_per_image} and batch_size={batch_size} must be >= 1")
+    if (out / "meta.json").is_file() and not overwrite:
+        raise ConfigError(f"{out} already holds a complete export; pass --overwrite to replace it")
+    src, tgt = load_reid_dataset(source, root), load_reid_dataset(target, root)
+    if tgt.num_cameras > 9:
+        raise ConfigError(
+            f"{tgt.name} has {tgt.num_cameras} cameras; Market-1501 file names hold one camera digit (at most 9)"
+        )
+    generator = load_generator(ckpt, map_location=device)
+    transform = build_transforms(height, width, train=False)
+    partial = out.with_name(out.name + ".partial")
+    train_dir = partial / SPLIT_FOLDERS["train"]
+    train_dir.mkdir(parents=True, exist_ok=True)
+
+    rng = np.random.default_rng(seed)  # the whole pairing is drawn up front: resuming draws the same
+    contexts = rng.integers(0, len(tgt.train), size=(len(src.train), contexts_per_image))
+    jobs = [(i, k) for i in range(len(src.train)) for k in range(contexts_per_image)]
+
+    def name(i: int, k: int) -> str:
+        t = tgt.train[contexts[i, k]]
+        return f"{src.train[i].pid:04d}_c{t.camid + 1}s1_{i:06d}_{k:02d}.jpg"
+
+    todo = [(i, k) for i, k in jobs if not (train_dir / name(i, k)).exists()]
+
+    def load(path: str) -> torch.Tensor:
+        return apply_transforms(transform, read_image(path), None)["image"]
+
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"render {src.name}->{tgt.name}",
+               unit="img", disable=not progress)
+    with torch.no_grad():
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            x_s = torch.stack([load(src.train[i].path) for i, _ in chunk]).to(device)
+            x_t = torch.stack([load(tgt.train[contexts[i, k]].path) for i, k in chunk]).to(device)
+            for (i, k), image in zip(chunk, generator(x_s, x_t).cpu()):
+                _write_jpeg(train_dir / name(i, k), to_uint8(image))
+            bar.update(len(chunk))
+    bar.close()
+    _copy_test_split(tgt.query, partial / SPLIT_FOLDERS["query"])
+    _copy_test_split(tgt.gallery, partial / SPLIT_FOLDERS["gallery"])
+    meta = {"name": "rendered", "num_cameras": tgt.num_cameras, "source": src.name, "target": tgt.name,
+            "checkpoint": str(ckpt), "contexts_per_image": contexts_per_image, "seed": seed,
+            "height": height, "width": width, "num_images": {"train": len(jobs)}}
+    (partial / "meta.json").write_text(json.dumps(meta, indent=2))
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        os.replace(out, old)
+        os.replace(partial, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(partial, out)
+    return out
