@@ -1,0 +1,111 @@
+"""The image-quality table on the embedded benchmark, with a tiny CR-GAN checkpoint and self-built
+LPIPS / Inception weight files (random weights saved in the layout of the real downloads)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision.models as tvm
+import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+
+from crgan_lightning.errors import ConfigError, WeightsError
+from crgan_lightning.modules.crgan import CRGANModule
+from crgan_lightning.reports import CRGAN, REAL_SOURCE, choose_samples, format_quality_table, quality_table
+
+
+@pytest.fixture(scope="module")
+def weight_files(tmp_path_factory) -> dict[str, Path]:
+    """A random torchvision AlexNet state dict and a random state dict of torch-fidelity's Inception-v3."""
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    torch.save(tvm.alexnet().state_dict(), folder / "alexnet.pth")
+    cls = tf_inception.FeatureExtractorInceptionV3
+    with pytest.MonkeyPatch.context() as mp:  # build the network without loading any weights
+        mp.setattr(tf_inception, "load_state_dict_from_url", lambda *args, **kwargs: {})
+        mp.setattr(cls, "load_state_dict", lambda self, *args, **kwargs: None)
+        net = cls("inception-v3-compat", ["2048"])
+    for module in net.modules():  # keep the 2048-d features at a usable scale through the deep network
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    torch.save(net.state_dict(), folder / "inception.pth")
+    return {"lpips": folder / "alexnet.pth", "inception": folder / "inception.pth"}
+
+
+@pytest.fixture(scope="module")
+def crgan_ckpt(tmp_path_factory) -> Path:
+    """An untrained tiny CR-GAN checkpoint with the keys Lightning writes."""
+    torch.manual_seed(0)
+    module = CRGANModule(num_source_pids=12, num_target_cameras=8, g_base_channels=8, g_num_down=3,
+                         g_max_channels=32, g_res_blocks=1, cls_backbone="resnet10t")
+    path = tmp_path_factory.mktemp("ckpt") / "crgan.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+ARGS = dict(source="synth_a", target="synth_b", num_sources=2, num_contexts=3, num_fid=10, height=128,
+            width=64, batch_size=10, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def table(synth_root, weight_files, crgan_ckpt) -> dict:
+    return quality_table(str(crgan_ckpt), root=str(synth_root), lpips_path=str(weight_files["lpips"]),
+                         inception_path=str(weight_files["inception"]), **ARGS)
+
+
+def test_quality_table_reports_real_source_and_checkpoint_rows_with_finite_values(table, crgan_ckpt):
+    assert [row["method"] for row in table["rows"]] == [REAL_SOURCE, CRGAN]
+    assert table["num_fid"] == 10 and table["num_sources"] == 2 and table["num_contexts"] == 3
+    assert "kid_skipped" not in table
+    real, crgan = table["rows"]
+    for row in table["rows"]:
+        for key in ("lpips", "fid", "kid_mean", "kid_std"):
+            assert math.isfinite(row[key]), (row["method"], key)
+        assert row["fid"] > 0
+    assert real["lpips"] == 0.0  # an unrendered source image is the same in every context
+    assert crgan["lpips"] > 0  # the generator's output depends on the context
+    assert crgan["checkpoint"] == str(crgan_ckpt)
+
+
+def test_format_quality_table_prints_aligned_rows(table):
+    text = format_quality_table(table)
+    lines = text.splitlines()
+    assert lines[0].startswith("synth_a -> synth_b: FID/KID on 10 images per set")
+    header, rule, real, crgan = lines[1:5]
+    assert header.split()[:3] == ["method", "LPIPS", "diversity"]
+    assert len({len(header), len(rule), len(real), len(crgan)}) == 1
+    assert real.startswith(REAL_SOURCE) and crgan.startswith("CR-GAN (crgan.ckpt)")
+    assert f"{table['rows'][1]['fid']:.2f}" in crgan and "+/-" in crgan
+    assert format_quality_table(table["rows"]).splitlines()[0] == header
+
+
+def test_real_source_row_is_the_same_without_a_checkpoint(table, synth_root, weight_files):
+    args = dict(ARGS, num_sources=1)  # the FID images do not depend on the LPIPS grid
+    alone = quality_table(None, root=str(synth_root), inception_path=str(weight_files["inception"]), **args)
+    assert [row["method"] for row in alone["rows"]] == [REAL_SOURCE]
+    assert alone["rows"][0]["fid"] == pytest.approx(table["rows"][0]["fid"], rel=1e-6)
+    assert alone["rows"][0]["kid_mean"] == pytest.approx(table["rows"][0]["kid_mean"], rel=1e-6)
+
+
+def test_choose_samples_is_deterministic_and_clips_to_the_pools():
+    a = choose_samples(30, 20, 50, num_sources=5, num_contexts=4, num_fid=100, seed=3)
+    b = choose_samples(30, 20, 50, num_sources=5, num_contexts=4, num_fid=100, seed=3)
+    c = choose_samples(30, 20, 50, num_sources=5, num_contexts=4, num_fid=100, seed=4)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["fid_source"], c["fid_source"])
+    assert len(a["fid_source"]) == len(a["fid_reference"]) == len(a["fid_context"]) == 20
+    assert len(set(a["fid_reference"].tolist())) == 20
+    assert a["lpips_context"].shape == (5, 4)
+    assert all(len(set(row.tolist())) == 4 for row in a["lpips_context"])
+    with pytest.raises(ConfigError, match="num_contexts=60"):
+        choose_samples(30, 20, 50, num_sources=5, num_contexts=60, num_fid=10)
+
+
+def test_quality_table_rejects_bad_arguments_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="num_contexts=1"):
+        quality_table(None, "synth_a", "synth_b", root=str(tmp_path), num_contexts=1)
+    with pytest.raises(WeightsError, match="missing.ckpt"):
+        quality_table(str(tmp_path / "missing.ckpt"), "synth_a", "synth_b", root=str(tmp_path))
