@@ -109,3 +109,17 @@ def test_quality_table_rejects_bad_arguments_before_any_work(tmp_path):
         quality_table(None, "synth_a", "synth_b", root=str(tmp_path), num_contexts=1)
     with pytest.raises(WeightsError, match="missing.ckpt"):
         quality_table(str(tmp_path / "missing.ckpt"), "synth_a", "synth_b", root=str(tmp_path))
+
+
+def test_crgan_quality_command_prints_the_table(synth_root, weight_files, tiny_crgan_ckpt, capsys):
+    from crgan_lightning.cli import main
+
+    argv = ["quality", "--ckpt", str(tiny_crgan_ckpt), "--source", "synth_a", "--target", "synth_b",
+            "--root", str(synth_root), "--num-sources", "3", "--num-contexts", "2", "--num-fid", "12",
+            "--height", "64", "--width", "32", "--lpips-weights", str(weight_files["lpips"]),
+            "--inception-weights", str(weight_files["inception"]), "--quiet"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert REAL_SOURCE in out and CRGAN in out
+    assert main(argv[:-3] + ["--inception-weights", "/nope/inception.pth", "--quiet"]) == 2
+    assert "/nope/inception.pth" in capsys.readouterr().err

@@ -10,6 +10,7 @@ module. The data and tool commands are plain sub-commands:
 * ``crgan summary --dataset market --root data/``: print a dataset's statistics table.
 * ``crgan masks --dataset market --root data/``: write person masks with a segmentation model.
 * ``crgan render --ckpt C --source market --target duke --out DIR``: export a rendered dataset.
+* ``crgan quality --ckpt C --source market --target duke``: LPIPS diversity and FID/KID (Table 1).
 
 A user error (bad path, unknown dataset, bad value) ends with one ``crgan: error: ...`` line
 and exit status 2, never a traceback.
@@ -96,6 +97,18 @@ def _cmd_render(args: argparse.Namespace) -> None:
     print(load_reid_dataset("rendered", out).summary())
 
 
+def _cmd_quality(args: argparse.Namespace) -> None:
+    from .reports import format_quality_table, quality_table
+
+    table = quality_table(
+        args.ckpt, args.source, args.target, args.root, num_sources=args.num_sources, num_contexts=args.num_contexts,
+        num_fid=args.num_fid, height=args.height, width=args.width, lpips_net=args.lpips_net,
+        lpips_path=args.lpips_weights, inception_path=args.inception_weights, seed=args.seed, device=args.device,
+        progress=not args.quiet,
+    )
+    print(format_quality_table(table))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crgan",
@@ -150,6 +163,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("quality", help="the paper's Table 1: LPIPS diversity and FID/KID, source vs target and a checkpoint")
+    p.add_argument("--ckpt", default=None, help="CR-GAN checkpoint (omit for the real source-vs-target row only)")
+    p.add_argument("--source", required=True, help="source dataset name")
+    p.add_argument("--target", required=True, help="target dataset name")
+    p.add_argument("--root", default="data", help="data root holding both datasets (default: data)")
+    p.add_argument("--num-sources", type=int, default=100, help="source images rendered for LPIPS (default 100)")
+    p.add_argument("--num-contexts", type=int, default=8, help="target contexts per source image (default 8)")
+    p.add_argument("--num-fid", type=int, default=1000, help="images per set for FID/KID (default 1000)")
+    p.add_argument("--height", type=int, default=256)
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--lpips-net", default="alex", choices=["alex", "vgg", "squeeze"])
+    p.add_argument("--lpips-weights", default=None,
+                   help="local torchvision weights of the LPIPS backbone (offline), e.g. alexnet-owt-7be5be79.pth")
+    p.add_argument("--inception-weights", default=None,
+                   help="local FID Inception weights (offline): weights-inception-2015-12-05-6726825d.pth")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_quality)
     return parser
 
 
