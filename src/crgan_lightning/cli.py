@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_render)
 
-    p = sub.add_parser("quality", help="the paper's Table 1: LPIPS diversity and FID/KID, source vs target and a checkpoint")
+    p = sub.add_parser("quality", help="Table 1 of the paper: LPIPS diversity and FID/KID of real and rendered images")
     p.add_argument("--ckpt", default=None, help="CR-GAN checkpoint (omit for the real source-vs-target row only)")
     p.add_argument("--source", required=True, help="source dataset name")
     p.add_argument("--target", required=True, help="target dataset name")
