@@ -100,3 +100,21 @@ def test_warmup_multistep_factors():
 def test_missing_identity_count_is_a_clear_error():
     with pytest.raises(ConfigError, match="num_source_pids=0"):
         ReIDModule(num_source_pids=0, pretrained=False)
+
+
+@pytest.mark.slow
+def test_injected_optimizer_scheduler_and_bf16_precision_through_the_cli(tmp_path, synth_root):
+    cfg_path = small_config(tmp_path, synth_root)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["model"]["init_args"].update(
+        backbone="resnet10t",
+        optimizer={"class_path": "torch.optim.SGD", "init_args": {"lr": 0.01, "momentum": 0.9}},
+        scheduler={"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {"step_size": 1, "gamma": 0.5}},
+    )
+    cfg["trainer"].update(max_epochs=2, limit_train_batches=1, limit_val_batches=0, precision="bf16-mixed")
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    assert main(["fit", "--config", str(cfg_path)]) == 0
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    group = ckpt["optimizer_states"][0]["param_groups"][0]
+    assert group["momentum"] == 0.9 and group["lr"] == pytest.approx(0.01 * 0.5 ** 2)  # SGD, stepped twice
+    assert ckpt["hyper_parameters"]["backbone"] == "resnet10t"
