@@ -14,7 +14,7 @@ TGT    ?= synth_b
 PAIR   := $(SRC)2$(TGT)
 ARGS   ?=
 
-.PHONY: help install demo test test-fast lint synth summary bench train-crgan train-reid evaluate clean
+.PHONY: help install demo test test-fast lint synth summary bench train-crgan train-reid evaluate sweep clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,10 @@ train-reid: install  ## re-id direct transfer: make train-reid SRC=market TGT=du
 evaluate: install  ## test a re-id checkpoint on the target: make evaluate SRC= TGT= CKPT=path/to.ckpt
 	@test -n "$(CKPT)" || { echo "set CKPT=path/to/checkpoint.ckpt"; exit 2; }
 	$(BIN)/crgan test --config experiments/$(PAIR)/reid_direct.yaml --data.root $(DATA_ROOT) --ckpt_path $(CKPT) $(ARGS)
+
+sweep: install  ## print the commands that start a W&B sweep (experiments/sweep.yaml) and its agents
+	@echo "1. $(BIN)/wandb sweep experiments/sweep.yaml        # prints <entity>/<project>/<sweep id>"
+	@echo "2. $(BIN)/wandb agent <entity>/<project>/<sweep id>  # one per GPU or machine; PATH must hold $(BIN)"
 
 bench: install  ## run the benchmark scripts (they print measured figures and ratios)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -1,0 +1,58 @@
+"""The W&B sweep: every parameter, with sample values, parses through the CLI (no run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from crgan_lightning.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEP = yaml.safe_load((REPO / "experiments" / "sweep.yaml").read_text())
+
+
+def samples(spec: dict) -> list:
+    if "values" in spec:
+        return spec["values"]
+    if "value" in spec:
+        return [spec["value"]]
+    return [spec["min"], spec["max"]]
+
+
+def command(args: list[str]) -> list[str]:
+    """The sweep's command as the agent would run it, minus the program name."""
+    out = []
+    for part in SWEEP["command"]:
+        if part == "${env}":
+            continue
+        if part == "${args}":
+            out += args
+        else:
+            out.append(part)
+    assert out[0] == SWEEP["program"] == "crgan"
+    return out[1:]
+
+
+def test_sweep_targets_a_metric_the_module_logs():
+    assert SWEEP["metric"]["name"] in {"val/mAP", "val/rank1"}
+
+
+@pytest.mark.parametrize("name", sorted(SWEEP["parameters"]))
+def test_every_sweep_parameter_parses(name, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)  # the command names configs relative to the repository
+    for value in samples(SWEEP["parameters"][name]):
+        with pytest.raises(SystemExit) as exc:
+            main(command([f"--{name}={value}", "--print_config"]))
+        assert exc.value.code == 0, capsys.readouterr().err
+        config = yaml.safe_load(capsys.readouterr().out)
+        node = config
+        keys = name.split(".")
+        if keys[0] == "trainer" and keys[1] == "callbacks":
+            node = config["trainer"]["callbacks"][-1]
+            keys = keys[2:]
+        for key in keys:
+            node = node[key]
+        assert node == value
+        assert config["trainer"]["logger"]["class_path"].endswith("WandbLogger")
