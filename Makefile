@@ -57,7 +57,7 @@ train-reid: install  ## re-id direct transfer: make train-reid SRC=market TGT=du
 
 evaluate: install  ## test a re-id checkpoint on the target: make evaluate SRC= TGT= CKPT=path/to.ckpt
 	@test -n "$(CKPT)" || { echo "set CKPT=path/to/checkpoint.ckpt"; exit 2; }
-	$(BIN)/crgan test --config experiments/$(PAIR)/reid_direct.yaml --data.root $(DATA_ROOT) --ckpt_path $(CKPT) $(ARGS)
+	$(BIN)/crgan test --config experiments/$(PAIR)/reid_direct.yaml --data.root $(DATA_ROOT) --ckpt_path $(CKPT) --model.init_args.pretrained=false $(ARGS)
 
 sweep: install  ## print the commands that start a W&B sweep (experiments/sweep.yaml) and its agents
 	@echo "1. $(BIN)/wandb sweep experiments/sweep.yaml        # prints <entity>/<project>/<sweep id>"

@@ -84,3 +84,27 @@ def test_render_exports_a_market_layout_dataset_and_resumes(tmp_path, synth_root
     again = tmp_path / "again" / "bounding_box_train"
     assert len(list(again.iterdir())) == len(ds.train)
     assert {p.name: (again / p.name).stat().st_mtime_ns for p in kept} == stamp
+
+
+def test_render_resume_discards_leftovers_and_partials_of_other_settings(tmp_path, synth_root, tiny_crgan_ckpt):
+    out = tmp_path / "r"
+    argv = ["render", "--ckpt", str(tiny_crgan_ckpt), "--source", "synth_a", "--target", "synth_b",
+            "--root", str(synth_root), "--out", str(out), "--height", "64", "--width", "32", "--quiet"]
+    assert main(argv) == 0
+    expected = sorted(p.name for p in (out / "bounding_box_train").iterdir())
+    # an export killed mid-write: a temporary file is left beside finished images
+    partial = tmp_path / "r.partial"
+    shutil.move(out, partial)
+    (partial / "meta.json").unlink()
+    (partial / "bounding_box_train" / f".{expected[0]}.999.part").write_bytes(b"half an image")
+    assert main(argv) == 0
+    assert sorted(p.name for p in (out / "bounding_box_train").iterdir()) == expected
+    assert load_reid_dataset("rendered", out).train
+    # a partial export started with other settings is not mixed in
+    shutil.move(out, partial)
+    (partial / "meta.json").unlink()
+    stale = partial / "bounding_box_train" / expected[0]
+    stale.write_bytes(b"from another run")
+    assert main(argv[:-1] + ["--seed", "7", "--quiet"]) == 0
+    assert all(p.read_bytes() != b"from another run" for p in (out / "bounding_box_train").iterdir())
+    assert load_reid_dataset("rendered", out).train

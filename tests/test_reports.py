@@ -65,7 +65,6 @@ def test_quality_table_reports_real_source_and_checkpoint_rows_with_finite_value
         for key in ("lpips", "fid", "kid_mean", "kid_std"):
             assert math.isfinite(row[key]), (row["method"], key)
         assert row["fid"] > 0
-    assert real["lpips"] == 0.0  # an unrendered source image is the same in every context
     assert crgan["lpips"] > 0  # the generator's output depends on the context
     assert crgan["checkpoint"] == str(crgan_ckpt)
 

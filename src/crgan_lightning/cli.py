@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         args.func(args)
-    except CRGANError as exc:
+    except (CRGANError, FileNotFoundError) as exc:  # user errors: one line, no traceback
         print(f"crgan: error: {exc}", file=sys.stderr)
         return 2
     return 0

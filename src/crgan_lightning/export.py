@@ -16,11 +16,11 @@ stopped (``resume`` is the default), and ``DIR`` appears only when complete.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -29,17 +29,13 @@ from .data import load_reid_dataset
 from .data.images import read_image
 from .data.transforms import apply_transforms, build_transforms
 from .errors import ConfigError
+from .fileio import atomic_save_image, atomic_write_bytes, file_sha256, remove_leftovers
 from .metrics.plots import to_uint8
-from .modules.crgan import load_generator
+from .models.generator import load_generator
+
+log = logging.getLogger(__name__)
 
 SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
-
-
-def _write_jpeg(path: Path, rgb: np.ndarray, quality: int = 95) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.jpg")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]):
-        raise OSError(f"could not write {tmp}")
-    os.replace(tmp, path)
 
 
 def _copy_test_split(samples, folder: Path) -> None:
@@ -49,12 +45,10 @@ def _copy_test_split(samples, folder: Path) -> None:
         dst = folder / f"{s.pid:04d}_c{s.camid + 1}s1_{i:06d}_00.jpg"
         if dst.exists():
             continue
-        tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
         if Path(s.path).suffix.lower() in (".jpg", ".jpeg"):
-            shutil.copyfile(s.path, tmp)
-            os.replace(tmp, dst)
+            atomic_write_bytes(dst, Path(s.path).read_bytes())
         else:
-            _write_jpeg(dst, read_image(s.path))
+            atomic_save_image(dst, read_image(s.path))
 
 
 def export_rendered(
@@ -87,8 +81,19 @@ def export_rendered(
     generator = load_generator(ckpt, map_location=device)
     transform = build_transforms(height, width, train=False)
     partial = out.with_name(out.name + ".partial")
+    settings = {"checkpoint_sha256": file_sha256(ckpt), "source": src.name, "target": tgt.name,
+                "height": height, "width": width, "contexts_per_image": contexts_per_image, "seed": seed}
+    manifest = partial / ".export.json"
+    if partial.exists():
+        made_with = json.loads(manifest.read_text()) if manifest.is_file() else None
+        if made_with != settings:  # a partial export of other settings (or another checkpoint): start over
+            log.warning("discarding %s: it was started with other settings or another checkpoint", partial)
+            shutil.rmtree(partial)
+        else:
+            remove_leftovers(partial)
     train_dir = partial / SPLIT_FOLDERS["train"]
     train_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(manifest, json.dumps(settings).encode())
 
     rng = np.random.default_rng(seed)  # the whole pairing is drawn up front: resuming draws the same
     contexts = rng.integers(0, len(tgt.train), size=(len(src.train), contexts_per_image))
@@ -111,7 +116,7 @@ def export_rendered(
             x_s = torch.stack([load(src.train[i].path) for i, _ in chunk]).to(device)
             x_t = torch.stack([load(tgt.train[contexts[i, k]].path) for i, k in chunk]).to(device)
             for (i, k), image in zip(chunk, generator(x_s, x_t).cpu()):
-                _write_jpeg(train_dir / name(i, k), to_uint8(image))
+                atomic_save_image(train_dir / name(i, k), to_uint8(image))
             bar.update(len(chunk))
     bar.close()
     _copy_test_split(tgt.query, partial / SPLIT_FOLDERS["query"])
@@ -119,7 +124,7 @@ def export_rendered(
     meta = {"name": "rendered", "num_cameras": tgt.num_cameras, "source": src.name, "target": tgt.name,
             "checkpoint": str(ckpt), "contexts_per_image": contexts_per_image, "seed": seed,
             "height": height, "width": width, "num_images": {"train": len(jobs)}}
-    (partial / "meta.json").write_text(json.dumps(meta, indent=2))
+    atomic_write_bytes(partial / "meta.json", json.dumps(meta, indent=2).encode())
     if out.exists():
         old = out.with_name(out.name + ".old")
         os.replace(out, old)

@@ -48,7 +48,7 @@ from .metrics.quality import (
     inception_features,
     lpips_diversity,
 )
-from .modules.crgan import load_generator
+from .models.generator import load_generator
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from crgan_lightning.callbacks.rendering import ContextRenderingCallback
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC, TARGET
 from crgan_lightning.errors import ConfigError, WeightsError
-from crgan_lightning.modules.crgan import load_generator
+from crgan_lightning.models.generator import load_generator
 from crgan_lightning.modules.reid import ReIDModule
 
 REPO = Path(__file__).resolve().parents[2]

@@ -208,3 +208,16 @@ def test_corrupt_and_missing_images_are_reported_with_their_path(tmp_path):
         read_image(tmp_path / "gone.jpg")
     with pytest.raises(ImageReadError, match="gone.png"):
         read_mask(tmp_path / "gone.png")
+
+
+def test_a_domain_folder_does_not_load_as_the_other_domain(synth_root):
+    assert load_reid_dataset("synth_b", synth_root / "synth_b").num_cameras == 8
+    with pytest.raises(DatasetError, match="synth_a: no dataset found at"):
+        load_reid_dataset("synth_a", synth_root / "synth_b")
+
+
+def test_leftover_temporary_files_are_not_taken_for_images(tmp_path):
+    ds = make_market(tmp_path)
+    (ds / "query" / ".0001_c1s1_001051_00.jpg.1234.part").touch()
+    (ds / "query" / ".hidden.jpg").touch()
+    assert len(load_reid_dataset("market", tmp_path).query) == 2

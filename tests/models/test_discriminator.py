@@ -48,12 +48,17 @@ def test_auxiliary_classifier_heads_have_the_label_counts(classifier):
     assert classifier.feat_dim == 512
 
 
-def test_auxiliary_classifier_converts_minus_one_one_to_imagenet_statistics(classifier):
-    x = torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+def test_auxiliary_classifier_converts_minus_one_one_to_imagenet_statistics(classifier, monkeypatch):
+    x = torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(2, 3, 32, 16)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     expected = ((x + 1) / 2 - mean) / std
-    torch.testing.assert_close(x * classifier.in_scale + classifier.in_shift, expected)
+    seen = []
+    real = classifier.trunk.forward_features
+    monkeypatch.setattr(classifier.trunk, "forward_features", lambda inp: seen.append(inp) or real(inp))
+    classifier.eval()
+    classifier(x)
+    torch.testing.assert_close(seen[0], expected)  # what the trunk received
 
 
 @pytest.mark.parametrize("ids, cams", [(0, 4), (6, 0), (0, 0)])

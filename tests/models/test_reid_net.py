@@ -66,9 +66,13 @@ def test_flip_test_averages_the_mirrored_feature(net):
         net.flip_test = False
 
 
-def test_input_in_minus_one_one_becomes_imagenet_normalised(net):
-    x = torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)
-    got = x * net.in_scale + net.in_shift
+def test_input_in_minus_one_one_becomes_imagenet_normalised(net, monkeypatch):
+    x = torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(1, 3, 32, 16)
+    seen = []
+    real = net.backbone.forward_features
+    monkeypatch.setattr(net.backbone, "forward_features", lambda inp: seen.append(inp) or real(inp))
+    net.extract(x)
+    got = seen[0]  # what the backbone received
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     torch.testing.assert_close(got, ((x + 1) / 2 - mean) / std)

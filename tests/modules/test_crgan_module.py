@@ -16,7 +16,8 @@ import yaml
 from crgan_lightning.cli import main
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.errors import ConfigError, TrainingDivergedError, WeightsError
-from crgan_lightning.modules.crgan import CRGANModule, load_generator
+from crgan_lightning.models.generator import load_generator
+from crgan_lightning.modules.crgan import CRGANModule
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,6 +105,7 @@ def test_non_finite_loss_stops_before_the_update_and_keeps_the_checkpoint(dm, tm
     trainer.save_checkpoint(good)
     before = good.read_bytes()
     weights = {k: v.clone() for k, v in module.generator.state_dict().items()}
+    d_weights = {k: v.clone() for k, v in module.discriminator.state_dict().items()}
     import crgan_lightning.modules.crgan as crgan_mod
 
     def broken(*args, **kwargs):
@@ -118,6 +120,8 @@ def test_non_finite_loss_stops_before_the_update_and_keeps_the_checkpoint(dm, tm
     assert good.read_bytes() == before
     for k, v in module.generator.state_dict().items():
         torch.testing.assert_close(v, weights[k])  # the bad update never happened
+    for k, v in module.discriminator.state_dict().items():
+        torch.testing.assert_close(v, d_weights[k])  # nor did the discriminator's, which comes after it
 
 
 def test_missing_counts_and_bad_checkpoints_are_clear_errors(tmp_path):

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from PIL import Image
 
 from ..data.keys import IMAGE, SOURCE, TARGET
+from ..errors import ConfigError
+from ..fileio import atomic_save_image
 from ..metrics.plots import to_uint8
-from ..modules.artifacts import log_image_file, run_dir
+from ..artifacts import log_image_file, run_dir
 
 
 def sample_grid(sources: torch.Tensor, targets: torch.Tensor, rendered: torch.Tensor, gap: int = 2) -> np.ndarray:
@@ -58,7 +58,8 @@ class SampleGridCallback(pl.Callback):
     def __init__(self, every_n_steps: int = 200, num_sources: int = 4, num_contexts: int = 4) -> None:
         super().__init__()
         if every_n_steps < 1 or num_sources < 1 or num_contexts < 1:
-            raise ValueError("every_n_steps, num_sources and num_contexts must be >= 1")
+            raise ConfigError(f"every_n_steps={every_n_steps}, num_sources={num_sources} and "
+                              f"num_contexts={num_contexts} must all be >= 1")
         self.every_n_steps, self.num_sources, self.num_contexts = every_n_steps, num_sources, num_contexts
         self.fixed: tuple[torch.Tensor, torch.Tensor] | None = None
         self.saved: list[Path] = []
@@ -84,11 +85,8 @@ class SampleGridCallback(pl.Callback):
             rendered = render_grid(pl_module, sources, targets)
         finally:
             pl_module.train(was_training)
-        path = run_dir(trainer) / "samples" / f"step_{step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-        Image.fromarray(sample_grid(sources.cpu(), targets.cpu(), rendered.cpu())).save(tmp)
-        os.replace(tmp, path)
+        path = atomic_save_image(run_dir(trainer) / "samples" / f"step_{step:07d}.png",
+                                 sample_grid(sources.cpu(), targets.cpu(), rendered.cpu()))
         log_image_file(trainer, "samples/grid", path)
         self.saved.append(path)
         return path

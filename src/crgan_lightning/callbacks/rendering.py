@@ -10,7 +10,8 @@ import torch
 
 from ..data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC, TARGET
 from ..errors import ConfigError
-from ..modules.crgan import load_generator
+from ..fileio import file_sha256
+from ..models.generator import load_generator
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,26 @@ class ContextRenderingCallback(pl.Callback):
         self.crgan_checkpoint = os.fspath(crgan_checkpoint)
         self.ratio, self.contexts_per_image, self.seed = ratio, contexts_per_image, seed
         self.generator: torch.nn.Module | None = None
+        self.checkpoint_sha256: str | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and self.generator is None:
             self.generator = load_generator(self.crgan_checkpoint, map_location=pl_module.device)
+            self.checkpoint_sha256 = file_sha256(self.crgan_checkpoint)
             log.info("rendering source images with the generator of %s", self.crgan_checkpoint)
+
+    def state_dict(self) -> dict:
+        """Which generator rendered this run (saved in the re-id checkpoint)."""
+        return {"crgan_checkpoint": self.crgan_checkpoint, "checkpoint_sha256": self.checkpoint_sha256}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """On resume: refuse to continue with another generator than the one the run started with."""
+        used = state_dict.get("checkpoint_sha256")
+        if used and self.checkpoint_sha256 and used != self.checkpoint_sha256:
+            raise ConfigError(
+                f"this re-id run was trained with the generator of {state_dict.get('crgan_checkpoint')}, "
+                f"but {self.crgan_checkpoint} now holds another one; point crgan_checkpoint at the original file"
+            )
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.generator is not None:
@@ -70,7 +86,8 @@ class ContextRenderingCallback(pl.Callback):
         chosen = torch.randperm(b, generator=generator)[:n].sort().values.repeat_interleave(self.contexts_per_image)
         contexts = torch.randint(bt, (len(chosen),), generator=generator)
         chosen, contexts = chosen.to(device), contexts.to(device)
-        images = self.generator(src[IMAGE][chosen], tgt[IMAGE][contexts])
+        dtype = next(self.generator.parameters()).dtype  # batches may arrive in half precision (16-true)
+        images = self.generator(src[IMAGE][chosen].to(dtype), tgt[IMAGE][contexts].to(dtype))
         return {IMAGE: images.to(src[IMAGE].dtype), PID: src[PID][chosen], CAMID: tgt[CAMID][contexts]}
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:

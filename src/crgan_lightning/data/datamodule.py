@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from .datasets import ReIDDataset, ReIDSample, get_spec, load_reid_dataset
 from .images import read_image
 from .keys import CAMID, IMAGE, INDEX, PID, SOURCE, TARGET
-from .masks import MaskProvider, build_mask_provider
+from .masks import MaskProvider, build_mask_provider, check_mask_source
 from .samplers import RandomIdentitySampler, ShardedRandomSampler
 from .transforms import apply_transforms, build_transforms
 
@@ -112,8 +112,9 @@ class CrossDomainDataModule(pl.LightningDataModule):
             direct-transfer re-id run can switch them off).
         eval_batch_size: batch size of the query/gallery loaders.
         num_workers: loader worker processes per loader.
-        masks: ``"auto"`` (the dataset's ``masks/`` tree, else the soft prior), ``"folder"`` or
-            ``"prior"``; see :mod:`crgan_lightning.data.masks`.
+        masks: ``"auto"`` (the dataset's ``masks/`` tree, else the soft prior), ``"folder"``,
+            ``"prior"`` or ``"none"`` (re-id stages need no masks); see :mod:`crgan_lightning.data.masks`.
+            Masks are read for training batches only, and only when ``with_target`` is on.
         flip_p, pad, erasing_p: training augmentation (see :func:`build_transforms`).
         generate_synthetic: create ``synth_a``/``synth_b`` under ``root`` when missing.
         synthetic_seed: the seed for that generation.
@@ -144,8 +145,7 @@ class CrossDomainDataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         get_spec(source), get_spec(target)  # unknown names fail here, before any work
-        if masks not in ("auto", "folder", "prior"):
-            raise ConfigError(f"masks={masks!r} is not a mask source; expected 'auto', 'folder' or 'prior'")
+        check_mask_source(masks)
         if num_workers < 0:
             raise ConfigError(f"num_workers={num_workers} must be >= 0")
         self.source_name, self.target_name = source, target
@@ -216,13 +216,15 @@ class CrossDomainDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         src, tgt = self.source_dataset, self.target_dataset
         pid2label = {pid: i for i, pid in enumerate(src.train_pids)}
+        masks = self.masks if self.with_target else "none"
         self.source_train = ReIDImageDataset(
             src.train, self.train_transform, labels=[pid2label[s.pid] for s in src.train],
-            mask_provider=build_mask_provider(self.masks, src),
+            mask_provider=build_mask_provider(masks, src),
         )
-        self.target_train = ReIDImageDataset(
-            tgt.train, self.train_transform, mask_provider=build_mask_provider(self.masks, tgt), with_pid=False,
-        )
+        if self.with_target:
+            self.target_train = ReIDImageDataset(
+                tgt.train, self.train_transform, mask_provider=build_mask_provider(masks, tgt), with_pid=False,
+            )
         self.target_eval = ReIDImageDataset(tgt.query + tgt.gallery, self.test_transform, with_index=True)
 
     # ------------------------------------------------------------------ loaders
@@ -266,7 +268,4 @@ class CrossDomainDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.val_dataloader()
 
-    def describe(self) -> str:
-        """Both datasets' statistics tables."""
-        return f"source:\n{self.source_dataset.summary()}\ntarget:\n{self.target_dataset.summary()}"
 

@@ -103,9 +103,10 @@ def _require_dir(path: Path, dataset: str, layout: str) -> Path:
 
 
 def _image_files(folder: Path) -> list[str]:
-    """Image file names of a folder, sorted (other files such as Thumbs.db are ignored)."""
+    """Image file names of a folder, sorted (other files such as Thumbs.db, and hidden files, are ignored)."""
     with os.scandir(folder) as it:
-        names = [e.name for e in it if e.name.lower().endswith(IMAGE_EXTENSIONS) and e.is_file()]
+        names = [e.name for e in it
+                 if e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.name.startswith(".") and e.is_file()]
     names.sort()
     return names
 
@@ -315,17 +316,29 @@ register_dataset(DatasetSpec(
     f"detected/ or labeled/ holding {MARKET_LAYOUT} with names like 0001_c1_1.png",
     lambda p: _cuhk03_variant(p) is not None, _parse_cuhk03,
 ))
+def _meta_name(path: Path) -> str | None:
+    """The ``name`` in a folder's meta.json (None when absent or unreadable)."""
+    try:
+        return json.loads((path / "meta.json").read_text()).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _has_meta_named(name: str) -> Callable[[Path], bool]:
+    return lambda p: _has_market_splits(p) and _meta_name(p) == name
+
+
 for _synth in ("synth_a", "synth_b"):
     register_dataset(DatasetSpec(
         _synth, (_synth.replace("_", ""),), (_synth,),
-        f"{MARKET_LAYOUT} and meta.json (written by `crgan synth`)",
-        lambda p: _has_market_splits(p) and (p / "meta.json").is_file(),
+        f"{MARKET_LAYOUT} and a meta.json naming {_synth} (written by `crgan synth`)",
+        _has_meta_named(_synth),
         _parse_with_meta(_synth, "regenerate the benchmark with `crgan synth --out DIR`"),
     ))
 register_dataset(DatasetSpec(
     "rendered", (), ("rendered",),
-    f"{MARKET_LAYOUT} and meta.json (written by `crgan render`)",
-    lambda p: _has_market_splits(p) and (p / "meta.json").is_file(),
+    f"{MARKET_LAYOUT} and a meta.json naming rendered (written by `crgan render`)",
+    _has_meta_named("rendered"),
     _parse_with_meta("rendered", "export it again with `crgan render`"),
 ))
 

@@ -25,12 +25,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DatasetError
+from ..fileio import atomic_save_image
 from .datasets import ReIDDataset
 from .images import read_image, read_mask
 
 log = logging.getLogger(__name__)
 
 MASKS_DIR = "masks"
+MASK_SOURCES = ("auto", "folder", "prior", "none")
 
 
 def mask_path(dataset_root: str | os.PathLike, image_path: str | os.PathLike) -> Path:
@@ -96,9 +98,19 @@ class PriorMask(MaskProvider):
         return prior_mask(height, width).copy()
 
 
-def build_mask_provider(kind: str, dataset: ReIDDataset) -> MaskProvider:
+def check_mask_source(kind: str) -> str:
+    if kind not in MASK_SOURCES:
+        raise ConfigError(f"masks={kind!r} is not a mask source; expected one of {', '.join(MASK_SOURCES)}")
+    return kind
+
+
+def build_mask_provider(kind: str, dataset: ReIDDataset) -> MaskProvider | None:
     """``"folder"``: the dataset's ``masks/`` tree (an error if missing); ``"prior"``: the soft
-    prior; ``"auto"``: the tree when present, else the prior, with a warning naming the fallback."""
+    prior; ``"auto"``: the tree when present, else the prior, with a warning naming the fallback;
+    ``"none"``: no masks (stages that do not use them)."""
+    check_mask_source(kind)
+    if kind == "none":
+        return None
     if kind == "folder":
         return FolderMasks(dataset.root)
     if kind == "prior":
@@ -110,8 +122,7 @@ def build_mask_provider(kind: str, dataset: ReIDDataset) -> MaskProvider:
             "%s has no %s/ folder: using the soft prior mask (fallback). "
             "Write real masks with `crgan masks --dataset %s`.", dataset.root, MASKS_DIR, dataset.name
         )
-        return PriorMask()
-    raise ConfigError(f"masks={kind!r} is not a mask source; expected 'auto', 'folder' or 'prior'")
+    return PriorMask()
 
 
 class SegmentationMaskWriter(ABC):
@@ -154,11 +165,7 @@ class SegmentationMaskWriter(ABC):
                 if threshold is not None:
                     prob = (prob >= threshold).astype(np.float32)
                 out = mask_path(dataset.root, path)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                tmp = out.with_name(f".{out.name}.tmp{os.getpid()}.png")
-                if not cv2.imwrite(str(tmp), np.round(np.clip(prob, 0, 1) * 255).astype(np.uint8)):
-                    raise OSError(f"could not write mask {tmp}")
-                os.replace(tmp, out)
+                atomic_save_image(out, np.round(np.clip(prob, 0, 1) * 255).astype(np.uint8))
                 written += 1
             bar.update(len(chunk))
         bar.close()

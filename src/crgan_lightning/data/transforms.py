@@ -11,8 +11,6 @@ Testing: resize.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import albumentations as A
 import cv2
 import numpy as np
@@ -21,9 +19,6 @@ from albumentations.pytorch import ToTensorV2
 
 from ..errors import ConfigError
 from .keys import IMAGE, MASK
-
-Transform = Callable[[np.ndarray, np.ndarray | None], dict[str, torch.Tensor]]
-
 
 def build_transforms(
     height: int,

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from ..fileio import atomic_write_bytes
 
 
-def _atomic_savefig(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A figure with its own Agg canvas: no pyplot state, no global backend switch."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _atomic_savefig(fig: Figure, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def plot_cmc(cmc: np.ndarray | Sequence[float], path: str | os.PathLike, title: str = "CMC",
@@ -27,7 +32,8 @@ def plot_cmc(cmc: np.ndarray | Sequence[float], path: str | os.PathLike, title: 
     """Save the CMC curve (matching rate against rank 1..max_rank) as a PNG; returns the path."""
     cmc = np.asarray(cmc, dtype=float)[:max_rank] * 100
     ranks = np.arange(1, len(cmc) + 1)
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    fig = _figure((4.5, 3.2))
+    ax = fig.subplots()
     ax.plot(ranks, cmc, marker="o", markersize=3)
     ax.set_xlabel("rank")
     ax.set_ylabel("matching rate (%)")
@@ -41,7 +47,7 @@ def plot_cmc(cmc: np.ndarray | Sequence[float], path: str | os.PathLike, title: 
 def to_uint8(image) -> np.ndarray:
     """A (3, H, W) tensor/array in [-1, 1] as a uint8 (H, W, 3) picture."""
     arr = np.asarray(image.detach().cpu() if hasattr(image, "detach") else image, dtype=np.float32)
-    return np.clip((arr.transpose(1, 2, 0) + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    return np.clip(np.round((arr.transpose(1, 2, 0) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def plot_ranked_lists(
@@ -53,7 +59,8 @@ def plot_ranked_lists(
     """Save ranked lists: one row per query (uint8 HxWx3 images), its top-k gallery images
     framed green (same identity) or red (different identity)."""
     rows, k = len(queries), max(len(g) for g in galleries)
-    fig, axes = plt.subplots(rows, k + 1, figsize=(0.9 * (k + 1), 1.9 * rows), squeeze=False)
+    fig = _figure((0.9 * (k + 1), 1.9 * rows))
+    axes = fig.subplots(rows, k + 1, squeeze=False)
     for r in range(rows):
         axes[r, 0].imshow(queries[r])
         axes[r, 0].set_title("query", fontsize=7)

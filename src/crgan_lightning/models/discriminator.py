@@ -41,7 +41,7 @@ from torch.nn.utils import spectral_norm
 
 from ..errors import ConfigError
 from .generator import init_weights, norm_layer
-from .reid import create_backbone
+from .reid import InputNormalize, create_backbone
 
 DISCRIMINATOR_NORMS = ("instance", "batch", "spectral", "none")
 
@@ -151,12 +151,7 @@ class AuxiliaryClassifier(nn.Module):
             raise ConfigError(f"AuxiliaryClassifier feat_dim={feat_dim}; expected None or an integer >= 1")
         self.num_identities, self.num_cameras = num_identities, num_cameras
         self.trunk = create_backbone(backbone, pretrained, pretrained_path)
-        cfg = self.trunk.pretrained_cfg
-        mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406)), dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225)), dtype=torch.float32).view(1, 3, 1, 1)
-        # x01 = (x + 1) / 2; (x01 - mean) / std == x * scale + shift
-        self.register_buffer("in_scale", 0.5 / std, persistent=False)
-        self.register_buffer("in_shift", (0.5 - mean) / std, persistent=False)
+        self.normalize = InputNormalize.for_backbone(self.trunk)
         trunk_dim = self.trunk.num_features
         self.projection = nn.Linear(trunk_dim, feat_dim) if feat_dim is not None else nn.Identity()
         self.feat_dim = feat_dim if feat_dim is not None else trunk_dim
@@ -170,7 +165,7 @@ class AuxiliaryClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """BatchNorm'd global feature (B, feat_dim) of images (B, 3, H, W) in [-1, 1]."""
-        fmap = self.trunk.forward_features(x * self.in_scale + self.in_shift)
+        fmap = self.trunk.forward_features(self.normalize(x))
         return self.bn(self.projection(fmap.mean(dim=(2, 3))))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:

@@ -52,10 +52,13 @@ Input heights and widths must be divisible by ``2**num_down`` and leave a bottle
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, WeightsError
 
 NORMS = ("instance", "batch", "none")
 FUSIONS = ("concat", "add")
@@ -296,3 +299,41 @@ class DualPathGenerator(nn.Module):
         for up, skip in zip(self.ups, reversed(skips)):
             x = up(x, skip)
         return self.to_rgb(x)
+
+
+def build_generator(hparams) -> DualPathGenerator:
+    """The generator described by a CR-GAN checkpoint's hyper-parameters (``g_*`` keys; a dict or namespace)."""
+    get = hparams.get if isinstance(hparams, dict) else lambda k, d=None: getattr(hparams, k, d)
+    return DualPathGenerator(
+        base_channels=get("g_base_channels", 32), num_down=get("g_num_down", 4),
+        max_channels=get("g_max_channels", 256), num_res_blocks=get("g_res_blocks", 4),
+        norm=get("g_norm", "instance"), fuse=get("g_fuse", "concat"), target_skips=get("g_target_skips", False),
+        use_dropout=get("g_dropout", False),
+    )
+
+
+def load_generator(checkpoint: str | os.PathLike, map_location: str | torch.device = "cpu") -> DualPathGenerator:
+    """The trained generator of a CR-GAN checkpoint, in eval mode with frozen weights.
+
+    Reads only tensors and plain hyper-parameters (``torch.load(weights_only=True)``), so an
+    untrusted checkpoint cannot run code. Raises :class:`WeightsError` naming the file when it is
+    missing or is not a CR-GAN checkpoint.
+    """
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"CR-GAN checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"cannot read CR-GAN checkpoint {path}: {exc}") from None
+    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
+    gen_state = {k[len("generator."):]: v for k, v in state.items() if k.startswith("generator.")}
+    if not gen_state:
+        raise WeightsError(f"{path} holds no CR-GAN generator weights (is it a re-id checkpoint?)")
+    generator = build_generator(ckpt.get("hyper_parameters", {}))
+    try:
+        generator.load_state_dict(gen_state)
+    except RuntimeError as exc:
+        raise WeightsError(f"generator weights in {path} do not match its hyper-parameters: {exc}") from None
+    generator.eval().requires_grad_(False)
+    return generator

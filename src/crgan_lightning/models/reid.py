@@ -12,15 +12,34 @@ Evaluation forward returns the BN-neck feature computed with ``test_pooling``.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
+from ..fileio import read_state_dict
+
+
+class InputNormalize(nn.Module):
+    """Converts the library's images (RGB in [-1, 1]) to a backbone's normalisation:
+    ``((x + 1) / 2 - mean) / std``, computed as ``x * scale + shift``."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.register_buffer("scale", 0.5 / std_t, persistent=False)
+        self.register_buffer("shift", (0.5 - mean_t) / std_t, persistent=False)
+
+    @classmethod
+    def for_backbone(cls, model: nn.Module) -> InputNormalize:
+        """The normalisation of a timm model's pretrained config (ImageNet statistics by default)."""
+        cfg = getattr(model, "pretrained_cfg", {}) or {}
+        return cls(cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
 
 
 class LocalMaxPooling(nn.Module):
@@ -96,28 +115,6 @@ def _set_last_stride_one(model: nn.Module, backbone: str) -> None:
         raise ConfigError(f"last_stride=1: found no stride-2 layer in the last stage {last!r} of {backbone!r}")
 
 
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a weight file (``.pth``/``.pt``/``.bin`` or ``.safetensors``) safely (no pickled code)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"weight file {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # corrupt or not a state dict
-            raise WeightsError(f"cannot read weight file {path}: {exc}") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise WeightsError(f"weight file {path} does not hold a state dict")
-    return state
-
-
 def create_backbone(backbone: str, pretrained: bool, pretrained_path: str | None) -> nn.Module:
     """A timm backbone without classifier or pooling, with pretrained weights when asked.
 
@@ -132,7 +129,7 @@ def create_backbone(backbone: str, pretrained: bool, pretrained_path: str | None
             raise
         raise ConfigError(f"backbone {backbone!r} is not a timm model name (e.g. 'resnet50', 'resnet18')") from None
     if pretrained_path is not None:
-        state = load_state_dict_file(pretrained_path)
+        state = read_state_dict(pretrained_path, "weight file")
         state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier.", "head.fc."))}
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)
@@ -197,12 +194,7 @@ class ReIDNet(nn.Module):
         self.backbone = create_backbone(backbone, pretrained, pretrained_path)
         if last_stride == 1:
             _set_last_stride_one(self.backbone, backbone)
-        cfg = self.backbone.pretrained_cfg
-        mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406)), dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225)), dtype=torch.float32).view(1, 3, 1, 1)
-        # x01 = (x + 1) / 2; (x01 - mean) / std == x * scale + shift
-        self.register_buffer("in_scale", 0.5 / std, persistent=False)
-        self.register_buffer("in_shift", (0.5 - mean) / std, persistent=False)
+        self.normalize = InputNormalize.for_backbone(self.backbone)
         self.feat_dim = self.backbone.num_features
         self.pooling, self.test_pooling, self.lmp_parts = pooling, test_pooling, lmp_parts
         self.flip_test = flip_test
@@ -217,7 +209,7 @@ class ReIDNet(nn.Module):
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone feature map (B, C, h, w) of images (B, 3, H, W) in [-1, 1]."""
-        return self.backbone.forward_features(x * self.in_scale + self.in_shift)
+        return self.backbone.forward_features(self.normalize(x))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor:
         if self.training:
@@ -229,10 +221,21 @@ class ReIDNet(nn.Module):
 
     @torch.no_grad()
     def extract(self, x: torch.Tensor, pooling: str | None = None) -> torch.Tensor:
-        """Evaluation features (B, C): BN-neck output with ``pooling`` (default ``test_pooling``),
-        averaged with the mirrored image's feature when ``flip_test``."""
+        """Evaluation features (B, C) with ``pooling`` (default ``test_pooling``), averaged with the
+        mirrored image's feature when ``flip_test``.
+
+        With the training pooling the feature is the BN-neck output. With another pooling (LMP on
+        a network trained with average pooling, the paper's test-time use of LMP) it is the pooled
+        feature itself: the neck's running statistics describe the training pooling's features and
+        would rescale the others wrongly.
+        """
         pooling = pooling or self.test_pooling
-        feat = self.neck(pool_features(self.feature_map(x), pooling, self.lmp_parts))
+
+        def feature(images: torch.Tensor) -> torch.Tensor:
+            pooled = pool_features(self.feature_map(images), pooling, self.lmp_parts)
+            return self.neck(pooled) if pooling == self.pooling else pooled
+
+        feat = feature(x)
         if self.flip_test:
-            feat = 0.5 * (feat + self.neck(pool_features(self.feature_map(x.flip(3)), pooling, self.lmp_parts)))
+            feat = 0.5 * (feat + feature(x.flip(3)))
         return feat

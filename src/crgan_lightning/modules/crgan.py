@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
 from ..data.keys import CAMID, IMAGE, MASK, PID, SOURCE, TARGET
-from ..errors import ConfigError, TrainingDivergedError, WeightsError
+from ..errors import ConfigError, TrainingDivergedError
 from ..losses import AdversarialLoss, camera_loss, context_loss, identity_loss
 from ..models.discriminator import AuxiliaryClassifier, PatchDiscriminator
-from ..models.generator import DualPathGenerator
+from ..models.generator import build_generator
+from .common import finite_on_all_ranks
 from .image_pool import ImagePool
 
 log = logging.getLogger(__name__)
-
-GENERATOR_ARGS = ("g_base_channels", "g_num_down", "g_max_channels", "g_res_blocks", "g_norm", "g_target_skips")
 
 
 class CRGANModule(pl.LightningModule):
@@ -43,8 +40,9 @@ class CRGANModule(pl.LightningModule):
     Each backward pass touches only its own network's parameters (``toggle_optimizer``), so
     under DDP the module needs ``find_unused_parameters=True``; :meth:`setup` switches it on for
     Lightning's DDP strategy. Every loss term is logged under ``train/``. A non-finite loss stops
-    training with :class:`~crgan_lightning.errors.TrainingDivergedError` before any weight is
-    updated, so the last checkpoint on disk stays the last good one.
+    training on every process with :class:`~crgan_lightning.errors.TrainingDivergedError` before
+    the update of the network whose loss diverged (no checkpoint is written after it), so the
+    last checkpoint on disk stays the last good one.
 
     With three optimisers, Lightning's ``trainer.global_step`` (and so ``max_steps``) counts
     three steps per batch; ``cls_warmup_steps`` and the sample-grid interval count batches.
@@ -54,9 +52,9 @@ class CRGANModule(pl.LightningModule):
         num_target_cameras: cameras of the target domain (linked from the DataModule).
         num_query: unused by this stage; accepted so that one CLI links every module.
         g_*: generator (:class:`~crgan_lightning.models.generator.DualPathGenerator`) widths,
-            depth, residual blocks, normalisation and target skips.
+            depth, residual blocks, normalisation, fusion, target skips and dropout.
         d_*: PatchGAN discriminator width, layers and normalisation.
-        cls_backbone, cls_pretrained, cls_pretrained_path: the identity/camera classifier trunk.
+        cls_backbone, cls_pretrained, cls_pretrained_path, cls_feat_dim: the identity/camera classifier.
         gan_mode: ``lsgan``, ``vanilla`` or ``hinge``.
         lambda_adv, lambda_id, lambda_cam, lambda_context: loss weights.
         context_reduction: ``l1`` or ``l2``.
@@ -65,7 +63,8 @@ class CRGANModule(pl.LightningModule):
         g_optimizer, d_optimizer, cls_optimizer: optimisers injected from the CLI instead.
         g_scheduler, d_scheduler: learning-rate schedulers (stepped once per epoch); none by default.
         grad_clip: gradient-norm clipping of every network (0 disables it).
-        pool_size: image pool of the discriminator (0 disables it).
+        pool_size, pool_seed: image pool of the discriminator (size 0 disables it); the pool is
+            saved in checkpoints, so a resumed run continues with the same history.
         channels_last: channels-last memory format (faster convolutions on GPUs with AMP).
     """
 
@@ -79,13 +78,16 @@ class CRGANModule(pl.LightningModule):
         g_max_channels: int = 256,
         g_res_blocks: int = 4,
         g_norm: str = "instance",
+        g_fuse: str = "concat",
         g_target_skips: bool = False,
+        g_dropout: bool = False,
         d_base_channels: int = 64,
         d_layers: int = 3,
         d_norm: str = "instance",
         cls_backbone: str = "resnet18",
         cls_pretrained: bool = False,
         cls_pretrained_path: str | None = None,
+        cls_feat_dim: int | None = None,
         gan_mode: str = "lsgan",
         lambda_adv: float = 1.0,
         lambda_id: float = 1.0,
@@ -104,6 +106,7 @@ class CRGANModule(pl.LightningModule):
         d_scheduler: LRSchedulerCallable | None = None,
         grad_clip: float = 0.0,
         pool_size: int = 50,
+        pool_seed: int = 0,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
@@ -121,14 +124,15 @@ class CRGANModule(pl.LightningModule):
         self.generator = build_generator(self.hparams)
         self.discriminator = PatchDiscriminator(base_channels=d_base_channels, n_layers=d_layers, norm=d_norm)
         self.classifier = AuxiliaryClassifier(num_source_pids, num_target_cameras, backbone=cls_backbone,
-                                              pretrained=cls_pretrained, pretrained_path=cls_pretrained_path)
+                                              pretrained=cls_pretrained, pretrained_path=cls_pretrained_path,
+                                              feat_dim=cls_feat_dim)
         if channels_last:
             for net in (self.generator, self.discriminator, self.classifier):
                 net.to(memory_format=torch.channels_last)
         self.adversarial = AdversarialLoss(gan_mode)
         self.factories = {"g": g_optimizer, "d": d_optimizer, "cls": cls_optimizer,
                           "g_sched": g_scheduler, "d_sched": d_scheduler}
-        self.pool = ImagePool(pool_size)
+        self.pool = ImagePool(pool_size, seed=pool_seed)
 
     # ------------------------------------------------------------------ set-up
 
@@ -168,12 +172,12 @@ class CRGANModule(pl.LightningModule):
         optimizer.step()
 
     def _check_finite(self, name: str, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
-        if not torch.isfinite(loss):
+        if not finite_on_all_ranks(self, loss):
             detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
             raise TrainingDivergedError(
-                f"CR-GAN {name} loss is {float(loss)} at step {self.global_step} ({detail}); training stopped "
-                f"before this update, the last checkpoint is the last good one. Lower the learning rates, "
-                f"set grad_clip, or check the input masks"
+                f"CR-GAN {name} loss is {float(loss)} on some process at step {self.global_step} ({detail}); "
+                f"training stopped before the {name} update, the last checkpoint is the last good one. "
+                f"Lower the learning rates, set grad_clip, or check the input masks"
             )
 
     def render(self, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
@@ -182,6 +186,8 @@ class CRGANModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         hp = self.hparams
+        if TARGET not in batch:
+            raise ConfigError("CR-GAN trains on source and target images: set data.with_target=true")
         src, tgt = batch[SOURCE], batch[TARGET]
         x_s, pid, m_s = src[IMAGE], src[PID], src[MASK]
         pair = torch.arange(len(x_s), device=x_s.device) % len(tgt[IMAGE])
@@ -235,44 +241,14 @@ class CRGANModule(pl.LightningModule):
         self.log("g", loss_g, prog_bar=True, logger=False)
         self.log("d", loss_d, prog_bar=True, logger=False)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["image_pool"] = self.pool.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "image_pool" in checkpoint:
+            self.pool.load_state_dict(checkpoint["image_pool"])
+
     def on_train_epoch_end(self) -> None:
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
             scheduler.step()
-
-
-def build_generator(hparams) -> DualPathGenerator:
-    """The generator described by a CRGANModule's hyper-parameters (a dict or namespace)."""
-    get = hparams.get if isinstance(hparams, dict) else lambda k, d=None: getattr(hparams, k, d)
-    return DualPathGenerator(
-        base_channels=get("g_base_channels", 32), num_down=get("g_num_down", 4),
-        max_channels=get("g_max_channels", 256), num_res_blocks=get("g_res_blocks", 4),
-        norm=get("g_norm", "instance"), target_skips=get("g_target_skips", False),
-    )
-
-
-def load_generator(checkpoint: str | os.PathLike, map_location: str | torch.device = "cpu") -> DualPathGenerator:
-    """The trained generator of a CR-GAN checkpoint, in eval mode with frozen weights.
-
-    Reads only tensors and plain hyper-parameters (``torch.load(weights_only=True)``), so an
-    untrusted checkpoint cannot run code. Raises :class:`WeightsError` naming the file when it is
-    missing or is not a CR-GAN checkpoint.
-    """
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"CR-GAN checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"cannot read CR-GAN checkpoint {path}: {exc}") from None
-    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
-    gen_state = {k[len("generator."):]: v for k, v in state.items() if k.startswith("generator.")}
-    if not gen_state:
-        raise WeightsError(f"{path} holds no CR-GAN generator weights (is it a re-id checkpoint?)")
-    generator = build_generator(ckpt.get("hyper_parameters", {}))
-    try:
-        generator.load_state_dict(gen_state)
-    except RuntimeError as exc:
-        raise WeightsError(f"generator weights in {path} do not match its hyper-parameters: {exc}") from None
-    generator.eval().requires_grad_(False)
-    return generator

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ConfigError
+
 
 class ImagePool:
     """Keeps up to ``size`` past generated images; :meth:`query` returns a batch in which each
@@ -14,10 +16,18 @@ class ImagePool:
 
     def __init__(self, size: int = 50, seed: int = 0) -> None:
         if size < 0:
-            raise ValueError(f"image pool size={size} must be >= 0")
+            raise ConfigError(f"image pool size={size} must be >= 0")
         self.size = size
         self.images: list[torch.Tensor] = []
         self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        """The stored images (on the CPU) and the random state, for checkpoints."""
+        return {"images": [im.cpu() for im in self.images], "rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.images = list(state["images"])
+        self.generator.set_state(state["rng"])
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, C, H, W) -> (B, C, H, W) mix of new and pooled images (detached)."""

@@ -15,7 +15,8 @@ from ..losses import batch_hard_triplet_loss, cross_entropy_label_smooth
 from ..metrics import ReIDMetric
 from ..metrics.plots import plot_cmc, plot_ranked_lists, to_uint8
 from ..models.reid import ReIDNet
-from .artifacts import log_image_file, run_dir
+from .common import finite_on_all_ranks
+from ..artifacts import log_image_file, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +146,10 @@ class ReIDModule(pl.LightningModule):
             end = start + len(imgs)
             loss = loss + weight * self._part_loss(logits[start:end], feats[start:end], pids, name)
             start = end
-        if not torch.isfinite(loss):
+        if not finite_on_all_ranks(self, loss):
             raise TrainingDivergedError(
-                f"re-id loss is {loss.item()} at step {self.global_step}; training stopped before this update. "
+                f"re-id loss is {loss.item()} on some process at step {self.global_step}; training stopped "
+                f"before this update. "
                 f"Lower lr (now {self.hparams.lr}) or check the input data"
             )
         self.log("train/loss", loss, prog_bar=True)

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from PIL import Image
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
-from crgan_lightning.modules.artifacts import log_image_file, run_dir
+from crgan_lightning.artifacts import log_image_file, run_dir
 
 
 def picture(tmp_path: Path) -> Path:
