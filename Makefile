@@ -29,8 +29,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)  ## create .venv and install the package with pinned torch (quick when nothing changed)
 
-demo: install  ## the main job on the embedded benchmark (generates it and prints its statistics)
-	$(BIN)/crgan synth --out $(DATA_ROOT)
+demo: install  ## the main job: embedded benchmark, CR-GAN, re-id direct vs with CR-GAN, one table
+	$(BIN)/crgan synth --out $(DATA_ROOT) --quiet
+	$(BIN)/crgan demo --root $(DATA_ROOT) --out runs/demo $(ARGS)
 
 test: install  ## the whole test suite, slow end-to-end runs included
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -11,6 +11,7 @@ module. The data and tool commands are plain sub-commands:
 * ``crgan masks --dataset market --root data/``: write person masks with a segmentation model.
 * ``crgan render --ckpt C --source market --target duke --out DIR``: export a rendered dataset.
 * ``crgan quality --ckpt C --source market --target duke``: LPIPS diversity and FID/KID (Table 1).
+* ``crgan demo``: the end-to-end demo on the embedded benchmark.
 
 A user error (bad path, unknown dataset, bad value) ends with one ``crgan: error: ...`` line
 and exit status 2, never a traceback.
@@ -109,6 +110,13 @@ def _cmd_quality(args: argparse.Namespace) -> None:
     print(format_quality_table(table))
 
 
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    run_demo(root=args.root, out=args.out, seed=args.seed, crgan_epochs=args.crgan_epochs,
+             reid_epochs=args.reid_epochs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crgan",
@@ -183,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_quality)
+
+    p = sub.add_parser("demo", help="the end-to-end demo on the embedded benchmark (CR-GAN, then re-id a/b)")
+    p.add_argument("--root", default="data", help="data root of the embedded benchmark (default: data)")
+    p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo); a rerun continues there")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--crgan-epochs", type=int, default=4)
+    p.add_argument("--reid-epochs", type=int, default=16)
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 
