@@ -117,6 +117,13 @@ def _cmd_demo(args: argparse.Namespace) -> None:
              reid_epochs=args.reid_epochs)
 
 
+def _add_pair_arguments(p: argparse.ArgumentParser) -> None:
+    """--source, --target and --root of the commands that work on a source -> target pair."""
+    p.add_argument("--source", required=True, help="source dataset name")
+    p.add_argument("--target", required=True, help="target dataset name")
+    p.add_argument("--root", default="data", help="data root holding both datasets (default: data)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crgan",
@@ -158,9 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="export source images rendered into target contexts (Market-1501 layout)")
     p.add_argument("--ckpt", required=True, help="CR-GAN checkpoint (e.g. runs/.../crgan/checkpoints/last.ckpt)")
-    p.add_argument("--source", required=True, help="source dataset name")
-    p.add_argument("--target", required=True, help="target dataset name")
-    p.add_argument("--root", default="data", help="data root holding both datasets (default: data)")
+    _add_pair_arguments(p)
     p.add_argument("--out", required=True, help="output folder; an interrupted export resumes there")
     p.add_argument("--height", type=int, default=128, help="rendering height (the generator's; default 128)")
     p.add_argument("--width", type=int, default=64, help="rendering width (default 64)")
@@ -174,9 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quality", help="Table 1 of the paper: LPIPS diversity and FID/KID of real and rendered images")
     p.add_argument("--ckpt", default=None, help="CR-GAN checkpoint (omit for the real source-vs-target row only)")
-    p.add_argument("--source", required=True, help="source dataset name")
-    p.add_argument("--target", required=True, help="target dataset name")
-    p.add_argument("--root", default="data", help="data root holding both datasets (default: data)")
+    _add_pair_arguments(p)
     p.add_argument("--num-sources", type=int, default=100, help="source images rendered for LPIPS (default 100)")
     p.add_argument("--num-contexts", type=int, default=8, help="target contexts per source image (default 8)")
     p.add_argument("--num-fid", type=int, default=1000, help="images per set for FID/KID (default 1000)")
