@@ -8,6 +8,14 @@ STAMP  := $(VENV)/.installed
 DATA_ROOT ?= data
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
+# The config of a stage for SRC->TGT: experiments/<SRC>2<TGT>/<stage>.yaml when the pair has one,
+# else the real-data (256x128) config of market2duke; either way the pair, the data root and the
+# run folder runs/<SRC>2<TGT>/<stage> are set on the command line.
+pair_config = $(if $(wildcard experiments/$(PAIR)/$(1).yaml),experiments/$(PAIR)/$(1).yaml,experiments/market2duke/$(1).yaml)
+pair_args = --data.source=$(SRC) --data.target=$(TGT) --data.root=$(DATA_ROOT) \
+	--trainer.default_root_dir=runs/$(PAIR)/$(1) --trainer.logger.init_args.save_dir=runs/$(PAIR) \
+	--trainer.logger.init_args.name=$(1) --trainer.callbacks.init_args.dirpath=runs/$(PAIR)/$(1)/checkpoints
+
 .DEFAULT_GOAL := help
 SRC    ?= synth_a
 TGT    ?= synth_b
@@ -49,16 +57,14 @@ summary: install  ## print a dataset's statistics: make summary DATASET=market D
 	$(BIN)/crgan summary --dataset $(DATASET) --root $(DATA_ROOT)
 
 train-crgan: install  ## CR-GAN: make train-crgan SRC=market TGT=duke [DATA_ROOT=...] [ARGS="--trainer.max_steps=300"]
-	@test -f experiments/$(PAIR)/crgan.yaml || { echo "no config experiments/$(PAIR)/crgan.yaml; pairs: $$(ls experiments)"; exit 2; }
-	$(BIN)/crgan fit --config experiments/$(PAIR)/crgan.yaml --data.root $(DATA_ROOT) $(ARGS)
+	$(BIN)/crgan fit --config $(call pair_config,crgan) $(call pair_args,crgan) $(ARGS)
 
 train-reid: install  ## re-id direct transfer: make train-reid SRC=market TGT=duke [DATA_ROOT=...] [ARGS="--trainer.max_epochs=5"]
-	@test -f experiments/$(PAIR)/reid_direct.yaml || { echo "no config experiments/$(PAIR)/reid_direct.yaml; pairs: $$(ls experiments)"; exit 2; }
-	$(BIN)/crgan fit --config experiments/$(PAIR)/reid_direct.yaml --data.root $(DATA_ROOT) $(ARGS)
+	$(BIN)/crgan fit --config $(call pair_config,reid_direct) $(call pair_args,reid_direct) $(ARGS)
 
 evaluate: install  ## test a re-id checkpoint on the target: make evaluate SRC= TGT= CKPT=path/to.ckpt
 	@test -n "$(CKPT)" || { echo "set CKPT=path/to/checkpoint.ckpt"; exit 2; }
-	$(BIN)/crgan test --config experiments/$(PAIR)/reid_direct.yaml --data.root $(DATA_ROOT) --ckpt_path $(CKPT) --model.init_args.pretrained=false $(ARGS)
+	$(BIN)/crgan test --config $(call pair_config,reid_direct) $(call pair_args,reid_direct) --ckpt_path $(CKPT) --model.init_args.pretrained=false $(ARGS)
 
 sweep: install  ## print the commands that start a W&B sweep (experiments/sweep.yaml) and its agents
 	@echo "1. $(BIN)/wandb sweep experiments/sweep.yaml        # prints <entity>/<project>/<sweep id>"
