@@ -121,3 +121,14 @@ def test_two_process_ddp_streams_synthetic_images_on_both_ranks(tmp_path, synth_
         assert rank["world_size"] == 2 and rank["batches"] == 2
         assert rank["keys"] == [SOURCE, SYNTHETIC, TARGET]  # the synthetic part reached training on this rank
     assert ranks[0]["end"] == ranks[1]["end"] != ranks[0]["start"]
+
+
+def test_a_loaded_generator_renders_a_grid_directly(tiny_crgan_ckpt):
+    from crgan_lightning.callbacks.images import render_grid, sample_grid
+
+    generator = load_generator(tiny_crgan_ckpt)
+    sources, targets = torch.rand(2, 3, 64, 32) * 2 - 1, torch.rand(3, 3, 64, 32) * 2 - 1
+    grid = render_grid(generator, sources, targets)
+    assert grid.shape == (2, 3, 3, 64, 32)
+    torch.testing.assert_close(grid[1, 2], generator(sources[1:2], targets[2:3])[0])
+    assert sample_grid(sources, targets, grid).shape == (3 * 66, 4 * 34, 3)

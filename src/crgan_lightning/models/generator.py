@@ -285,6 +285,11 @@ class DualPathGenerator(nn.Module):
                 f"num_down={self.num_down}; it must be at least 2x2: use larger images or lower num_down"
             )
 
+    def render(self, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        """Same as calling the generator; lets a bare generator stand wherever a model with
+        ``render(x_s, x_t)`` is expected (e.g. :func:`crgan_lightning.callbacks.images.render_grid`)."""
+        return self(x_s, x_t)
+
     def forward(self, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
         """Render ``x_s`` (B, C, H, W) into the context of ``x_t`` (B, C, H, W).
 
