@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo); a rerun continues there")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--crgan-epochs", type=int, default=4)
-    p.add_argument("--reid-epochs", type=int, default=16)
+    p.add_argument("--reid-epochs", type=int, default=12)
     p.set_defaults(func=_cmd_demo)
     return parser
 

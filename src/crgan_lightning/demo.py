@@ -82,7 +82,7 @@ def run_demo(
     out: str = "runs/demo",
     seed: int = 0,
     crgan_epochs: int = 4,
-    reid_epochs: int = 16,
+    reid_epochs: int = 12,
     configs: str | None = None,
     crgan_overrides: dict | None = None,
     reid_overrides: dict | None = None,
