@@ -132,3 +132,11 @@ def test_a_loaded_generator_renders_a_grid_directly(tiny_crgan_ckpt):
     assert grid.shape == (2, 3, 3, 64, 32)
     torch.testing.assert_close(grid[1, 2], generator(sources[1:2], targets[2:3])[0])
     assert sample_grid(sources, targets, grid).shape == (3 * 66, 4 * 34, 3)
+
+
+def test_sample_grid_sources_are_different_people():
+    from crgan_lightning.callbacks.images import distinct_identities
+
+    pids = torch.tensor([5, 5, 5, 5, 2, 2, 2, 2, 9, 9, 9, 9])
+    assert distinct_identities(pids, 4).tolist() == [0, 4, 8]
+    assert distinct_identities(pids, 2).tolist() == [0, 4]

@@ -8,7 +8,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from ..data.keys import IMAGE, SOURCE, TARGET
+from ..data.keys import IMAGE, PID, SOURCE, TARGET
 from ..errors import ConfigError
 from ..fileio import atomic_save_image
 from ..metrics.plots import to_uint8
@@ -37,6 +37,15 @@ def sample_grid(sources: torch.Tensor, targets: torch.Tensor, rendered: torch.Te
     return grid
 
 
+def distinct_identities(pids: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of the first image of up to ``count`` different identities (a P x K batch starts
+    with K images of one person; a grid should show several people)."""
+    seen: dict[int, int] = {}
+    for i, pid in enumerate(pids.tolist()):
+        seen.setdefault(pid, i)
+    return torch.tensor(list(seen.values())[:count], dtype=torch.long)
+
+
 @torch.no_grad()
 def render_grid(model, sources: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Every source rendered into every target context: (S, T, 3, H, W) from ``model.render``."""
@@ -51,8 +60,8 @@ class SampleGridCallback(pl.Callback):
     ``num_contexts`` target contexts and save the grid (source | target | rendered) as
     ``<run folder>/samples/step_XXXXXXX.png``, sent to the W&B / TensorBoard loggers too.
 
-    The images are those of the first training batch, kept for the whole run so successive
-    grids show the same people and contexts. Works with any module that has ``render(x_s, x_t)``.
+    The images are those of the first training batch (one per identity), kept for the whole run
+    so successive grids show the same people and contexts. Works with any module that has ``render(x_s, x_t)``.
     """
 
     def __init__(self, every_n_steps: int = 200, num_sources: int = 4, num_contexts: int = 4) -> None:
@@ -66,7 +75,8 @@ class SampleGridCallback(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.fixed is None:
-            self.fixed = (batch[SOURCE][IMAGE][: self.num_sources].detach().clone(),
+            people = distinct_identities(batch[SOURCE][PID], self.num_sources).to(batch[SOURCE][IMAGE].device)
+            self.fixed = (batch[SOURCE][IMAGE][people].detach().clone(),
                           batch[TARGET][IMAGE][: self.num_contexts].detach().clone())
         step = trainer.fit_loop.total_batch_idx  # batches so far (global_step counts every optimiser's steps)
         if step % self.every_n_steps or not trainer.is_global_zero:
