@@ -12,6 +12,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
+from conftest import TINY_CRGAN
 
 from crgan_lightning.cli import main
 from crgan_lightning.data.datamodule import CrossDomainDataModule
@@ -21,8 +22,7 @@ from crgan_lightning.modules.crgan import CRGANModule
 
 REPO = Path(__file__).resolve().parents[2]
 
-TINY_MODEL = dict(g_base_channels=8, g_num_down=3, g_max_channels=32, g_res_blocks=1, d_base_channels=16,
-                  d_layers=2, cls_backbone="resnet10t", cls_warmup_steps=0, pool_size=4)
+TINY_MODEL = TINY_CRGAN
 
 
 def tiny_config(tmp_path: Path, synth_root: Path) -> Path:
