@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import load_reid_dataset
+from .data.datasets import SPLIT_FOLDERS
 from .data.images import read_image
 from .data.transforms import apply_transforms, build_transforms
 from .errors import ConfigError
@@ -34,8 +35,6 @@ from .metrics.plots import to_uint8
 from .models.generator import load_generator
 
 log = logging.getLogger(__name__)
-
-SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 
 
 def _copy_test_split(samples, folder: Path) -> None:

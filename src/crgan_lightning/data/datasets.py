@@ -38,6 +38,8 @@ from ..errors import DatasetError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 MARKET_LAYOUT = "bounding_box_train/, query/ and bounding_box_test/"
+#: Split name -> folder name in the Market-1501 layout.
+SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ def _market_style(
 
     def parse(root: Path) -> ReIDDataset:
         splits = {}
-        for split, folder in (("train", "bounding_box_train"), ("query", "query"), ("gallery", "bounding_box_test")):
+        for split, folder in SPLIT_FOLDERS.items():
             d = _require_dir(root / folder, name, f"{MARKET_LAYOUT} under {root}")
             splits[split] = parse_flat_folder(d, name, regex, example, num_cameras, drop_junk)
         return ReIDDataset(name, root, num_cameras=num_cameras, **splits)
@@ -195,7 +197,7 @@ def _parse_with_meta(name: str, how_to_make: str) -> Callable[[Path], ReIDDatase
                 f"{name}: cannot read {meta_file} ({exc}); {how_to_make}"
             ) from None
         splits = {}
-        for split, folder in (("train", "bounding_box_train"), ("query", "query"), ("gallery", "bounding_box_test")):
+        for split, folder in SPLIT_FOLDERS.items():
             d = _require_dir(root / folder, name, f"{MARKET_LAYOUT} under {root}")
             splits[split] = parse_flat_folder(d, name, regex, "0002_c1s1_000451_00.jpg", num_cameras, True)
         return ReIDDataset(name, root, num_cameras=num_cameras, extra={"meta": meta}, **splits)

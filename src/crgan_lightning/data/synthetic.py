@@ -65,6 +65,8 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from .datasets import SPLIT_FOLDERS
+from .masks import MASKS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +81,6 @@ __all__ = [
     "render_sample",
 ]
 
-#: Split name -> folder name (Market-1501 layout).
-SPLIT_FOLDERS: dict[str, str] = {
-    "train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test",
-}
-#: Folder beside the splits holding one PNG mask per image, at the same relative path.
-MASKS_DIR = "masks"
 META_FILE = "meta.json"
 JPEG_QUALITY = 95
 GENERATOR_VERSION = 1
