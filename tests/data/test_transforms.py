@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from crgan_lightning.data.keys import IMAGE, MASK
-from crgan_lightning.data.transforms import apply_transforms, build_transforms
+from crgan_lightning.data.transforms import apply_transforms, build_transforms, random_erasing
 from crgan_lightning.errors import ConfigError
 
 
@@ -64,6 +64,29 @@ def test_random_erasing_touches_image_only():
     assert torch.equal(out[MASK][0], torch.from_numpy(mask))
     expected = apply_transforms(build_transforms(64, 32, train=False), img, mask)[IMAGE]
     assert (out[IMAGE] != expected).any()
+
+
+def test_batch_random_erasing_erases_one_rectangle_per_chosen_image():
+    images = torch.full((64, 3, 32, 16), 5.0)  # a value the noise in [-1, 1] never takes
+    out = random_erasing(images, p=0.5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(images, torch.full_like(images, 5.0))  # the input is left as it was
+    erased = out != 5.0
+    assert torch.equal(erased[:, 0], erased[:, 1]) and torch.equal(erased[:, 0], erased[:, 2])
+    hit = erased[:, 0].flatten(1).any(1)
+    assert 20 <= int(hit.sum()) <= 44  # about half of 64 images
+    for img in erased[hit, 0]:
+        rows, cols = img.any(1).nonzero().flatten(), img.any(0).nonzero().flatten()
+        height, width = len(rows), len(cols)
+        assert int(img.sum()) == height * width  # one solid rectangle
+        assert rows[-1] - rows[0] + 1 == height and cols[-1] - cols[0] + 1 == width
+        assert 0.5 * 0.02 * 512 <= height * width <= 1.2 * 0.4 * 512
+    assert out[erased].min() >= -1 and out[erased].max() <= 1
+    again = random_erasing(images, p=0.5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    assert random_erasing(images, p=0.0) is images
+    assert (random_erasing(images, p=1.0, generator=torch.Generator()) != 5.0).flatten(1).any(1).all()
+    with pytest.raises(ConfigError, match="erasing_p=2"):
+        random_erasing(images, p=2)
 
 
 @pytest.mark.parametrize("kwargs,match", [({"flip_p": 1.5}, "flip_p=1.5"), ({"pad": -1}, "pad=-1"),

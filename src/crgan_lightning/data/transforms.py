@@ -7,6 +7,10 @@ same geometry as the image (resize, flip, pad and crop are applied to both in on
 Training: resize -> horizontal flip -> zero-pad and random crop back -> random erasing
 (erasing touches the image only: the mask still says where the person is).
 Testing: resize.
+
+:func:`random_erasing` is the same erasing on a batch tensor, for training code that must erase
+after another step: the re-id module erases after the rendering callback has used the clean
+source images (the generator was trained on unerased persons).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from albumentations.pytorch import ToTensorV2
 
 from ..errors import ConfigError
 from .keys import IMAGE, MASK
+
 
 def build_transforms(
     height: int,
@@ -69,3 +74,42 @@ def apply_transforms(pipeline: A.Compose, image: np.ndarray, mask: np.ndarray | 
         mask = cv2.resize(mask, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
     out = pipeline(image=image, mask=mask.astype(np.float32))
     return {IMAGE: out["image"].float(), MASK: out["mask"].float().clamp_(0, 1).unsqueeze(0)}
+
+
+def random_erasing(
+    images: torch.Tensor,
+    p: float,
+    scale: tuple[float, float] = (0.02, 0.4),
+    ratio: tuple[float, float] = (0.3, 3.3),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Random erasing (Zhong et al.) of a batch: each image (B, C, H, W), with probability ``p``,
+    gets one rectangle of ``scale`` x its area and aspect ratio (h / w) in ``ratio`` (log-uniform)
+    filled with uniform noise in [-1, 1], the value range of the library's images. Returns a new
+    tensor; ``generator`` (a CPU ``torch.Generator``) makes the draws reproducible (the noise of
+    a batch on a GPU comes from that device's global generator)."""
+    if not 0.0 <= p <= 1.0:
+        raise ConfigError(f"erasing_p={p} is not a probability; expected a value in [0, 1]")
+    if p == 0.0 or len(images) == 0:
+        return images
+    b, _, h, w = images.shape
+    draw = torch.rand(b, 5, generator=generator)
+    area = (scale[0] + (scale[1] - scale[0]) * draw[:, 1]) * h * w
+    log_lo, log_hi = np.log(ratio[0]), np.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * draw[:, 2])
+    eh = (area * aspect).sqrt().round().clamp(1, h).long()
+    ew = (area / aspect).sqrt().round().clamp(1, w).long()
+    top = (draw[:, 3] * (h - eh + 1)).long()
+    left = (draw[:, 4] * (w - ew + 1)).long()
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    inside = ((rows >= top.view(b, 1, 1)) & (rows < (top + eh).view(b, 1, 1))
+              & (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1)))
+    inside &= (draw[:, 0] < p).view(b, 1, 1)
+    inside = inside.unsqueeze(1).to(images.device)
+    if images.device.type == "cpu":
+        noise = torch.rand(images.shape, generator=generator, dtype=images.dtype)
+    else:  # noise drawn where the batch lives (the global RNG of that device)
+        noise = torch.rand(images.shape, device=images.device, dtype=images.dtype)
+    noise = noise * 2 - 1
+    return torch.where(inside, noise, images)
