@@ -187,3 +187,35 @@ def context_loss(
     fg = _masked_mean_error(x_g - x_s, m_f, squared, eps)
     bg = _masked_mean_error(x_g - x_t, m_b, squared, eps)
     return fg + bg, fg, bg
+
+
+# --------------------------------------------------------------------------------------------
+# SPGAN loss: the contrastive loss of the Siamese metric network.
+# --------------------------------------------------------------------------------------------
+
+
+def contrastive_loss(
+    x1_feat: torch.Tensor, x2_feat: torch.Tensor, label: torch.Tensor, margin: float = 2.0
+) -> torch.Tensor:
+    """Contrastive loss (Hadsell, Chopra and LeCun, 2006) as written in SPGAN (Deng et al., 2018)::
+
+        mean over pairs of  label * d^2 + (1 - label) * max(0, margin - d)^2
+
+    with ``d = ||x1_feat - x2_feat||_2``: a positive pair (label 1) is pulled together, a
+    negative pair (label 0) is pushed apart until it is ``margin`` away, after which it costs
+    nothing. No 1/2 factor (Hadsell et al. halve both terms; SPGAN's equation does not), so the
+    SPGAN weight ``lambda=2`` applies to this sum as published.
+
+    x1_feat, x2_feat (N, D) float; label (N,) with 1 for positive pairs, 0 for negative ones
+    (bool, int or float). Returns a scalar. The distance of negative pairs is computed as
+    ``sqrt(max(d^2, 1e-12))`` so that identical features have a finite gradient.
+    """
+    if x1_feat.shape != x2_feat.shape or x1_feat.dim() != 2:
+        raise ValueError(f"contrastive loss features must share one (N, D) shape; got "
+                         f"{tuple(x1_feat.shape)} and {tuple(x2_feat.shape)}")
+    if label.shape != x1_feat.shape[:1]:
+        raise ValueError(f"contrastive loss label has shape {tuple(label.shape)}; expected ({len(x1_feat)},)")
+    label = label.float()
+    d2 = (x1_feat.float() - x2_feat.float()).pow(2).sum(1)
+    push = F.relu(margin - d2.clamp_min(1e-12).sqrt()).pow(2)
+    return (label * d2 + (1.0 - label) * push).mean()
