@@ -12,17 +12,22 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # else the real-data (256x128) config of market2duke; either way the pair, the data root and the
 # run folder runs/<SRC>2<TGT>/<stage> are set on the command line.
 pair_config = $(if $(wildcard experiments/$(PAIR)/$(1).yaml),experiments/$(PAIR)/$(1).yaml,experiments/market2duke/$(1).yaml)
+# (checkpoints go to <default_root_dir>/checkpoints: the configs leave ModelCheckpoint's dirpath null.)
 pair_args = --data.source=$(SRC) --data.target=$(TGT) --data.root=$(DATA_ROOT) \
 	--trainer.default_root_dir=runs/$(PAIR)/$(1) --trainer.logger.init_args.save_dir=runs/$(PAIR) \
-	--trainer.logger.init_args.name=$(1) --trainer.callbacks.init_args.dirpath=runs/$(PAIR)/$(1)/checkpoints
+	--trainer.logger.init_args.name=$(1)
+# train-reid: direct transfer, or CR-GAN streaming when CRGAN_CKPT names a CR-GAN checkpoint.
+REID_STAGE = $(if $(CRGAN_CKPT),reid_crgan,reid_direct)
+REID_EXTRA = $(if $(CRGAN_CKPT),--trainer.callbacks.init_args.translator=$(CRGAN_CKPT))
 
 .DEFAULT_GOAL := help
 SRC    ?= synth_a
 TGT    ?= synth_b
 PAIR   := $(SRC)2$(TGT)
 ARGS   ?=
+SEEDS  ?= 0 1 2
 
-.PHONY: help install demo test test-fast lint synth summary bench train-crgan train-reid evaluate sweep clean
+.PHONY: help install demo test test-fast lint synth summary bench train-crgan train-reid train-spgan compare evaluate sweep clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,8 +64,14 @@ summary: install  ## print a dataset's statistics: make summary DATASET=market D
 train-crgan: install  ## CR-GAN: make train-crgan SRC=market TGT=duke [DATA_ROOT=...] [ARGS="--trainer.max_steps=300"]
 	$(BIN)/crgan fit --config $(call pair_config,crgan) $(call pair_args,crgan) $(ARGS)
 
-train-reid: install  ## re-id direct transfer: make train-reid SRC=market TGT=duke [DATA_ROOT=...] [ARGS="--trainer.max_epochs=5"]
-	$(BIN)/crgan fit --config $(call pair_config,reid_direct) $(call pair_args,reid_direct) $(ARGS)
+train-reid: install  ## re-id: make train-reid SRC=market TGT=duke [CRGAN_CKPT=runs/market2duke/crgan/checkpoints/last.ckpt] [ARGS=...]
+	$(BIN)/crgan fit --config $(call pair_config,$(REID_STAGE)) $(call pair_args,$(REID_STAGE)) $(REID_EXTRA) $(ARGS)
+
+train-spgan: install  ## SPGAN baseline: make train-spgan SRC=market TGT=duke [DATA_ROOT=...] [ARGS=...]
+	$(BIN)/crgan fit --config $(call pair_config,spgan) $(call pair_args,spgan) $(ARGS)
+
+compare: install  ## the paper's Tables 1 and 2 (3 seeds): make compare SRC=market TGT=duke [SEEDS="0 1 2"] [ARGS=...]
+	$(BIN)/crgan compare --source $(SRC) --target $(TGT) --root $(DATA_ROOT) --seeds $(SEEDS) $(ARGS)
 
 evaluate: install  ## test a re-id checkpoint on the target: make evaluate SRC= TGT= CKPT=path/to.ckpt
 	@test -n "$(CKPT)" || { echo "set CKPT=path/to/checkpoint.ckpt"; exit 2; }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -108,3 +109,23 @@ def test_render_resume_discards_leftovers_and_partials_of_other_settings(tmp_pat
     assert main(argv[:-1] + ["--seed", "7", "--quiet"]) == 0
     assert all(p.read_bytes() != b"from another run" for p in (out / "bounding_box_train").iterdir())
     assert load_reid_dataset("rendered", out).train
+
+
+def test_null_checkpoint_dirpath_follows_the_run_folder():
+    from jsonargparse import Namespace
+
+    from crgan_lightning.cli import checkpoint_dir_under_root
+
+    def trainer(dirpath):
+        return Namespace(default_root_dir="runs/x", callbacks=[
+            Namespace(class_path="pytorch_lightning.callbacks.ModelCheckpoint", init_args=Namespace(dirpath=dirpath)),
+            Namespace(class_path="crgan_lightning.callbacks.rendering.ContextRenderingCallback",
+                      init_args=Namespace(translator="g.ckpt"))])
+
+    t = trainer(None)
+    checkpoint_dir_under_root(t)
+    assert t.callbacks[0].init_args.dirpath == os.path.join("runs/x", "checkpoints")
+    assert "dirpath" not in t.callbacks[1].init_args
+    t = trainer("elsewhere")  # a folder the user gave is kept
+    checkpoint_dir_under_root(t)
+    assert t.callbacks[0].init_args.dirpath == "elsewhere"

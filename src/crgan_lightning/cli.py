@@ -11,6 +11,7 @@ module. The data and tool commands are plain sub-commands:
 * ``crgan masks --dataset market --root data/``: write person masks with a segmentation model.
 * ``crgan render --ckpt C --source market --target duke --out DIR``: export a rendered dataset.
 * ``crgan quality --ckpt C --source market --target duke``: LPIPS diversity and FID/KID (Table 1).
+* ``crgan compare --source market --target duke``: the paper's Tables 1 and 2 for the pair.
 * ``crgan demo``: the end-to-end demo on the embedded benchmark.
 
 A user error (bad path, unknown dataset, bad value) ends with one ``crgan: error: ...`` line
@@ -20,6 +21,7 @@ and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +32,22 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 # DataModule properties linked into every module's __init__ argument of the same name.
 DATA_LINKS = ("num_source_pids", "num_query", "num_target_cameras")
+
+
+def checkpoint_dir_under_root(trainer) -> None:
+    """A ``ModelCheckpoint`` whose ``dirpath`` is null saves to ``<trainer.default_root_dir>/checkpoints``
+    (Lightning's own default would be a per-version folder of the logger). The shipped configs
+    rely on it, so ``--trainer.default_root_dir=DIR`` alone moves a run and ``DIR/checkpoints/last.ckpt``
+    is where an interrupted run resumes from."""
+    root = trainer.get("default_root_dir") if trainer is not None else None
+    if not root:
+        return
+    callbacks = trainer.get("callbacks") or []
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+        class_path = callback.get("class_path", "") if hasattr(callback, "get") else ""
+        init_args = callback.get("init_args") if hasattr(callback, "get") else None
+        if class_path.endswith(".ModelCheckpoint") and init_args is not None and init_args.get("dirpath") is None:
+            init_args["dirpath"] = os.path.join(str(root), "checkpoints")
 
 
 def run_lightning_cli(argv: Sequence[str]):
@@ -44,14 +62,25 @@ def run_lightning_cli(argv: Sequence[str]):
             for name in DATA_LINKS:
                 parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
-    return CRGANLightningCLI(
-        model_class=pl.LightningModule,
-        subclass_mode_model=True,
-        datamodule_class=CrossDomainDataModule,
-        args=list(argv),
-        auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
-    )
+        def before_instantiate_classes(self) -> None:
+            config = self.config.get(self.subcommand) if self.subcommand else self.config
+            if config is not None:
+                checkpoint_dir_under_root(config.get("trainer"))
+
+    # The command is parsed from sys.argv, set to exactly this command: DDP starts the other ranks
+    # with sys.argv, and the demo and the comparison run several commands in one process.
+    command_line, sys.argv = sys.argv, [sys.argv[0], *argv]
+    try:
+        return CRGANLightningCLI(
+            model_class=pl.LightningModule,
+            subclass_mode_model=True,
+            datamodule_class=CrossDomainDataModule,
+            args=None,
+            auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
+        )
+    finally:
+        sys.argv = command_line
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
@@ -91,7 +120,7 @@ def _cmd_render(args: argparse.Namespace) -> None:
     out = export_rendered(
         args.ckpt, args.source, args.target, args.root, args.out, height=args.height, width=args.width,
         contexts_per_image=args.contexts, batch_size=args.batch_size, seed=args.seed, overwrite=args.overwrite,
-        device=args.device, progress=not args.quiet,
+        device=args.device, progress=not args.quiet, masks=args.masks,
     )
     from .data import load_reid_dataset
 
@@ -115,6 +144,17 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
     run_demo(root=args.root, out=args.out, seed=args.seed, crgan_epochs=args.crgan_epochs,
              reid_epochs=args.reid_epochs)
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from .compare import run_compare
+
+    run_compare(args.source, args.target, root=args.root, out=args.out or f"runs/compare/{args.source}2{args.target}",
+                seeds=args.seeds, crgan_epochs=args.crgan_epochs, spgan_epochs=args.spgan_epochs,
+                reid_epochs=args.reid_epochs,
+                quality={"skip": True} if args.no_quality else {
+                    "lpips_path": args.lpips_weights, "inception_path": args.inception_weights,
+                    "num_fid": args.num_fid, "progress": not args.quiet})
 
 
 def _add_pair_arguments(p: argparse.ArgumentParser) -> None:
@@ -164,7 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_masks)
 
     p = sub.add_parser("render", help="export source images rendered into target contexts (Market-1501 layout)")
-    p.add_argument("--ckpt", required=True, help="CR-GAN checkpoint (e.g. runs/.../crgan/checkpoints/last.ckpt)")
+    p.add_argument("--ckpt", required=True,
+                   help="translator: a CR-GAN or SPGAN checkpoint (runs/.../checkpoints/last.ckpt) or cut_and_paste")
+    p.add_argument("--masks", default="auto", choices=["auto", "folder", "prior"],
+                   help="where cut_and_paste takes the source person masks from (default: auto)")
     _add_pair_arguments(p)
     p.add_argument("--out", required=True, help="output folder; an interrupted export resumes there")
     p.add_argument("--height", type=int, default=128, help="rendering height (the generator's; default 128)")
@@ -178,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("quality", help="Table 1 of the paper: LPIPS diversity and FID/KID of real and rendered images")
-    p.add_argument("--ckpt", default=None, help="CR-GAN checkpoint (omit for the real source-vs-target row only)")
+    p.add_argument("--ckpt", nargs="*", default=None,
+                   help="translators, one row each: CR-GAN / SPGAN checkpoints and/or cut_and_paste "
+                   "(omit for the real source-vs-target row only)")
     _add_pair_arguments(p)
     p.add_argument("--num-sources", type=int, default=100, help="source images rendered for LPIPS (default 100)")
     p.add_argument("--num-contexts", type=int, default=8, help="target contexts per source image (default 8)")
@@ -194,6 +239,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_quality)
+
+    p = sub.add_parser("compare", help="the paper's Tables 1 and 2: direct transfer, cut-and-paste, SPGAN, CR-GAN")
+    _add_pair_arguments(p)
+    p.add_argument("--out", default=None, help="run folder (default: runs/compare/<source>2<target>); resumes")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one full run per seed (default: 0 1 2)")
+    p.add_argument("--crgan-epochs", type=int, default=None, help="CR-GAN epochs (default: the config's)")
+    p.add_argument("--spgan-epochs", type=int, default=None, help="SPGAN epochs (default: the config's)")
+    p.add_argument("--reid-epochs", type=int, default=None, help="re-id epochs (default: the config's)")
+    p.add_argument("--num-fid", type=int, default=1000, help="images per FID/KID set (default 1000)")
+    p.add_argument("--lpips-weights", default=None, help="local AlexNet weights for LPIPS (offline)")
+    p.add_argument("--inception-weights", default=None, help="local FID Inception weights (offline)")
+    p.add_argument("--no-quality", action="store_true", help="skip Table 1")
+    p.add_argument("--quiet", action="store_true", help="no progress bars in Table 1")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("demo", help="the end-to-end demo on the embedded benchmark (CR-GAN, then re-id a/b)")
     p.add_argument("--root", default="data", help="data root of the embedded benchmark (default: data)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,24 @@ def test_synthetic_part_adds_its_own_weighted_loss():
     assert "train/source_ce" in logged
 
 
+def test_erasing_happens_in_the_module_on_source_and_rendered_images():
+    torch.manual_seed(0)
+    pids = torch.tensor([0, 0, 1, 1])
+    src = {IMAGE: torch.zeros(4, 3, 64, 32), PID: pids, CAMID: torch.zeros(4)}
+    syn = {IMAGE: torch.zeros(4, 3, 64, 32), PID: pids, CAMID: torch.zeros(4)}
+    module = _module(batch_erasing_p=1.0)
+    module.log = module.log_dict = lambda *a, **k: None
+    seen = []
+    module.net.register_forward_pre_hook(lambda net, args: seen.append(args[0].clone()))
+    module.training_step({SOURCE: src, SYNTHETIC: syn}, 0)
+    assert seen[0].shape == (8, 3, 64, 32)
+    assert (seen[0] != 0).flatten(1).any(1).all()  # every image, source and rendered, got a rectangle
+    assert (seen[0] == 0).flatten(1).any(1).all()  # and only a rectangle
+    assert not src[IMAGE].any() and not syn[IMAGE].any()  # the batch itself is untouched
+    with pytest.raises(ConfigError, match="batch_erasing_p=1.5"):
+        _module(batch_erasing_p=1.5)
+
+
 def test_warmup_multistep_factors():
     f = warmup_multistep(warmup_epochs=4, milestones=[10, 20], gamma=0.1, warmup_factor=0.01)
     assert f(0) == pytest.approx(0.01) and f(2) == pytest.approx(0.505) and f(4) == 1.0
@@ -121,3 +140,23 @@ def test_injected_optimizer_scheduler_and_bf16_precision_through_the_cli(tmp_pat
     group = ckpt["optimizer_states"][0]["param_groups"][0]
     assert group["momentum"] == 0.9 and group["lr"] == pytest.approx(0.01 * 0.5 ** 2)  # SGD, stepped twice
     assert ckpt["hyper_parameters"]["backbone"] == "resnet10t"
+
+
+@pytest.mark.slow
+def test_make_train_reid_with_a_crgan_checkpoint_streams_renderings(tmp_path, synth_root, tiny_crgan_ckpt):
+    run = tmp_path / "run"
+    args = (f"--trainer.max_steps=2 --trainer.default_root_dir={run} --trainer.logger.init_args.save_dir={run} "
+            "--trainer.enable_progress_bar=false --trainer.limit_val_batches=0 --trainer.log_every_n_steps=1 "
+            "--model.init_args.backbone=resnet10t "
+            "--model.init_args.pretrained=false --trainer.precision=32-true --trainer.devices=1 "
+            "--data.height=64 --data.width=32 --data.batch_size=8 --data.num_workers=0")
+    proc = subprocess.run(["make", "-s", "train-reid", "SRC=synth_a", "TGT=synth_b", f"DATA_ROOT={synth_root}",
+                           f"CRGAN_CKPT={tiny_crgan_ckpt}", f"ARGS={args}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    rendering = [v for k, v in ckpt["callbacks"].items() if k.startswith("ContextRenderingCallback")]
+    assert rendering and rendering[0]["translator"] == str(tiny_crgan_ckpt)
+    assert ckpt["global_step"] == 2
+    metrics = (run / "reid_crgan" / "version_0" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "train/synthetic_ce" in metrics  # the rendered part reached the loss

@@ -10,6 +10,7 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
 from ..data.keys import CAMID, IMAGE, INDEX, PID, SOURCE, SYNTHETIC
+from ..data.transforms import random_erasing
 from ..errors import ConfigError, TrainingDivergedError
 from ..losses import batch_hard_triplet_loss, cross_entropy_label_smooth
 from ..metrics import ReIDMetric
@@ -56,6 +57,11 @@ class ReIDModule(pl.LightningModule):
         lmp_parts, flip_test: see :class:`~crgan_lightning.models.reid.ReIDNet`.
         ce_weight, label_smooth, triplet_weight, triplet_margin: the loss.
         synthetic_weight: weight of the loss on ``batch["synthetic"]``.
+        batch_erasing_p: probability of random erasing applied here, to the whole training batch
+            (source and rendered images) after the rendering callback has run. With streaming,
+            set the DataModule's ``erasing_p`` to 0 and this one instead: the generator then
+            renders unerased persons, as in its own training, and every image the re-id network
+            sees is erased alike.
         lr, weight_decay, warmup_epochs, warmup_factor, milestones, gamma: the default Adam
             optimiser with warm-up + multi-step schedule (per epoch).
         optimizer, scheduler: injected from the CLI/YAML instead of the defaults
@@ -84,6 +90,7 @@ class ReIDModule(pl.LightningModule):
         triplet_weight: float = 1.0,
         triplet_margin: float | None = 0.3,
         synthetic_weight: float = 1.0,
+        batch_erasing_p: float = 0.0,
         lr: float = 3.5e-4,
         weight_decay: float = 5e-4,
         warmup_epochs: int = 10,
@@ -105,6 +112,8 @@ class ReIDModule(pl.LightningModule):
                 f"num_source_pids={num_source_pids}: the classifier needs the number of source identities "
                 "(the CLI links it from data.num_source_pids)"
             )
+        if not 0.0 <= batch_erasing_p <= 1.0:
+            raise ConfigError(f"batch_erasing_p={batch_erasing_p} is not a probability; expected a value in [0, 1]")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.net = ReIDNet(
             backbone=backbone, pretrained=pretrained, pretrained_path=pretrained_path, last_stride=last_stride,
@@ -140,6 +149,8 @@ class ReIDModule(pl.LightningModule):
             syn = batch[SYNTHETIC]
             parts.append((SYNTHETIC, syn[IMAGE], syn[PID], self.hparams.synthetic_weight))
         images = torch.cat([p[1] for p in parts])
+        if self.hparams.batch_erasing_p > 0:
+            images = random_erasing(images, self.hparams.batch_erasing_p)
         logits, feats = self.net(self._input(images))
         loss, start = images.new_zeros(()), 0
         for name, imgs, pids, weight in parts:
