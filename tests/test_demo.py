@@ -29,7 +29,7 @@ def test_demo_trains_every_stage_prints_one_table_and_resumes(tmp_path, synth_ro
     run = out / "seed3"
     streamed = yaml.safe_load((run / "reid_crgan" / "reid_crgan.yaml").read_text())
     rendering = [c for c in streamed["trainer"]["callbacks"] if c["class_path"].endswith("ContextRenderingCallback")]
-    assert rendering[0]["init_args"]["crgan_checkpoint"] == str(run / "crgan" / "checkpoints" / "last.ckpt")
+    assert rendering[0]["init_args"]["translator"] == str(run / "crgan" / "checkpoints" / "last.ckpt")
     assert streamed["seed_everything"] == 3 and streamed["trainer"]["max_epochs"] == 1
     for stage in ("crgan", "reid_direct", "reid_crgan"):
         assert (run / stage / "checkpoints" / "last.ckpt").is_file()

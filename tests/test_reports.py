@@ -122,3 +122,15 @@ def test_crgan_quality_command_prints_the_table(synth_root, weight_files, tiny_c
     assert REAL_SOURCE in out and CRGAN in out
     assert main(argv[:-3] + ["--inception-weights", "/nope/inception.pth", "--quiet"]) == 2
     assert "/nope/inception.pth" in capsys.readouterr().err
+
+
+def test_cut_and_paste_gets_its_own_row_with_masks_from_the_dataset(synth_root, weight_files, crgan_ckpt):
+    table = quality_table([str(crgan_ckpt), "cut_and_paste"], root=str(synth_root),
+                          lpips_path=str(weight_files["lpips"]), inception_path=str(weight_files["inception"]),
+                          **ARGS)
+    assert [row["method"] for row in table["rows"]] == [REAL_SOURCE, CRGAN, "cut-and-paste"]
+    real, _, pasted = table["rows"]
+    assert pasted["lpips"] > 0  # another target image behind the same person
+    assert pasted["fid"] != real["fid"]
+    text = format_quality_table(table).splitlines()
+    assert text[-2].startswith("cut-and-paste ") and "(cut_and_paste)" not in text[-2]

@@ -31,21 +31,26 @@ def _set(cfg: dict, dotted: str, value) -> None:
     cfg[keys[-1]] = value
 
 
-def write_config(name: str, configs: Path, run: Path, seed: int, root: str, epochs: int,
-                 callback_args: dict[str, dict] | None = None, overrides: dict | None = None) -> Path:
-    """A copy of a shipped config with the run folder, data root, seed and schedule of the demo,
-    saved as ``<run>/<name>`` so the exact configuration of every stage stays beside its results."""
+def write_config(name: str, configs: Path, run: Path, seed: int, root: str, epochs: int | None,
+                 callback_args: dict[str, dict] | None = None, overrides: dict | None = None,
+                 save_as: str | None = None) -> Path:
+    """A copy of a shipped config with the run folder, data root, seed and schedule (``epochs``;
+    None keeps the config's) of the run, saved as ``<run>/<save_as or name>`` so the exact
+    configuration of every stage stays beside its results. Re-id stages skip validation: they
+    are tested once at the end."""
     import yaml
 
     source = configs / name
     if not source.is_file():
-        raise ConfigError(f"demo config {source} is missing; run the demo from a checkout of crgan-lightning")
+        raise ConfigError(f"config {source} is missing; run from a checkout of crgan-lightning")
     cfg = yaml.safe_load(source.read_text())
     cfg["seed_everything"] = seed
     trainer = cfg["trainer"]
-    trainer.update(default_root_dir=str(run), max_epochs=epochs)
+    trainer["default_root_dir"] = str(run)
+    if epochs is not None:
+        trainer["max_epochs"] = epochs
     if "check_val_every_n_epoch" in trainer:
-        trainer["check_val_every_n_epoch"] = epochs
+        trainer.update(limit_val_batches=0)
     trainer["logger"]["init_args"].update(save_dir=str(run), name="logs")
     for callback in trainer.get("callbacks", []):
         short = callback["class_path"].rsplit(".", 1)[-1]
@@ -56,12 +61,15 @@ def write_config(name: str, configs: Path, run: Path, seed: int, root: str, epoc
     for dotted, value in (overrides or {}).items():  # e.g. {"model.init_args.backbone": "resnet10t"}
         _set(cfg, dotted, value)
     run.mkdir(parents=True, exist_ok=True)
-    path = run / name
+    path = run / (save_as or name)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
 
-def _stage(name: str, config: Path, run: Path, test: bool) -> dict[str, float]:
+def run_stage(name: str, config: Path, run: Path, test: bool) -> dict[str, float]:
+    """Fit one stage through the LightningCLI (continuing from ``<run>/checkpoints/last.ckpt``
+    when an earlier run got there; a finished stage returns at once) and, with ``test``, test
+    it; returns the test metrics (``rank1``, ``mAP``, ... in percent)."""
     from .cli import run_lightning_cli
 
     ckpt = run / "checkpoints" / "last.ckpt"
@@ -101,20 +109,20 @@ def run_demo(
         print(f"[demo] generating the embedded benchmark under {root}", flush=True)
         generate_benchmark(root, seed=0, progress=True)
     crgan_run = out_dir / "crgan"
-    _stage("CR-GAN synth_a -> synth_b",
-           write_config("crgan.yaml", cfg, crgan_run, seed, root, crgan_epochs, overrides=crgan_overrides),
-           crgan_run, test=False)
+    run_stage("CR-GAN synth_a -> synth_b",
+              write_config("crgan.yaml", cfg, crgan_run, seed, root, crgan_epochs, overrides=crgan_overrides),
+              crgan_run, test=False)
     crgan_ckpt = crgan_run / "checkpoints" / "last.ckpt"
     direct, streamed = out_dir / "reid_direct", out_dir / "reid_crgan"
     results = {
-        "direct transfer": _stage(
+        "direct transfer": run_stage(
             "re-id, direct transfer",
             write_config("reid_direct.yaml", cfg, direct, seed, root, reid_epochs, overrides=reid_overrides),
             direct, True),
-        "CR-GAN streaming": _stage(
+        "CR-GAN streaming": run_stage(
             "re-id with CR-GAN streaming",
             write_config("reid_crgan.yaml", cfg, streamed, seed, root, reid_epochs,
-                         {"ContextRenderingCallback": {"crgan_checkpoint": str(crgan_ckpt)}}, reid_overrides),
+                         {"ContextRenderingCallback": {"translator": str(crgan_ckpt)}}, reid_overrides),
             streamed, True),
     }
     print(format_results(results, out_dir, time.perf_counter() - start))

@@ -1,7 +1,8 @@
 """Export a rendered dataset to disk in the Market-1501 layout.
 
 ``crgan render --ckpt CRGAN.ckpt --source market --target duke --out DIR`` renders every source
-training image into ``contexts_per_image`` target contexts and writes::
+training image into ``contexts_per_image`` target contexts with a translator (a CR-GAN or SPGAN
+checkpoint, or ``--ckpt cut_and_paste``; see :mod:`crgan_lightning.translators`) and writes::
 
     DIR/bounding_box_train/{pid:04d}_c{cam}s1_{index:06d}_{k:02d}.jpg   (source pid, target camera)
     DIR/query/, DIR/bounding_box_test/                                   (the target's test images)
@@ -28,11 +29,12 @@ from tqdm.auto import tqdm
 from .data import load_reid_dataset
 from .data.datasets import SPLIT_FOLDERS
 from .data.images import read_image
+from .data.masks import build_mask_provider
 from .data.transforms import apply_transforms, build_transforms
 from .errors import ConfigError
-from .fileio import atomic_save_image, atomic_write_bytes, file_sha256, remove_leftovers
+from .fileio import atomic_save_image, atomic_write_bytes, remove_leftovers
 from .metrics.plots import to_uint8
-from .models.generator import load_generator
+from .translators import load_translator, translator_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +66,13 @@ def export_rendered(
     overwrite: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    masks: str = "auto",
 ) -> Path:
     """Render the source training set into target contexts and write it to ``out`` (see the module
-    docstring). Returns ``out``. An existing complete export is kept unless ``overwrite``."""
+    docstring). Returns ``out``. An existing complete export is kept unless ``overwrite``.
+
+    ``ckpt`` is a translator spec (CR-GAN or SPGAN checkpoint, or ``cut_and_paste``); ``masks``
+    (``auto``/``folder``/``prior``) says where cut-and-paste takes the source masks from."""
     out = Path(out)
     if contexts_per_image < 1 or batch_size < 1:
         raise ConfigError(f"contexts_per_image={contexts_per_image} and batch_size={batch_size} must be >= 1")
@@ -77,10 +83,13 @@ def export_rendered(
         raise ConfigError(
             f"{tgt.name} has {tgt.num_cameras} cameras; Market-1501 file names hold one camera digit (at most 9)"
         )
-    generator = load_generator(ckpt, map_location=device)
+    translator = load_translator(ckpt, map_location=device)
+    mask_of = build_mask_provider(masks, src) if translator.needs_masks else None
+    if translator.needs_masks and mask_of is None:
+        raise ConfigError(f"the {translator.kind} translator needs source masks; masks={masks!r} gives none")
     transform = build_transforms(height, width, train=False)
     partial = out.with_name(out.name + ".partial")
-    settings = {"checkpoint_sha256": file_sha256(ckpt), "source": src.name, "target": tgt.name,
+    settings = {"translator": translator_fingerprint(ckpt), "source": src.name, "target": tgt.name,
                 "height": height, "width": width, "contexts_per_image": contexts_per_image, "seed": seed}
     manifest = partial / ".export.json"
     if partial.exists():
@@ -107,6 +116,9 @@ def export_rendered(
     def load(path: str) -> torch.Tensor:
         return apply_transforms(transform, read_image(path), None)["image"]
 
+    def load_mask(path: str) -> torch.Tensor:
+        return torch.from_numpy(mask_of(path, height, width)).float().unsqueeze(0)
+
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"render {src.name}->{tgt.name}",
                unit="img", disable=not progress)
     with torch.no_grad():
@@ -114,14 +126,15 @@ def export_rendered(
             chunk = todo[start:start + batch_size]
             x_s = torch.stack([load(src.train[i].path) for i, _ in chunk]).to(device)
             x_t = torch.stack([load(tgt.train[contexts[i, k]].path) for i, k in chunk]).to(device)
-            for (i, k), image in zip(chunk, generator(x_s, x_t).cpu()):
+            m_s = torch.stack([load_mask(src.train[i].path) for i, _ in chunk]).to(device) if mask_of else None
+            for (i, k), image in zip(chunk, translator.render(x_s, x_t, m_s).cpu()):
                 atomic_save_image(train_dir / name(i, k), to_uint8(image))
             bar.update(len(chunk))
     bar.close()
     _copy_test_split(tgt.query, partial / SPLIT_FOLDERS["query"])
     _copy_test_split(tgt.gallery, partial / SPLIT_FOLDERS["gallery"])
     meta = {"name": "rendered", "num_cameras": tgt.num_cameras, "source": src.name, "target": tgt.name,
-            "checkpoint": str(ckpt), "contexts_per_image": contexts_per_image, "seed": seed,
+            "translator": str(ckpt), "method": translator.kind, "contexts_per_image": contexts_per_image, "seed": seed,
             "height": height, "width": width, "num_images": {"train": len(jobs)}}
     atomic_write_bytes(partial / "meta.json", json.dumps(meta, indent=2).encode())
     if out.exists():

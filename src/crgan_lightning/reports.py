@@ -6,11 +6,13 @@
   KID is the domain gap that rendering has to close. Its LPIPS diversity is 0 by definition:
   without rendering, a source image looks the same in every target context (LPIPS(x, x) = 0),
   which is the floor of the diversity column.
-* **CR-GAN** (with a checkpoint): the same source images rendered by the checkpoint's generator
-  ``G(x_s, x_t)`` into target contexts. LPIPS diversity: each of ``num_sources`` source images
-  is rendered into ``num_contexts`` contexts and the mean pairwise LPIPS between its renderings
-  is averaged over the sources (higher = more diverse). FID / KID: ``num_fid`` renderings (each
-  source image in one random context) against ``num_fid`` real target images.
+* one row per translator (a CR-GAN or SPGAN checkpoint, or cut-and-paste; see
+  :mod:`crgan_lightning.translators`): the same source images rendered into target contexts.
+  LPIPS diversity: each of ``num_sources`` source images is rendered into ``num_contexts``
+  contexts and the mean pairwise LPIPS between its renderings is averaged over the sources
+  (higher = more diverse; SPGAN ignores the context, so its renderings of one image are alike).
+  FID / KID: ``num_fid`` renderings (each source image in one random context) against
+  ``num_fid`` real target images.
 
 Which images enter (all drawn with ``seed``, the same with and without a checkpoint, so the
 rows differ only by the rendering):
@@ -40,6 +42,7 @@ from tqdm.auto import tqdm
 from .data.datamodule import CrossDomainDataModule, ReIDImageDataset
 from .data.datasets import ReIDSample
 from .data.keys import IMAGE
+from .data.masks import build_mask_provider
 from .errors import ConfigError
 from .metrics.quality import (
     build_inception,
@@ -48,7 +51,7 @@ from .metrics.quality import (
     inception_features,
     lpips_diversity,
 )
-from .models.generator import load_generator
+from .translators import CUT_AND_PASTE, load_translator
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +109,7 @@ def _chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
 
 
 def quality_table(
-    ckpt: str | os.PathLike | None,
+    ckpt: str | os.PathLike | Sequence[str | os.PathLike] | None,
     source: str,
     target: str,
     root: str | os.PathLike = "data",
@@ -124,11 +127,11 @@ def quality_table(
     device: str = "cpu",
     progress: bool = True,
 ) -> dict:
-    """LPIPS diversity and FID / KID of real source images and of a CR-GAN checkpoint's renderings.
+    """LPIPS diversity and FID / KID of real source images and of each translator's renderings.
 
     Args:
-        ckpt: CR-GAN checkpoint whose generator renders the source images; None reports the
-            real-source row only.
+        ckpt: a translator spec or a list of them (CR-GAN / SPGAN checkpoints, ``cut_and_paste``),
+            one row each; None reports the real-source row only.
         source, target: registered dataset names (``market``, ``duke``, ``synth_a``, ...).
         root: data root holding both datasets (the embedded ``synth_*`` ones are generated there
             when missing).
@@ -150,20 +153,23 @@ def quality_table(
         ``{"source", "target", "num_fid", "num_sources", "num_contexts", "seed", "rows"}``
         (plus ``"kid_skipped"``, the reason, when KID was skipped). ``rows`` is a list of
         ``{"method", "lpips", "fid", "kid_mean", "kid_std"}`` dicts (``kid_*`` None when
-        skipped): ``"real source"`` first, then ``"CR-GAN"`` (with ``"checkpoint"``) when
-        ``ckpt`` is given. :func:`format_quality_table` prints it.
+        skipped): ``"real source"`` first, then one row per translator, named by its kind
+        (``"CR-GAN"``, ``"SPGAN"``, ``"cut-and-paste"``) with ``"checkpoint"`` (its spec).
+        :func:`format_quality_table` prints it.
     """
     for name, value, low in (("num_sources", num_sources, 1), ("num_contexts", num_contexts, 2),
                              ("num_fid", num_fid, 2), ("batch_size", batch_size, 1)):
         if not isinstance(value, int) or value < low:
             raise ConfigError(f"{name}={value!r}; expected an integer >= {low}")
     # everything that can fail fast (checkpoint, weight files, dataset layout) before any heavy work
-    generator = None if ckpt is None else load_generator(ckpt, map_location=device)
-    lpips_model = None if ckpt is None else build_lpips(lpips_net, lpips_path, device)
+    specs = [] if ckpt is None else [ckpt] if isinstance(ckpt, (str, os.PathLike)) else list(ckpt)
+    translators = [(spec, load_translator(spec, map_location=device)) for spec in specs]
+    lpips_model = build_lpips(lpips_net, lpips_path, device) if translators else None
     inception = build_inception(inception_path, device)
     dm = CrossDomainDataModule(source=source, target=target, root=str(root), height=height, width=width,
                                num_workers=0)
     src, tgt = dm.source_dataset, dm.target_dataset
+    mask_of = build_mask_provider("auto", src) if any(t.needs_masks for _, t in translators) else None
     sources = _ImageSet(src.query + src.gallery, dm.test_transform)
     reference = _ImageSet(tgt.query + tgt.gallery, dm.test_transform)
     contexts = _ImageSet(tgt.train, dm.test_transform)
@@ -177,37 +183,43 @@ def quality_table(
         return tqdm(items, desc=desc, total=total, disable=not progress, leave=False)
 
     @torch.no_grad()
-    def render(x_s: torch.Tensor, context_idx: np.ndarray) -> torch.Tensor:
-        return generator(x_s.to(device), contexts.load(context_idx).to(device)).cpu()
+    def render(translator, x_s: torch.Tensor, src_idx: np.ndarray, context_idx: np.ndarray) -> torch.Tensor:
+        masks = None
+        if translator.needs_masks:
+            masks = torch.stack([torch.from_numpy(mask_of(sources.samples[int(i)].path, height, width))
+                                 for i in src_idx]).unsqueeze(1).to(device)
+        return translator.render(x_s.to(device), contexts.load(context_idx).to(device), masks).cpu()
 
-    feats: dict[str, list[torch.Tensor]] = {"reference": [], "source": [], "rendered": []}
+    feats: dict = {"reference": [], "source": [], **{i: [] for i in range(len(translators))}}
     chunks = zip(_chunks(pick["fid_reference"], batch_size), _chunks(pick["fid_source"], batch_size),
                  _chunks(pick["fid_context"], batch_size))
     for ref_idx, src_idx, ctx_idx in bar(chunks, "FID/KID images", math.ceil(n / batch_size)):
         feats["reference"].append(inception_features(reference.load(ref_idx), inception, batch_size))
         x_s = sources.load(src_idx)
         feats["source"].append(inception_features(x_s, inception, batch_size))
-        if generator is not None:
-            feats["rendered"].append(inception_features(render(x_s, ctx_idx), inception, batch_size))
+        for i, (_, translator) in enumerate(translators):
+            feats[i].append(inception_features(render(translator, x_s, src_idx, ctx_idx), inception, batch_size))
     reference_feats = torch.cat(feats["reference"])
     scores = fid_kid_from_features(torch.cat(feats["source"]), reference_feats, kid=kid)
     rows = [_row(REAL_SOURCE, 0.0, scores)]
     table: dict = {"source": source, "target": target, "num_fid": n, "num_sources": len(pick["lpips_source"]),
                    "num_contexts": num_contexts, "seed": seed, "rows": rows}
 
-    if generator is not None:
-        per_chunk = max(1, batch_size // num_contexts)  # source images per rendering batch
+    per_chunk = max(1, batch_size // num_contexts)  # source images per rendering batch
+    num_grids = math.ceil(len(pick["lpips_source"]) / per_chunk)
+    for i, (spec, translator) in enumerate(translators):
         total, count = 0.0, 0
-        num_grids = math.ceil(len(pick["lpips_source"]) / per_chunk)
         grids = zip(_chunks(pick["lpips_source"], per_chunk), _chunks(pick["lpips_context"], per_chunk))
-        for src_idx, ctx_idx in bar(grids, "LPIPS diversity", num_grids):
-            x_s = sources.load(np.repeat(src_idx, num_contexts))
-            grid = render(x_s, ctx_idx.reshape(-1)).view(len(src_idx), num_contexts, *x_s.shape[1:])
+        for src_idx, ctx_idx in bar(grids, f"LPIPS diversity ({translator.kind})", num_grids):
+            repeated = np.repeat(src_idx, num_contexts)
+            x_s = sources.load(repeated)
+            rendered = render(translator, x_s, repeated, ctx_idx.reshape(-1))
+            grid = rendered.view(len(src_idx), num_contexts, *x_s.shape[1:])
             total += lpips_diversity(grid, lpips_model, batch_size) * len(src_idx)
             count += len(src_idx)
-        scores = fid_kid_from_features(torch.cat(feats["rendered"]), reference_feats, kid=kid)
-        row = _row(CRGAN, total / count, scores)
-        row["checkpoint"] = str(Path(ckpt))
+        scores = fid_kid_from_features(torch.cat(feats[i]), reference_feats, kid=kid)
+        row = _row(translator.kind, total / count, scores)
+        row["checkpoint"] = str(spec)
         rows.append(row)
 
     skipped = [r.pop("kid_skipped") for r in rows if "kid_skipped" in r]
@@ -238,7 +250,8 @@ def format_quality_table(table: Mapping | Sequence[Mapping]) -> str:
     header = ["method", "LPIPS diversity", "FID", "KID"]
     body = []
     for row in rows:
-        method = row["method"] + (f" ({Path(row['checkpoint']).name})" if row.get("checkpoint") else "")
+        spec = row.get("checkpoint")
+        method = row["method"] + (f" ({Path(spec).name})" if spec and spec != CUT_AND_PASTE else "")
         kid = "-" if row.get("kid_mean") is None else f"{row['kid_mean']:.4f} +/- {row['kid_std']:.4f}"
         body.append([method, _fmt(row.get("lpips"), 4), _fmt(row.get("fid"), 2), kid])
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]

@@ -18,6 +18,7 @@ from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC, TARGET
 from crgan_lightning.errors import ConfigError, WeightsError
 from crgan_lightning.models.generator import load_generator
+from crgan_lightning.translators import load_translator
 from crgan_lightning.modules.reid import ReIDModule
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,17 +65,33 @@ def test_rendered_images_reach_training_step_with_source_pids_and_target_cameras
         s = [k for k in range(8) if src[PID][k] == syn[PID][i]]
         candidates = [generator(src[IMAGE][a:a + 1], tgt[IMAGE][t:t + 1]) for a in s for t in range(4)]
         assert any(torch.allclose(c[0], syn[IMAGE][i], atol=1e-5) for c in candidates)
-    assert all(not p.requires_grad for p in callback.generator.parameters())
+    assert all(not p.requires_grad for p in callback.model.parameters())
     assert not any(n.startswith("generator") for n in module.state_dict())  # G is not part of the re-id model
 
 
 def test_ratio_and_reproducible_draws(dm, tiny_crgan_ckpt):
     callback = ContextRenderingCallback(str(tiny_crgan_ckpt), ratio=0.5, contexts_per_image=1, seed=3)
-    callback.generator = load_generator(tiny_crgan_ckpt)
+    callback.model = load_translator(tiny_crgan_ckpt)
     batch = next(iter(dm.train_dataloader()))[0]
     a = callback.render(batch, torch.Generator().manual_seed(1))
     b = callback.render(batch, torch.Generator().manual_seed(1))
     assert a[IMAGE].shape[0] == 4 and torch.equal(a[IMAGE], b[IMAGE]) and torch.equal(a[PID], b[PID])
+    # whole identities: the batch holds 2 identities x 4 images, half of them is 1 identity, all 4 images
+    src_pids = batch[SOURCE][PID]
+    assert len(a[PID].unique()) == 1 and (src_pids == a[PID][0]).sum() == 4
+    picks = {tuple(callback.render(batch, torch.Generator().manual_seed(s))[PID].unique().tolist()) for s in range(20)}
+    assert picks == {(p,) for p in src_pids.unique().tolist()}  # either identity can be drawn
+
+
+def test_ratio_keeps_whole_identities_of_a_larger_batch(tiny_crgan_ckpt):
+    callback = ContextRenderingCallback(str(tiny_crgan_ckpt), ratio=0.5)
+    pids = torch.tensor([7, 7, 7, 7, 2, 2, 2, 2, 9, 9, 9, 9, 4, 4, 4, 4])
+    chosen = callback.choose(pids, torch.Generator().manual_seed(0))
+    assert len(chosen) == 8 and torch.equal(chosen, chosen.sort().values)
+    kept = pids[chosen].unique()
+    assert len(kept) == 2 and all((pids[chosen] == k).sum() == 4 for k in kept)
+    callback.ratio = 0.1  # rounds to no identity: one is still rendered
+    assert len(pids[callback.choose(pids, torch.Generator().manual_seed(0))].unique()) == 1
 
 
 def test_bad_arguments_and_checkpoints(tmp_path, dm, tiny_crgan_ckpt):
@@ -83,14 +100,19 @@ def test_bad_arguments_and_checkpoints(tmp_path, dm, tiny_crgan_ckpt):
     with pytest.raises(ConfigError, match="contexts_per_image=0"):
         ContextRenderingCallback("x.ckpt", contexts_per_image=0)
     callback = ContextRenderingCallback(str(tmp_path / "missing.ckpt"))
-    with pytest.raises(WeightsError, match="missing.ckpt does not exist"):
+    with pytest.raises(WeightsError, match="missing.ckpt.*no such checkpoint"):
         callback.setup(None, ReIDModule(num_source_pids=3, backbone="resnet10t", pretrained=False), "fit")
     callback = ContextRenderingCallback(str(tiny_crgan_ckpt))
-    callback.generator = load_generator(tiny_crgan_ckpt)
+    callback.model = load_translator(tiny_crgan_ckpt)
     batch = next(iter(dm.train_dataloader()))[0]
     del batch[TARGET]
     with pytest.raises(ConfigError, match="with_target=true"):
         callback.render(batch, torch.Generator())
+    # resuming a re-id run with another translator than the one it was trained with is refused
+    callback.fingerprint = "a" * 64
+    callback.load_state_dict({"translator": "first.ckpt", "fingerprint": "a" * 64})  # the same one: fine
+    with pytest.raises(ConfigError, match="trained with the translator first.ckpt"):
+        callback.load_state_dict({"translator": "first.ckpt", "fingerprint": "b" * 64})
 
 
 @pytest.mark.slow
@@ -104,7 +126,7 @@ def test_two_process_ddp_streams_synthetic_images_on_both_ranks(tmp_path, synth_
         if cb["class_path"].endswith("ModelCheckpoint"):
             cb["init_args"]["dirpath"] = str(run / "checkpoints")
         if cb["class_path"].endswith("ContextRenderingCallback"):
-            cb["init_args"]["crgan_checkpoint"] = str(tiny_crgan_ckpt)
+            cb["init_args"]["translator"] = str(tiny_crgan_ckpt)
     cfg["model"]["init_args"].update(backbone="resnet10t")
     cfg["data"].update(root=str(synth_root), height=64, width=32, batch_size=8, num_workers=0)
     path = tmp_path / "reid_crgan.yaml"

@@ -1,4 +1,4 @@
-"""Stream CR-GAN renderings into re-id training batches."""
+"""Stream rendered images into re-id training batches."""
 
 from __future__ import annotations
 
@@ -8,71 +8,84 @@ import os
 import pytorch_lightning as pl
 import torch
 
-from ..data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC, TARGET
+from ..data.keys import CAMID, IMAGE, MASK, PID, SOURCE, SYNTHETIC, TARGET
 from ..errors import ConfigError
-from ..fileio import file_sha256
-from ..models.generator import load_generator
+from ..translators import Translator, load_translator, translator_fingerprint
 
 log = logging.getLogger(__name__)
 
 
 class ContextRenderingCallback(pl.Callback):
     """Adds ``batch["synthetic"] = {"image", "pid", "camid"}`` to every training batch: source
-    images rendered by a frozen CR-GAN generator into the contexts of target images of the
-    same batch, labelled with the source identity and the target camera.
+    images rendered by a frozen translator (the CR-GAN generator, SPGAN or cut-and-paste, see
+    :mod:`crgan_lightning.translators`) with target images of the same batch as contexts,
+    labelled with the source identity and the target camera.
 
-    Before each ``training_step``, ``round(ratio * B)`` source images of the batch (chosen at
-    random) are each paired with ``contexts_per_image`` target images drawn at random from
-    ``batch["target"]`` and rendered with ``G(x_s, x_t)`` under ``torch.no_grad()``; no gradient
-    reaches the generator, which is not part of the trained module or its checkpoint. With
-    ``ratio=1`` and one context per image the synthetic part keeps the P x K identity structure
-    of the source batch, so the triplet loss applies to it too.
+    Before each ``training_step``, about ``ratio * B`` source images of the batch are each paired
+    with ``contexts_per_image`` target images drawn at random from ``batch["target"]`` and
+    rendered under ``torch.no_grad()``; no gradient reaches the translator, which is not part
+    of the trained module or its checkpoint. The images are chosen by whole identities (a random
+    ``round(ratio * P)`` of the P identities of a P x K batch, at least one), so the synthetic
+    part keeps the P x K structure and the triplet loss applies to it too. ``ratio`` trades
+    renderings against time: each rendered image costs a generator pass plus one more image in
+    the re-id forward and backward pass.
 
-    Under DDP every rank loads the generator on its own device and renders its own shard of
+    Under DDP every rank loads the translator on its own device and renders its own shard of
     the batch; the draws are seeded by ``seed``, the rank and the batch index, so a run is
     reproducible.
 
     Args:
-        crgan_checkpoint: a CR-GAN checkpoint (``last.ckpt`` of ``make train-crgan``); read with
-            ``torch.load(weights_only=True)``.
+        translator: a CR-GAN checkpoint (``last.ckpt`` of ``make train-crgan``), an SPGAN
+            checkpoint (``make train-spgan``), both read with ``torch.load(weights_only=True)``,
+            or ``cut_and_paste`` (needs the source masks: DataModule ``masks`` not ``none``).
         ratio: fraction of each source batch that is rendered (0 < ratio <= 1).
         contexts_per_image: target contexts per chosen source image.
         seed: base seed of the random pairing.
     """
 
-    def __init__(self, crgan_checkpoint: str, ratio: float = 1.0, contexts_per_image: int = 1, seed: int = 0) -> None:
+    def __init__(self, translator: str, ratio: float = 1.0, contexts_per_image: int = 1, seed: int = 0) -> None:
         super().__init__()
         if not 0.0 < ratio <= 1.0:
             raise ConfigError(f"ratio={ratio}; expected a fraction in (0, 1]")
         if contexts_per_image < 1:
             raise ConfigError(f"contexts_per_image={contexts_per_image}; expected >= 1")
-        self.crgan_checkpoint = os.fspath(crgan_checkpoint)
+        self.translator = os.fspath(translator)
         self.ratio, self.contexts_per_image, self.seed = ratio, contexts_per_image, seed
-        self.generator: torch.nn.Module | None = None
-        self.checkpoint_sha256: str | None = None
+        self.model: Translator | None = None
+        self.fingerprint: str | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit" and self.generator is None:
-            self.generator = load_generator(self.crgan_checkpoint, map_location=pl_module.device)
-            self.checkpoint_sha256 = file_sha256(self.crgan_checkpoint)
-            log.info("rendering source images with the generator of %s", self.crgan_checkpoint)
+        if stage == "fit" and self.model is None:
+            self.model = load_translator(self.translator, map_location=pl_module.device)
+            self.fingerprint = translator_fingerprint(self.translator)
+            log.info("rendering source images with %s (%s)", self.translator, self.model.kind)
 
     def state_dict(self) -> dict:
-        """Which generator rendered this run (saved in the re-id checkpoint)."""
-        return {"crgan_checkpoint": self.crgan_checkpoint, "checkpoint_sha256": self.checkpoint_sha256}
+        """Which translator rendered this run (saved in the re-id checkpoint)."""
+        return {"translator": self.translator, "fingerprint": self.fingerprint}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """On resume: refuse to continue with another generator than the one the run started with."""
-        used = state_dict.get("checkpoint_sha256")
-        if used and self.checkpoint_sha256 and used != self.checkpoint_sha256:
+        """On resume: refuse to continue with another translator than the one the run started with."""
+        used = state_dict.get("fingerprint")
+        if used and self.fingerprint and used != self.fingerprint:
             raise ConfigError(
-                f"this re-id run was trained with the generator of {state_dict.get('crgan_checkpoint')}, "
-                f"but {self.crgan_checkpoint} now holds another one; point crgan_checkpoint at the original file"
+                f"this re-id run was trained with the translator {state_dict.get('translator')}, "
+                f"but {self.translator} is another one now; point translator at the original"
             )
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.generator is not None:
-            self.generator.to(pl_module.device)  # the module is on its device by now
+        if self.model is not None:
+            self.model.to(pl_module.device)  # the module is on its device by now
+
+    def choose(self, pids: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Sorted indices of the source images to render: every image of ``round(ratio * P)``
+        identities drawn at random among the P identities of the batch (at least one)."""
+        if self.ratio >= 1.0:
+            return torch.arange(len(pids))
+        identities = pids.unique()
+        keep = max(1, round(self.ratio * len(identities)))
+        picked = identities[torch.randperm(len(identities), generator=generator)[:keep]]
+        return torch.isin(pids, picked).nonzero().flatten()
 
     @torch.no_grad()
     def render(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -80,14 +93,17 @@ class ContextRenderingCallback(pl.Callback):
         if TARGET not in batch:
             raise ConfigError("ContextRenderingCallback needs target images in the batch: set data.with_target=true")
         src, tgt = batch[SOURCE], batch[TARGET]
-        b, bt = len(src[IMAGE]), len(tgt[IMAGE])
-        n = max(1, round(self.ratio * b))
+        if self.model.needs_masks and MASK not in src:
+            raise ConfigError(f"the {self.model.kind} translator needs source person masks: "
+                              "set data.masks=auto (or folder/prior) instead of none")
+        bt = len(tgt[IMAGE])
         device = src[IMAGE].device
-        chosen = torch.randperm(b, generator=generator)[:n].sort().values.repeat_interleave(self.contexts_per_image)
+        chosen = self.choose(src[PID].cpu(), generator).repeat_interleave(self.contexts_per_image)
         contexts = torch.randint(bt, (len(chosen),), generator=generator)
         chosen, contexts = chosen.to(device), contexts.to(device)
-        dtype = next(self.generator.parameters()).dtype  # batches may arrive in half precision (16-true)
-        images = self.generator(src[IMAGE][chosen].to(dtype), tgt[IMAGE][contexts].to(dtype))
+        dtype = self.model.dtype or src[IMAGE].dtype  # batches may arrive in half precision (16-true)
+        masks = [part[MASK][idx].to(dtype) if MASK in part else None for part, idx in ((src, chosen), (tgt, contexts))]
+        images = self.model.render(src[IMAGE][chosen].to(dtype), tgt[IMAGE][contexts].to(dtype), *masks)
         return {IMAGE: images.to(src[IMAGE].dtype), PID: src[PID][chosen], CAMID: tgt[CAMID][contexts]}
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:

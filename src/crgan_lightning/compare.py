@@ -1,0 +1,173 @@
+"""CR-GAN against the alternatives on the data at hand: the paper's two tables (``make compare``).
+
+For a source -> target pair and each seed, :func:`run_compare` trains, through the same
+LightningCLI and configs a user runs (``experiments/<source>2<target>/`` when the pair has
+them, else the Market -> Duke configs pointed at the pair):
+
+* the translators: CR-GAN (``crgan.yaml``) and SPGAN (``spgan.yaml``);
+* four re-id models, each tested on the target: direct transfer (``reid_direct.yaml``) and,
+  from ``reid_crgan.yaml`` with the rendering callback's translator swapped, re-id with
+  cut-and-paste, SPGAN and CR-GAN renderings streamed into every batch (LMP test features, as
+  the configs set them).
+
+Then it prints Table 2 (target rank-1/5/10 and mAP of each method, mean and sample standard
+deviation over the seeds, and per seed) and Table 1 (LPIPS diversity and FID/KID of the real
+source images, SPGAN and CR-GAN, for the first seed's translators). Table 1 needs the AlexNet
+(LPIPS) and Inception (FID) weights: downloaded online, or given as local files; without them
+it says which file is missing and Table 2 still stands.
+
+Every stage lives in ``<out>/seed<N>/<stage>/`` (config copy, logs, checkpoints, pictures) and
+a finished stage is read back rather than trained again, so an interrupted comparison resumes.
+The stage names are the demo's (``crgan``, ``reid_direct``, ``reid_crgan``), so a comparison on
+the embedded pair pointed at the demo's run folder reuses the demo's runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from .demo import run_stage, write_config
+from .errors import ConfigError, WeightsError
+from .translators import CUT_AND_PASTE
+
+log = logging.getLogger(__name__)
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+KEYS = ("rank1", "rank5", "rank10", "mAP")
+# Table 2 rows: (method, re-id stage folder, translator: None | a translator stage | cut_and_paste)
+METHODS = (
+    ("direct transfer", "reid_direct", None),
+    ("cut-and-paste", "reid_cut_and_paste", CUT_AND_PASTE),
+    ("SPGAN+LMP", "reid_spgan", "spgan"),
+    ("CR-GAN+LMP", "reid_crgan", "crgan"),
+)
+
+
+def pair_configs(source: str, target: str, configs: str | Path | None = None) -> tuple[Path, dict]:
+    """The config folder of a pair and the overrides that point its configs at the pair: the
+    pair's own folder when it exists, else ``market2duke`` with ``data.source/target`` set."""
+    if configs is not None:
+        folder = Path(configs)
+    else:
+        folder = EXPERIMENTS / f"{source}2{target}"
+        if not folder.is_dir():
+            folder = EXPERIMENTS / "market2duke"
+    if not folder.is_dir():
+        raise ConfigError(f"config folder {folder} is missing; run from a checkout of crgan-lightning")
+    return folder, {"data.source": source, "data.target": target}
+
+
+def run_compare(
+    source: str,
+    target: str,
+    root: str = "data",
+    out: str = "runs/compare",
+    seeds: Sequence[int] = (0, 1, 2),
+    configs: str | Path | None = None,
+    crgan_epochs: int | None = None,
+    spgan_epochs: int | None = None,
+    reid_epochs: int | None = None,
+    translator_overrides: dict[str, dict] | None = None,
+    reid_overrides: dict | None = None,
+    quality: dict | None = None,
+) -> dict:
+    """Train and test every method for every seed; print and return both tables.
+
+    Args:
+        source, target: registered dataset names; root: the data root holding both.
+        out: run folder (``<out>/seed<N>/<stage>/``); a rerun continues there.
+        seeds: one full run (translators and re-id models) per seed.
+        configs: config folder (default: see :func:`pair_configs`).
+        crgan_epochs, spgan_epochs, reid_epochs: schedules (None keeps the configs').
+        translator_overrides: ``{"crgan": {...}, "spgan": {...}}`` dotted config overrides.
+        reid_overrides: dotted config overrides of every re-id stage.
+        quality: keyword arguments of :func:`crgan_lightning.reports.quality_table` for Table 1
+            (``lpips_path``, ``inception_path``, ``num_fid`` ...); ``{"skip": True}`` skips it.
+
+    Returns:
+        ``{"table2": {method: {"seeds": {seed: metrics}, "mean": ..., "sd": ...}}, "table1": dict | None,
+        "table1_missing": reason | None}``, also written to ``<out>/compare.json``.
+    """
+    folder, pair = pair_configs(source, target, configs)
+    translator_overrides = translator_overrides or {}
+    results: dict[str, dict[int, dict]] = {method: {} for method, _, _ in METHODS}
+    for seed in seeds:
+        run = Path(out) / f"seed{seed}"
+        ckpts = {}
+        for stage, epochs in (("crgan", crgan_epochs), ("spgan", spgan_epochs)):
+            overrides = {**pair, **translator_overrides.get(stage, {})}
+            config = write_config(f"{stage}.yaml", folder, run / stage, seed, root, epochs, overrides=overrides)
+            run_stage(f"{stage} {source} -> {target} (seed {seed})", config, run / stage, test=False)
+            ckpts[stage] = str(run / stage / "checkpoints" / "last.ckpt")
+        for method, stage, translator in METHODS:
+            overrides = {**pair, **(reid_overrides or {})}
+            if translator is None:
+                config = write_config("reid_direct.yaml", folder, run / stage, seed, root, reid_epochs,
+                                      overrides=overrides)
+            else:
+                spec = ckpts.get(translator, translator)
+                if translator == CUT_AND_PASTE:
+                    overrides["data.masks"] = "auto"  # the source person masks cut the person out
+                config = write_config("reid_crgan.yaml", folder, run / stage, seed, root, reid_epochs,
+                                      {"ContextRenderingCallback": {"translator": spec}}, overrides,
+                                      save_as=f"{stage}.yaml")
+            results[method][seed] = run_stage(f"{method} (seed {seed})", config, run / stage, test=True)
+
+    table2 = {method: summarize(per_seed) for method, per_seed in results.items()}
+    table1, missing = None, None
+    quality = dict(quality or {})
+    if not quality.pop("skip", False):
+        from .reports import quality_table
+
+        import yaml
+
+        first = Path(out) / f"seed{seeds[0]}"
+        data = yaml.safe_load((first / "crgan" / "crgan.yaml").read_text())["data"]
+        quality.setdefault("height", data["height"])  # the size the generators were trained at
+        quality.setdefault("width", data["width"])
+        try:
+            table1 = quality_table([str(first / s / "checkpoints" / "last.ckpt") for s in ("spgan", "crgan")],
+                                   source, target, root, **quality)
+        except WeightsError as exc:
+            missing = str(exc)
+    record = {"source": source, "target": target, "seeds": list(seeds), "table2": table2, "table1": table1,
+              "table1_missing": missing}
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "compare.json").write_text(json.dumps(record, indent=1))
+    print(format_compare(record))
+    return record
+
+
+def summarize(per_seed: dict[int, dict[str, float]]) -> dict:
+    """Mean and sample standard deviation (0 for one seed) of each metric over the seeds."""
+    keys = [k for k in KEYS if all(k in m for m in per_seed.values())]
+    values = {k: [m[k] for m in per_seed.values()] for k in keys}
+    return {"seeds": per_seed, "mean": {k: statistics.mean(v) for k, v in values.items()},
+            "sd": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in values.items()}}
+
+
+def format_compare(record: dict) -> str:
+    """Table 2 (mean ± sd over seeds, then per seed) and Table 1 (or why it is missing)."""
+    seeds = record["seeds"]
+    lines = [f"\nTable 2: {record['source']} -> {record['target']}, tested on {record['target']} "
+             f"(mean ± sd over {len(seeds)} seed{'s' * (len(seeds) > 1)}: {', '.join(map(str, seeds))})",
+             f"{'method':<18}" + "".join(f"{k:>15}" for k in KEYS)]
+    for method, row in record["table2"].items():
+        lines.append(f"{method:<18}" + "".join(f"{row['mean'][k]:>8.1f} ± {row['sd'][k]:<4.1f}" for k in KEYS))
+    lines.append("\nper seed (rank-1 / mAP)")
+    lines.append(f"{'method':<18}" + "".join(f"{'seed ' + str(s):>14}" for s in seeds))
+    for method, row in record["table2"].items():
+        cells = [row["seeds"][s] if s in row["seeds"] else row["seeds"][str(s)] for s in seeds]
+        lines.append(f"{method:<18}" + "".join(f"{m['rank1']:>7.1f} /{m['mAP']:>5.1f}" for m in cells))
+    lines.append("")
+    if record["table1"] is not None:
+        from .reports import format_quality_table
+
+        lines += ["Table 1: visual quality (first seed's translators)", format_quality_table(record["table1"])]
+    else:
+        lines.append(f"Table 1 not measured: {record['table1_missing']}")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""Translators: anything that renders source persons for the target domain, behind one interface.
+
+A translator is called as ``translator.render(source_images, target_images, source_masks,
+target_masks)`` on image batches (B, 3, H, W) in [-1, 1] and masks (B, 1, H, W) in [0, 1] (1 on
+the person), and returns the rendered batch (B, 3, H, W) in [-1, 1]. The rendering callback
+(:class:`~crgan_lightning.callbacks.rendering.ContextRenderingCallback`), the dataset export
+(``crgan render``) and the comparison of methods (``make compare``) take any of them:
+
+* :class:`CRGANTranslator`: the CR-GAN generator, ``G(x_s, x_t)``: the source person rendered
+  into the context of the target image.
+* :class:`SPGANTranslator`: SPGAN's source-to-target generator, ``G_st(x_s)``: the whole source
+  image translated to the target style; the target image is not used.
+* :class:`CutAndPasteTranslator`: no learning: the source foreground (its mask) pasted onto the
+  target image, ``m_s * x_s + (1 - m_s) * x_t``.
+
+:func:`load_translator` builds one from a spec: the path of a CR-GAN or SPGAN checkpoint (told
+apart by their weights) or the word ``cut_and_paste``. Every translator is a frozen
+``nn.Module`` in eval mode, so ``.to(device)`` moves it and no gradient reaches it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, WeightsError
+from .fileio import file_sha256
+
+CUT_AND_PASTE = "cut_and_paste"
+
+
+class Translator(nn.Module):
+    """Base class: ``render(x_s, x_t, m_s=None, m_t=None) -> x_g``; ``needs_masks`` says whether
+    ``m_s`` (the source person masks) is required."""
+
+    kind = "translator"
+    needs_masks = False
+
+    def render(self, source_images: torch.Tensor, target_images: torch.Tensor,
+               source_masks: torch.Tensor | None = None, target_masks: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, source_images: torch.Tensor, target_images: torch.Tensor,
+                source_masks: torch.Tensor | None = None, target_masks: torch.Tensor | None = None) -> torch.Tensor:
+        return self.render(source_images, target_images, source_masks, target_masks)
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The dtype of the weights (None for a translator without weights)."""
+        return next((p.dtype for p in self.parameters()), None)
+
+    def frozen(self) -> "Translator":
+        self.eval().requires_grad_(False)
+        return self
+
+
+class CRGANTranslator(Translator):
+    """The CR-GAN generator: ``render(x_s, x_t) = G(x_s, x_t)``."""
+
+    kind = "CR-GAN"
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+        self.frozen()
+
+    def render(self, source_images, target_images, source_masks=None, target_masks=None):
+        return self.generator(source_images, target_images)
+
+
+class SPGANTranslator(Translator):
+    """SPGAN's source-to-target generator: ``render(x_s, x_t) = G_st(x_s)`` (``x_t`` unused)."""
+
+    kind = "SPGAN"
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+        self.frozen()
+
+    def render(self, source_images, target_images, source_masks=None, target_masks=None):
+        return self.generator(source_images)
+
+
+class CutAndPasteTranslator(Translator):
+    """The naive synthesis the CR-GAN paper compares against: the source person cut out with its
+    mask and pasted onto the target image, ``m_s * x_s + (1 - m_s) * x_t``. The target's own
+    person stays in the background where the source person does not cover it, as in a real
+    cut-and-paste; a soft mask blends the edges."""
+
+    kind = "cut-and-paste"
+    needs_masks = True
+
+    def render(self, source_images, target_images, source_masks=None, target_masks=None):
+        if source_masks is None:
+            raise ConfigError(
+                "cut-and-paste needs the source person masks: give the DataModule masks=auto, folder or prior"
+            )
+        if source_masks.shape[-2:] != source_images.shape[-2:] or source_masks.shape[1] != 1:
+            raise ConfigError(f"source masks of shape {tuple(source_masks.shape)} do not match images of shape "
+                              f"{tuple(source_images.shape)}; expected (B, 1, H, W)")
+        m = source_masks.to(source_images.dtype).clamp(0, 1)
+        return m * source_images + (1 - m) * target_images
+
+
+def _checkpoint_state(path: Path) -> dict:
+    try:  # memory-mapped: telling the kind of a large checkpoint does not read all of it
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        raise WeightsError(f"cannot read checkpoint {path}: {exc}") from None
+    return ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
+
+
+def load_translator(spec: str | os.PathLike, map_location: str | torch.device = "cpu") -> Translator:
+    """The translator a spec names: ``"cut_and_paste"``, or the path of a CR-GAN checkpoint
+    (``make train-crgan``) or an SPGAN checkpoint (``make train-spgan``), loaded safely
+    (``weights_only=True``), frozen and in eval mode on ``map_location``."""
+    if str(spec).replace("-", "_") == CUT_AND_PASTE:
+        return CutAndPasteTranslator()
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise WeightsError(
+            f"translator {spec!r}: no such checkpoint; expected a CR-GAN or SPGAN checkpoint file or '{CUT_AND_PASTE}'"
+        )
+    keys = _checkpoint_state(path).keys()
+    if any(k.startswith("generator_st.") for k in keys):
+        from .models.spgan import load_spgan_generator
+
+        return SPGANTranslator(load_spgan_generator(path, map_location=map_location))
+    if any(k.startswith("generator.") for k in keys):
+        from .models.generator import load_generator
+
+        return CRGANTranslator(load_generator(path, map_location=map_location))
+    raise WeightsError(f"{path} holds neither CR-GAN nor SPGAN generator weights (is it a re-id checkpoint?)")
+
+
+def translator_fingerprint(spec: str | os.PathLike) -> str:
+    """What identifies a translator's output: the sha256 of its checkpoint file, or its name."""
+    if str(spec).replace("-", "_") == CUT_AND_PASTE:
+        return CUT_AND_PASTE
+    return file_sha256(spec)

@@ -1,0 +1,91 @@
+"""make compare / crgan compare: every method trained and tested per seed, the two tables printed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TINY_CRGAN
+
+from crgan_lightning.compare import METHODS, format_compare, pair_configs, run_compare, summarize
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_DATA = {"data.height": 64, "data.width": 32, "data.batch_size": 8, "data.num_workers": 0,
+              "trainer.limit_train_batches": 2, "trainer.enable_progress_bar": False}
+TINY_SPGAN = {"g_base_channels": 8, "g_res_blocks": 1, "d_base_channels": 8, "d_layers": 2,
+              "siamese_base_channels": 8, "siamese_feat_dim": 16, "pool_size": 4}
+
+
+def test_summarize_gives_mean_and_sample_sd():
+    per_seed = {0: {"rank1": 10.0, "rank5": 20.0, "rank10": 30.0, "mAP": 4.0},
+                1: {"rank1": 14.0, "rank5": 22.0, "rank10": 30.0, "mAP": 6.0}}
+    row = summarize(per_seed)
+    assert row["mean"] == {"rank1": 12.0, "rank5": 21.0, "rank10": 30.0, "mAP": 5.0}
+    assert row["sd"]["rank1"] == pytest.approx(2.8284, abs=1e-4) and row["sd"]["rank10"] == 0.0
+    assert summarize({0: per_seed[0]})["sd"]["mAP"] == 0.0
+
+
+def test_pair_configs_fall_back_to_market2duke_pointed_at_the_pair():
+    folder, overrides = pair_configs("synth_a", "synth_b")
+    assert folder == REPO / "experiments" / "synth_a2synth_b"
+    folder, overrides = pair_configs("msmt17", "duke")
+    assert folder == REPO / "experiments" / "market2duke"
+    assert overrides == {"data.source": "msmt17", "data.target": "duke"}
+    for stage in ("crgan", "spgan", "reid_direct", "reid_crgan"):  # every stage compare needs, for every pair
+        for pair in ("synth_a2synth_b", "market2duke", "duke2market"):
+            assert (REPO / "experiments" / pair / f"{stage}.yaml").is_file(), (pair, stage)
+
+
+@pytest.mark.slow
+def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, synth_root, capsys):
+    translators = {"crgan": {**SMALL_DATA, **{f"model.init_args.{k}": v for k, v in TINY_CRGAN.items()}},
+                   "spgan": {**SMALL_DATA, **{f"model.init_args.{k}": v for k, v in TINY_SPGAN.items()}}}
+    reid = {**SMALL_DATA, "model.init_args.backbone": "resnet10t"}
+    out = tmp_path / "compare"
+    missing = tmp_path / "no-alexnet.pth"
+    record = run_compare("synth_a", "synth_b", root=str(synth_root), out=str(out), seeds=[0, 1], crgan_epochs=1,
+                         spgan_epochs=1, reid_epochs=1, translator_overrides=translators, reid_overrides=reid,
+                         quality={"lpips_path": str(missing), "num_fid": 10, "progress": False})
+    assert list(record["table2"]) == [m for m, _, _ in METHODS]
+    for method, row in record["table2"].items():
+        assert set(row["seeds"]) == {0, 1}
+        for metrics in row["seeds"].values():
+            assert 0.0 <= metrics["mAP"] <= 100.0 and metrics["rank1"] <= metrics["rank5"] <= metrics["rank10"]
+        maps = [m["mAP"] for m in row["seeds"].values()]
+        assert row["mean"]["mAP"] == pytest.approx(sum(maps) / 2)
+    assert record["table1"] is None and "no-alexnet.pth" in record["table1_missing"]
+    text = capsys.readouterr().out
+    assert "Table 2: synth_a -> synth_b" in text and "CR-GAN+LMP" in text and "Table 1 not measured" in text
+    run = out / "seed1"
+    for stage, translator in (("reid_cut_and_paste", "cut_and_paste"),
+                              ("reid_spgan", str(run / "spgan" / "checkpoints" / "last.ckpt")),
+                              ("reid_crgan", str(run / "crgan" / "checkpoints" / "last.ckpt"))):
+        cfg = yaml.safe_load((run / stage / f"{stage}.yaml").read_text())
+        rendering = [c for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("ContextRenderingCallback")]
+        assert rendering[0]["init_args"]["translator"] == translator
+        assert cfg["seed_everything"] == 1
+        assert (cfg["data"]["masks"] == "auto") == (stage == "reid_cut_and_paste")
+        assert (run / stage / "checkpoints" / "last.ckpt").is_file()
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved["table2"]["CR-GAN+LMP"]["mean"]["mAP"] == pytest.approx(record["table2"]["CR-GAN+LMP"]["mean"]["mAP"])
+    assert "Table 2" in format_compare(saved)  # a saved record prints again (seed keys are strings in JSON)
+    stamps = {p: p.stat().st_mtime_ns for p in run.glob("*/checkpoints/last.ckpt")}
+    again = run_compare("synth_a", "synth_b", root=str(synth_root), out=str(out), seeds=[1], crgan_epochs=1,
+                        spgan_epochs=1, reid_epochs=1, translator_overrides=translators, reid_overrides=reid,
+                        quality={"skip": True})
+    assert again["table2"]["SPGAN+LMP"]["seeds"][1]["mAP"] == pytest.approx(
+        record["table2"]["SPGAN+LMP"]["seeds"][1]["mAP"], abs=1e-4)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing trained again
+
+
+def test_make_compare_target_reaches_the_command(tmp_path):
+    proc = subprocess.run(["make", "-n", "compare", "SRC=market", "TGT=duke", "DATA_ROOT=/datasets", "SEEDS=3 4"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0
+    line = proc.stdout.strip().splitlines()[-1]
+    assert line.endswith("crgan compare --source market --target duke --root /datasets --seeds 3 4")
+    help_text = subprocess.run(["make", "help"], cwd=REPO, capture_output=True, text=True).stdout
+    assert "make compare" in help_text and "make train-spgan" in help_text
