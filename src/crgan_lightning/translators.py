@@ -94,6 +94,10 @@ class CutAndPasteTranslator(Translator):
     kind = "cut-and-paste"
     needs_masks = True
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.frozen()
+
     def render(self, source_images, target_images, source_masks=None, target_masks=None):
         if source_masks is None:
             raise ConfigError(
