@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytorch_lightning as pl
 import torch
+
+from ..errors import TrainingDivergedError
+
+log = logging.getLogger(__name__)
 
 
 def finite_on_all_ranks(module: pl.LightningModule, loss: torch.Tensor) -> bool:
@@ -13,3 +19,57 @@ def finite_on_all_ranks(module: pl.LightningModule, loss: torch.Tensor) -> bool:
     if module._trainer is None:  # called outside a Trainer (notebooks, unit tests)
         return finite
     return module.trainer.strategy.reduce_boolean_decision(finite, all=True)
+
+
+class ManualGANModule(pl.LightningModule):
+    """What the GAN modules (CR-GAN, SPGAN) share: manual optimisation of several networks, each
+    step of one optimiser (``_step``, with optional gradient-norm clipping ``hparams.grad_clip``),
+    a stop on a non-finite loss on every rank (``_check_finite``), default Adam optimisers that the
+    CLI can replace (``_optimizer``, from ``self.factories``), channels-last inputs and DDP with
+    ``find_unused_parameters`` (each backward pass reaches one optimiser's networks only).
+
+    Subclasses set ``method`` (the name in messages), ``divergence_hint`` (what to try) and
+    ``self.factories = {key: OptimizerCallable | None, ...}`` in ``__init__``.
+    """
+
+    method = "GAN"
+    divergence_hint = "Lower the learning rates or set grad_clip"
+    factories: dict
+
+    def setup(self, stage: str) -> None:
+        strategy = self.trainer.strategy if self._trainer is not None else None
+        kwargs = getattr(strategy, "_ddp_kwargs", None)
+        if isinstance(kwargs, dict) and not kwargs.get("find_unused_parameters", False):
+            kwargs["find_unused_parameters"] = True
+            log.info("%s under DDP: find_unused_parameters=True", self.method)
+
+    def _optimizer(self, key: str, params, lr: float) -> torch.optim.Optimizer:
+        """The optimiser injected for ``key`` (``g_optimizer`` ...), else Adam(lr, hparams.betas)."""
+        factory = self.factories[key]
+        if factory is not None:
+            return factory(params)
+        return torch.optim.Adam(params, lr=lr, betas=tuple(self.hparams.betas))
+
+    def _schedulers(self, optimizers: dict[str, torch.optim.Optimizer]) -> list:
+        """The schedulers injected as ``<key>_sched`` for the given optimisers (none by default)."""
+        return [self.factories[f"{k}_sched"](o) for k, o in optimizers.items()
+                if self.factories.get(f"{k}_sched") is not None]
+
+    def _cl(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
+
+    def _step(self, optimizer, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.hparams.grad_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+        optimizer.step()
+
+    def _check_finite(self, name: str, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        if not finite_on_all_ranks(self, loss):
+            detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
+            raise TrainingDivergedError(
+                f"{self.method} {name} loss is {float(loss.detach())} on some process at step {self.global_step} "
+                f"({detail}); training stopped before the {name} update, the last checkpoint is the last good one. "
+                f"{self.divergence_hint}"
+            )

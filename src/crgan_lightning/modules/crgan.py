@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
 from ..data.keys import CAMID, IMAGE, MASK, PID, SOURCE, TARGET
-from ..errors import ConfigError, TrainingDivergedError
+from ..errors import ConfigError
 from ..losses import AdversarialLoss, camera_loss, context_loss, identity_loss
 from ..models.discriminator import AuxiliaryClassifier, PatchDiscriminator
 from ..models.generator import build_generator
-from .common import finite_on_all_ranks
+from .common import ManualGANModule
 from .image_pool import ImagePool
 
-log = logging.getLogger(__name__)
 
-
-class CRGANModule(pl.LightningModule):
+class CRGANModule(ManualGANModule):
     """CR-GAN training (manual optimisation, three optimisers).
 
     Each training step, on a batch ``{"source": {image, pid, camid, mask}, "target": {image,
@@ -67,6 +62,9 @@ class CRGANModule(pl.LightningModule):
             saved in checkpoints, so a resumed run continues with the same history.
         channels_last: channels-last memory format (faster convolutions on GPUs with AMP).
     """
+
+    method = "CR-GAN"
+    divergence_hint = "Lower the learning rates, set grad_clip, or check the input masks"
 
     def __init__(
         self,
@@ -136,49 +134,14 @@ class CRGANModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ set-up
 
-    def setup(self, stage: str) -> None:
-        strategy = self.trainer.strategy if self._trainer is not None else None
-        kwargs = getattr(strategy, "_ddp_kwargs", None)
-        if isinstance(kwargs, dict) and not kwargs.get("find_unused_parameters", False):
-            # generator-only / discriminator-only backward passes leave the other networks'
-            # parameters without gradients: DDP must be told to expect that.
-            kwargs["find_unused_parameters"] = True
-            log.info("CR-GAN under DDP: find_unused_parameters=True")
-
     def configure_optimizers(self):
         hp = self.hparams
-
-        def make(key: str, params, lr: float):
-            factory = self.factories[key]
-            return factory(params) if factory is not None else torch.optim.Adam(params, lr=lr, betas=tuple(hp.betas))
-
-        opt_g = make("g", self.generator.parameters(), hp.lr_g)
-        opt_d = make("d", self.discriminator.parameters(), hp.lr_d)
-        opt_c = make("cls", self.classifier.parameters(), hp.lr_cls)
-        schedulers = [self.factories[k](o) for k, o in (("g_sched", opt_g), ("d_sched", opt_d))
-                      if self.factories[k] is not None]
-        return [opt_g, opt_d, opt_c], schedulers
+        opt_g = self._optimizer("g", self.generator.parameters(), hp.lr_g)
+        opt_d = self._optimizer("d", self.discriminator.parameters(), hp.lr_d)
+        opt_c = self._optimizer("cls", self.classifier.parameters(), hp.lr_cls)
+        return [opt_g, opt_d, opt_c], self._schedulers({"g": opt_g, "d": opt_d})
 
     # ------------------------------------------------------------------ training
-
-    def _cl(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
-
-    def _step(self, optimizer, loss: torch.Tensor) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if self.hparams.grad_clip > 0:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
-        optimizer.step()
-
-    def _check_finite(self, name: str, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
-        if not finite_on_all_ranks(self, loss):
-            detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
-            raise TrainingDivergedError(
-                f"CR-GAN {name} loss is {float(loss)} on some process at step {self.global_step} ({detail}); "
-                f"training stopped before the {name} update, the last checkpoint is the last good one. "
-                f"Lower the learning rates, set grad_clip, or check the input masks"
-            )
 
     def render(self, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
         """``G(x_s, x_t)``: source persons (B,3,H,W) rendered into target contexts (B,3,H,W), in [-1, 1]."""

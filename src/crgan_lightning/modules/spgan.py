@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
 from ..data.keys import IMAGE, SOURCE, TARGET
-from ..errors import ConfigError, TrainingDivergedError
+from ..errors import ConfigError
 from ..losses import AdversarialLoss, contrastive_loss
 from ..models.discriminator import PatchDiscriminator
 from ..models.spgan import SiameseNet, build_spgan_generator
-from .common import finite_on_all_ranks
+from .common import ManualGANModule
 from .image_pool import ImagePool
 
-log = logging.getLogger(__name__)
 
-
-class SPGANModule(pl.LightningModule):
+class SPGANModule(ManualGANModule):
     """SPGAN training (Deng et al., "Image-Image Domain Adaptation with Preserved Self-Similarity
     and Domain-Dissimilarity for Person Re-identification", CVPR 2018); manual optimisation,
     three optimisers.
@@ -88,6 +83,8 @@ class SPGANModule(pl.LightningModule):
         channels_last: channels-last memory format (faster convolutions on GPUs with AMP).
     """
 
+    method = "SPGAN"
+
     def __init__(
         self,
         num_source_pids: int = 0,
@@ -148,48 +145,15 @@ class SPGANModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ set-up
 
-    def setup(self, stage: str) -> None:
-        strategy = self.trainer.strategy if self._trainer is not None else None
-        kwargs = getattr(strategy, "_ddp_kwargs", None)
-        if isinstance(kwargs, dict) and not kwargs.get("find_unused_parameters", False):
-            # each backward pass reaches one optimiser's networks only: DDP must expect unused parameters
-            kwargs["find_unused_parameters"] = True
-            log.info("SPGAN under DDP: find_unused_parameters=True")
-
     def configure_optimizers(self):
         hp = self.hparams
-
-        def make(key: str, params, lr: float):
-            factory = self.factories[key]
-            return factory(params) if factory is not None else torch.optim.Adam(params, lr=lr, betas=tuple(hp.betas))
-
-        opt_g = make("g", [*self.generator_st.parameters(), *self.generator_ts.parameters()], hp.lr_g)
-        opt_d = make("d", [*self.discriminator_t.parameters(), *self.discriminator_s.parameters()], hp.lr_d)
-        opt_sia = make("siamese", self.siamese.parameters(), hp.lr_siamese)
-        schedulers = [self.factories[k](o) for k, o in (("g_sched", opt_g), ("d_sched", opt_d))
-                      if self.factories[k] is not None]
-        return [opt_g, opt_d, opt_sia], schedulers
+        opt_g = self._optimizer("g", [*self.generator_st.parameters(), *self.generator_ts.parameters()], hp.lr_g)
+        opt_d = self._optimizer("d", [*self.discriminator_t.parameters(), *self.discriminator_s.parameters()],
+                                hp.lr_d)
+        opt_sia = self._optimizer("siamese", self.siamese.parameters(), hp.lr_siamese)
+        return [opt_g, opt_d, opt_sia], self._schedulers({"g": opt_g, "d": opt_d})
 
     # ------------------------------------------------------------------ training
-
-    def _cl(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
-
-    def _step(self, optimizer, loss: torch.Tensor) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if self.hparams.grad_clip > 0:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
-        optimizer.step()
-
-    def _check_finite(self, name: str, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
-        if not finite_on_all_ranks(self, loss):
-            detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
-            raise TrainingDivergedError(
-                f"SPGAN {name} loss is {float(loss.detach())} on some process at step {self.global_step} ({detail}); "
-                f"training stopped before the {name} update, the last checkpoint is the last good one. "
-                f"Lower the learning rates or set grad_clip"
-            )
 
     def render(self, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
         """``G(x_s)``: source images (B,3,H,W) translated to the target style, in [-1, 1]. ``x_t`` is
