@@ -38,3 +38,20 @@ class WeightsDigest(pl.Callback):
         record = {"start": self.start, "end": self.digest(pl_module), "batches": self.batches,
                   "world_size": trainer.world_size, "keys": getattr(self, "keys", [])}
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+def two_process_fit(config: Path, workdir: Path, timeout: int = 600) -> list[dict]:
+    """``crgan fit --config config`` as 2 CPU processes (gloo DDP) with a :class:`WeightsDigest`
+    per rank; returns the two ranks' records (asserting the run succeeded)."""
+    import os
+    import subprocess
+    import sys
+
+    digests = workdir / "digests"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "crgan_lightning.cli", "fit", "--config", str(config), "--trainer.accelerator=cpu",
+           "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.callbacks+=ddp_helpers.WeightsDigest",
+           f"--trainer.callbacks.out={digests}"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads((digests / f"rank{r}.json").read_text()) for r in (0, 1)]

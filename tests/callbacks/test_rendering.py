@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
+
+from ddp_helpers import two_process_fit
 
 from crgan_lightning.callbacks.rendering import ContextRenderingCallback
 from crgan_lightning.data.datamodule import CrossDomainDataModule
@@ -131,14 +129,7 @@ def test_two_process_ddp_streams_synthetic_images_on_both_ranks(tmp_path, synth_
     cfg["data"].update(root=str(synth_root), height=64, width=32, batch_size=8, num_workers=0)
     path = tmp_path / "reid_crgan.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    digests = tmp_path / "digests"
-    env = dict(os.environ, PYTHONPATH=str(REPO / "tests"), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "crgan_lightning.cli", "fit", "--config", str(path), "--trainer.accelerator=cpu",
-           "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.callbacks+=ddp_helpers.WeightsDigest",
-           f"--trainer.callbacks.out={digests}"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [json.loads((digests / f"rank{r}.json").read_text()) for r in (0, 1)]
+    ranks = two_process_fit(path, tmp_path)
     for rank in ranks:
         assert rank["world_size"] == 2 and rank["batches"] == 2
         assert rank["keys"] == [SOURCE, SYNTHETIC, TARGET]  # the synthetic part reached training on this rank

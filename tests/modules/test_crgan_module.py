@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,8 @@ import pytorch_lightning as pl
 import torch
 import yaml
 from conftest import TINY_CRGAN
+
+from ddp_helpers import two_process_fit
 
 from crgan_lightning.cli import main
 from crgan_lightning.data.datamodule import CrossDomainDataModule
@@ -137,14 +136,7 @@ def test_missing_counts_and_bad_checkpoints_are_clear_errors(tmp_path):
 @pytest.mark.slow
 def test_two_process_ddp_run_keeps_ranks_in_step(tmp_path, synth_root):
     cfg = tiny_config(tmp_path, synth_root)
-    digests = tmp_path / "digests"
-    env = dict(os.environ, PYTHONPATH=str(REPO / "tests"), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "crgan_lightning.cli", "fit", "--config", str(cfg),
-           "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
-           "--trainer.callbacks+=ddp_helpers.WeightsDigest", f"--trainer.callbacks.out={digests}"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [json.loads((digests / f"rank{r}.json").read_text()) for r in (0, 1)]
+    ranks = two_process_fit(cfg, tmp_path)
     assert ranks[0]["world_size"] == ranks[1]["world_size"] == 2
     assert ranks[0]["batches"] == ranks[1]["batches"] == 3
     assert ranks[0]["start"] == ranks[1]["start"]  # same initial weights (broadcast)
