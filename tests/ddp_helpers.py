@@ -1,4 +1,4 @@
-"""A callback the multi-process tests add through the CLI (importable via PYTHONPATH=tests)."""
+"""Callbacks the tests add through the CLI (importable via PYTHONPATH=tests) and the 2-process run helper."""
 
 from __future__ import annotations
 
@@ -55,3 +55,14 @@ def two_process_fit(config: Path, workdir: Path, timeout: int = 600) -> list[dic
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [json.loads((digests / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+class FailAtEpoch(pl.Callback):
+    """Raises at the start of training epoch ``epoch``: a run that dies part-way."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError(f"simulated crash at epoch {self.epoch}")

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 from conftest import TINY_CRGAN
 
-from crgan_lightning.demo import run_demo
+from crgan_lightning.demo import fit_finished, run_demo
+
+
+def test_fit_finished_reads_the_epochs_processed_in_the_checkpoint(tmp_path):
+    config = tmp_path / "stage.yaml"
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"loops": {"fit_loop": {"epoch_progress": {"current": {"processed": 3, "completed": 2}}}}}, ckpt)
+    for max_epochs, finished in ((3, True), (2, True), (4, False)):
+        config.write_text(yaml.safe_dump({"trainer": {"max_epochs": max_epochs}}))
+        assert fit_finished(ckpt, config) is finished
+    torch.save({"state_dict": {}}, ckpt)  # no loop state (not written by a Trainer): train it
+    assert fit_finished(ckpt, config) is False
+
 
 SMALL_DATA = {"data.height": 64, "data.width": 32, "data.batch_size": 8, "data.num_workers": 0,
               "trainer.limit_train_batches": 2, "trainer.enable_progress_bar": False}

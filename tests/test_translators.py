@@ -106,8 +106,20 @@ def test_load_translator_names_what_is_wrong(tmp_path, tiny_crgan_ckpt, spgan_ck
     with pytest.raises(WeightsError, match="cannot read checkpoint .*junk.ckpt"):
         load_translator(tmp_path / "junk.ckpt")
     assert isinstance(load_translator("cut-and-paste"), CutAndPasteTranslator)
-    assert translator_fingerprint("cut_and_paste") == "cut_and_paste"
-    assert translator_fingerprint(tiny_crgan_ckpt) != translator_fingerprint(spgan_ckpt)
+
+
+def test_fingerprint_follows_the_weights_not_the_file(tmp_path, tiny_crgan_ckpt, spgan_ckpt):
+    crgan = translator_fingerprint(load_translator(tiny_crgan_ckpt))
+    assert crgan != translator_fingerprint(load_translator(spgan_ckpt))
+    assert translator_fingerprint(load_translator("cut_and_paste")) == translator_fingerprint(CutAndPasteTranslator())
+    ckpt = torch.load(tiny_crgan_ckpt, weights_only=False)
+    ckpt["global_step"] = 10**6  # saved again, other bytes, same weights
+    torch.save(ckpt, tmp_path / "again.ckpt")
+    assert translator_fingerprint(load_translator(tmp_path / "again.ckpt")) == crgan
+    name = next(k for k in ckpt["state_dict"] if k.startswith("generator."))
+    ckpt["state_dict"][name] = ckpt["state_dict"][name] + 1e-3  # trained a little further
+    torch.save(ckpt, tmp_path / "other.ckpt")
+    assert translator_fingerprint(load_translator(tmp_path / "other.ckpt")) != crgan
 
 
 def test_streaming_cut_and_paste_uses_the_batch_masks(synth_root):
@@ -147,7 +159,7 @@ def test_streaming_spgan_through_a_trainer(synth_root, spgan_ckpt):
                          enable_progress_bar=False, limit_val_batches=0, callbacks=[callback])
     trainer.fit(module, datamodule=dm)
     assert len(seen) == 1 and seen[0].shape == (4, 3, 64, 32)
-    assert callback.state_dict()["fingerprint"] == translator_fingerprint(spgan_ckpt)
+    assert callback.state_dict()["fingerprint"] == translator_fingerprint(load_translator(spgan_ckpt))
 
 
 def test_export_with_cut_and_paste_writes_pasted_images(tmp_path, synth_root, capsys):

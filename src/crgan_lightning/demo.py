@@ -66,14 +66,32 @@ def write_config(name: str, configs: Path, run: Path, seed: int, root: str, epoc
     return path
 
 
+def fit_finished(ckpt: Path, config: Path) -> bool:
+    """Whether the checkpoint ends a fit of ``config``: all of its ``trainer.max_epochs`` epochs
+    processed (read from the checkpoint's loop state, memory-mapped; an epoch-end checkpoint
+    counts its epoch as processed before Lightning marks it completed)."""
+    import torch
+    import yaml
+
+    max_epochs = yaml.safe_load(config.read_text())["trainer"].get("max_epochs")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        processed = state["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+    except (KeyError, TypeError):
+        return False
+    return max_epochs is not None and processed >= max_epochs
+
+
 def run_stage(name: str, config: Path, run: Path, test: bool) -> dict[str, float]:
     """Fit one stage through the LightningCLI (continuing from ``<run>/checkpoints/last.ckpt``
-    when an earlier run got there; a finished stage returns at once) and, with ``test``, test
+    when an earlier run got there; a finished stage is not fitted again) and, with ``test``, test
     it; returns the test metrics (``rank1``, ``mAP``, ... in percent)."""
     from .cli import run_lightning_cli
 
     ckpt = run / "checkpoints" / "last.ckpt"
-    if ckpt.is_file():  # an earlier demo got here: resume (a finished stage returns at once)
+    if ckpt.is_file() and fit_finished(ckpt, config):  # nothing to train: its checkpoint stays as it is
+        print(f"[demo] {name}: finished earlier ({ckpt})", flush=True)
+    elif ckpt.is_file():  # an earlier run got here: resume
         print(f"[demo] {name}: continuing from {ckpt}", flush=True)
         run_lightning_cli(["fit", "--config", str(config), "--ckpt_path", str(ckpt)])
     else:

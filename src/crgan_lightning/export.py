@@ -89,7 +89,7 @@ def export_rendered(
         raise ConfigError(f"the {translator.kind} translator needs source masks; masks={masks!r} gives none")
     transform = build_transforms(height, width, train=False)
     partial = out.with_name(out.name + ".partial")
-    settings = {"translator": translator_fingerprint(ckpt), "source": src.name, "target": tgt.name,
+    settings = {"translator": translator_fingerprint(translator), "source": src.name, "target": tgt.name,
                 "height": height, "width": width, "contexts_per_image": contexts_per_image, "seed": seed}
     manifest = partial / ".export.json"
     if partial.exists():

@@ -10,7 +10,6 @@ mistake a leftover for an image.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -62,15 +61,6 @@ def remove_leftovers(folder: str | os.PathLike) -> int:
         tmp.unlink()
         count += 1
     return count
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_state_dict(path: str | os.PathLike, what: str = "weight file") -> dict[str, torch.Tensor]:

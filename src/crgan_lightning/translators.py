@@ -20,6 +20,7 @@ apart by their weights) or the word ``cut_and_paste``. Every translator is a fro
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -27,7 +28,6 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, WeightsError
-from .fileio import file_sha256
 
 CUT_AND_PASTE = "cut_and_paste"
 
@@ -141,8 +141,12 @@ def load_translator(spec: str | os.PathLike, map_location: str | torch.device = 
     raise WeightsError(f"{path} holds neither CR-GAN nor SPGAN generator weights (is it a re-id checkpoint?)")
 
 
-def translator_fingerprint(spec: str | os.PathLike) -> str:
-    """What identifies a translator's output: the sha256 of its checkpoint file, or its name."""
-    if str(spec).replace("-", "_") == CUT_AND_PASTE:
-        return CUT_AND_PASTE
-    return file_sha256(spec)
+def translator_fingerprint(translator: Translator) -> str:
+    """What identifies a translator's output: the sha256 of its kind and weights (parameters and
+    buffers), so a checkpoint saved again with the same weights keeps its fingerprint and a
+    retrained one does not."""
+    digest = hashlib.sha256(translator.kind.encode())
+    for name, tensor in sorted(translator.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

@@ -160,3 +160,19 @@ def test_make_train_reid_with_a_crgan_checkpoint_streams_renderings(tmp_path, sy
     assert ckpt["global_step"] == 2
     metrics = (run / "reid_crgan" / "version_0" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "train/synthetic_ce" in metrics  # the rendered part reached the loss
+
+
+@pytest.mark.slow
+def test_a_run_that_dies_part_way_resumes_from_its_last_epoch(tmp_path, synth_root):
+    cfg = small_config(tmp_path, synth_root)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    with pytest.raises(RuntimeError, match="simulated crash at epoch 1"):
+        main(["fit", "--config", str(cfg), "--trainer.max_epochs=3", "--trainer.check_val_every_n_epoch=3",
+              "--trainer.callbacks+=ddp_helpers.FailAtEpoch", "--trainer.callbacks.epoch=1"])
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    assert saved["epoch"] == 0 and saved["global_step"] == 2  # epoch 0 was kept
+    assert saved["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] == 1
+    assert main(["fit", "--config", str(cfg), "--trainer.max_epochs=3", "--trainer.check_val_every_n_epoch=3",
+                 "--ckpt_path", str(ckpt)]) == 0
+    done = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    assert done["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] == 3 and done["global_step"] == 6

@@ -57,7 +57,7 @@ class ContextRenderingCallback(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and self.model is None:
             self.model = load_translator(self.translator, map_location=pl_module.device)
-            self.fingerprint = translator_fingerprint(self.translator)
+            self.fingerprint = translator_fingerprint(self.model)
             log.info("rendering source images with %s (%s)", self.translator, self.model.kind)
 
     def state_dict(self) -> dict:
