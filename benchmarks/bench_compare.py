@@ -1,0 +1,47 @@
+"""The paper's two tables on the embedded pair: direct transfer, cut-and-paste, SPGAN+LMP and
+CR-GAN+LMP, synth_a -> synth_b, each the mean of 3 seeds with its spread.
+
+Runs :func:`crgan_lightning.compare.run_compare` with the shipped ``experiments/synth_a2synth_b``
+configs and the demo's schedules (CR-GAN 4 epochs, SPGAN the config's 2, re-id 12) in the
+demo's run folder (``runs/demo``): the stages the demo has already trained for a seed
+(``crgan``, ``reid_direct``, ``reid_crgan``) are read back, and the benchmark adds SPGAN,
+cut-and-paste and SPGAN re-id runs beside them. It resumes when interrupted.
+
+Table 1 (LPIPS, FID/KID) needs the AlexNet and Inception weights: pass the files offline
+(``--lpips-weights``, ``--inception-weights``); without them (and without a network) the
+script says which file is missing and prints Table 2.
+
+    python benchmarks/bench_compare.py [--seeds 0 1 2] [--root data] [--out runs/demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from crgan_lightning.compare import run_compare
+from crgan_lightning.data.synthetic import generate_benchmark
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--root", default="data")
+    parser.add_argument("--out", default="runs/demo")
+    parser.add_argument("--crgan-epochs", type=int, default=4)
+    parser.add_argument("--reid-epochs", type=int, default=12)
+    parser.add_argument("--lpips-weights", default=None)
+    parser.add_argument("--inception-weights", default=None)
+    parser.add_argument("--num-fid", type=int, default=1000)
+    args = parser.parse_args()
+    generate_benchmark(args.root, seed=0, progress=False)  # kept when already there
+    start = time.perf_counter()
+    run_compare("synth_a", "synth_b", root=args.root, out=args.out, seeds=args.seeds, crgan_epochs=args.crgan_epochs,
+                reid_epochs=args.reid_epochs,
+                quality={"lpips_path": args.lpips_weights, "inception_path": args.inception_weights,
+                         "num_fid": args.num_fid, "progress": False})
+    print(f"\n{(time.perf_counter() - start) / 60:.1f} min (stages already trained are read back)")
+
+
+if __name__ == "__main__":
+    main()

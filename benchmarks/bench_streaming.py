@@ -1,0 +1,159 @@
+"""What does streaming CR-GAN renderings into re-id training cost?
+
+Trains the re-id model of ``experiments/synth_a2synth_b/reid_crgan.yaml`` (the default embedded
+config: ResNet-10t, 128x64, batches of 32 source + 32 target images) for ``--steps`` steps,
+alternately without the rendering callback (a plain step: the source batch only) and with it
+(``ContextRenderingCallback`` at the config's ratio, plus ratio 1.0 for reference), in one
+process with the same DataModule settings, and prints per variant:
+
+* ``step s``: median seconds of a training step (callback hooks + forward + backward +
+  optimiser), over the steps after ``--warmup``;
+* ``render s``: the part of it spent in the generator;
+* ``re-id img/s``: re-id training images (source + rendered) per second of step time;
+* ``batch s``: median wall time from one batch to the next (the step plus waiting for data).
+
+Then the ratios against the plain step: the time of a streaming step over a plain one (the
+target at the default config is at most 1.5x) and the cost per re-id image, and what dominates
+the extra time: the generator passes or the extra images in the re-id forward/backward pass.
+
+The generator is the one of ``experiments/synth_a2synth_b/crgan.yaml`` with fresh weights
+(its cost does not depend on training); ``--crgan-ckpt`` uses a trained one instead. Torch uses
+its default threads; the figures are CPU-bound and move with the machine's load, so compare
+the variants of one run (they are interleaved for that reason).
+
+    python benchmarks/bench_streaming.py [--steps 40] [--warmup 5] [--repeats 2] [--root data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import yaml
+
+from crgan_lightning.callbacks.rendering import ContextRenderingCallback
+from crgan_lightning.data.datamodule import CrossDomainDataModule
+from crgan_lightning.data.synthetic import generate_benchmark
+from crgan_lightning.modules.crgan import CRGANModule
+from crgan_lightning.modules.reid import ReIDModule
+
+CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "synth_a2synth_b"
+
+
+class StepTimer(pl.Callback):
+    """Times every training step (first hook of the batch to its end) and the batch-to-batch wall time."""
+
+    def __init__(self) -> None:
+        self.steps: list[float] = []
+        self.batches: list[float] = []
+        self.images: list[int] = []
+        self._start = self._last = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.batches.append(now - self._last)
+        self._start = self._last = now
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append(time.perf_counter() - self._start)
+        self.images.append(len(batch["source"]["image"]) + len(batch.get("synthetic", {}).get("image", [])))
+
+
+class TimedRendering(ContextRenderingCallback):
+    """The rendering callback, with the time of each render call kept."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seconds: list[float] = []
+
+    def render(self, batch, generator):
+        start = time.perf_counter()
+        out = super().render(batch, generator)
+        self.seconds.append(time.perf_counter() - start)
+        return out
+
+
+def fresh_crgan_checkpoint(folder: Path, num_source_pids: int, num_target_cameras: int) -> Path:
+    cfg = yaml.safe_load((CONFIGS / "crgan.yaml").read_text())["model"]["init_args"]
+    module = CRGANModule(num_source_pids=num_source_pids, num_target_cameras=num_target_cameras, **cfg)
+    path = folder / "crgan.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+def run(variant: str, ckpt: Path, ratio: float | None, args, data_cfg: dict, model_cfg: dict) -> dict:
+    pl.seed_everything(0, verbose=False)
+    dm = CrossDomainDataModule(**{**data_cfg, "root": args.root})
+    dm.setup("fit")
+    module = ReIDModule(num_source_pids=dm.num_source_pids, num_query=dm.num_query, **model_cfg)
+    timer = StepTimer()
+    callbacks: list[pl.Callback] = [timer]
+    rendering = None
+    if ratio is not None:
+        rendering = TimedRendering(str(ckpt), ratio=ratio)
+        callbacks.append(rendering)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=args.steps, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         callbacks=callbacks)
+    trainer.fit(module, datamodule=dm)
+    w = args.warmup
+    step = statistics.median(timer.steps[w:])
+    return {"variant": variant, "step": step, "batch": statistics.median(timer.batches[w:]),
+            "render": statistics.median(rendering.seconds[w:]) if rendering else 0.0,
+            "images": statistics.median(timer.images[w:]),
+            "img_per_s": sum(timer.images[w:]) / sum(timer.steps[w:])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds over the variants")
+    parser.add_argument("--root", default="data")
+    parser.add_argument("--crgan-ckpt", default=None, help="a trained CR-GAN checkpoint (default: fresh weights)")
+    args = parser.parse_args()
+    cfg = yaml.safe_load((CONFIGS / "reid_crgan.yaml").read_text())
+    data_cfg, model_cfg = cfg["data"], cfg["model"]["init_args"]
+    config_ratio = next(c["init_args"]["ratio"] for c in cfg["trainer"]["callbacks"]
+                        if c["class_path"].endswith("ContextRenderingCallback"))
+    generate_benchmark(args.root, seed=0, progress=False)
+    print(f"re-id {model_cfg['backbone']}, {data_cfg['height']}x{data_cfg['width']}, batch {data_cfg['batch_size']} "
+          f"source + {data_cfg['batch_size']} target images, {args.steps} steps ({args.warmup} warm-up), "
+          f"torch threads {torch.get_num_threads()}")
+    variants = [("plain step", None), (f"streaming, ratio {config_ratio:g} (config)", config_ratio)]
+    if config_ratio != 1.0:
+        variants.append(("streaming, ratio 1", 1.0))
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.crgan_ckpt:
+            ckpt = Path(args.crgan_ckpt)
+        else:
+            probe = CrossDomainDataModule(**{**data_cfg, "root": args.root})
+            probe.setup("fit")
+            ckpt = fresh_crgan_checkpoint(Path(tmp), probe.num_source_pids, probe.num_target_cameras)
+        rounds = [[run(name, ckpt, ratio, args, data_cfg, model_cfg) for name, ratio in variants]
+                  for _ in range(args.repeats)]
+    best = [min((r[i] for r in rounds), key=lambda x: x["step"]) for i in range(len(variants))]
+    plain = best[0]
+    print(f"\n{'variant':<32}{'images':>7}{'step s':>9}{'render s':>10}{'re-id img/s':>13}{'batch s':>9}"
+          f"{'step ratio':>12}{'per-image ratio':>17}")
+    for r in best:
+        per_image = (r["step"] / r["images"]) / (plain["step"] / plain["images"])
+        print(f"{r['variant']:<32}{r['images']:>7.0f}{r['step']:>9.3f}{r['render']:>10.3f}{r['img_per_s']:>13.1f}"
+              f"{r['batch']:>9.3f}{r['step'] / plain['step']:>11.2f}x{per_image:>16.2f}x")
+    for r in best[1:]:
+        extra = r["step"] - plain["step"]
+        if extra > 0:
+            print(f"{r['variant']}: +{extra:.3f} s per step, of which the generator {r['render']:.3f} s "
+                  f"({100 * r['render'] / extra:.0f}%) and the extra re-id images the rest "
+                  f"({100 * (extra - r['render']) / extra:.0f}%)")
+    print("(best of the interleaved rounds; medians within a round)")
+
+
+if __name__ == "__main__":
+    main()
