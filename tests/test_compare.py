@@ -82,10 +82,15 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, sy
 
 
 def test_make_compare_target_reaches_the_command(tmp_path):
-    proc = subprocess.run(["make", "-n", "compare", "SRC=market", "TGT=duke", "DATA_ROOT=/datasets", "SEEDS=3 4"],
-                          cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(["make", "--no-print-directory", "-n", "compare", "SRC=market", "TGT=duke",
+                           "DATA_ROOT=/datasets", "SEEDS=3 4"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0
-    line = proc.stdout.strip().splitlines()[-1]
+    line = [x for x in proc.stdout.splitlines() if "crgan compare" in x][-1].strip()
     assert line.endswith("crgan compare --source market --target duke --root /datasets --seeds 3 4")
     help_text = subprocess.run(["make", "help"], cwd=REPO, capture_output=True, text=True).stdout
     assert "make compare" in help_text and "make train-spgan" in help_text
+    spgan = subprocess.run(["make", "--no-print-directory", "-n", "train-spgan", "SRC=synth_a", "TGT=synth_b"],
+                           cwd=REPO, capture_output=True, text=True).stdout
+    spgan = [x for x in spgan.splitlines() if "crgan fit" in x][-1]
+    assert "crgan fit --config experiments/synth_a2synth_b/spgan.yaml" in spgan
+    assert "--trainer.default_root_dir=runs/synth_a2synth_b/spgan" in spgan
