@@ -3,7 +3,7 @@
 Trains the re-id model of ``experiments/synth_a2synth_b/reid_crgan.yaml`` (the default embedded
 config: ResNet-10t, 128x64, batches of 32 source + 32 target images) for ``--steps`` steps,
 alternately without the rendering callback (a plain step: the source batch only) and with it
-(``ContextRenderingCallback`` at the config's ratio, plus ratio 1.0 for reference), in one
+(``ContextRenderingCallback`` at the config's ratio and the ``--ratios`` given), in one
 process with the same DataModule settings, and prints per variant:
 
 * ``step s``: median seconds of a training step (callback hooks + forward + backward +
@@ -21,7 +21,7 @@ The generator is the one of ``experiments/synth_a2synth_b/crgan.yaml`` with fres
 its default threads; the figures are CPU-bound and move with the machine's load, so compare
 the variants of one run (they are interleaved for that reason).
 
-    python benchmarks/bench_streaming.py [--steps 40] [--warmup 5] [--repeats 2] [--root data]
+    python benchmarks/bench_streaming.py [--steps 40] [--warmup 5] [--repeats 2] [--ratios 0.25 1] [--root data]
 """
 
 from __future__ import annotations
@@ -117,6 +117,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds over the variants")
     parser.add_argument("--root", default="data")
     parser.add_argument("--crgan-ckpt", default=None, help="a trained CR-GAN checkpoint (default: fresh weights)")
+    parser.add_argument("--ratios", type=float, nargs="+", default=[1.0],
+                        help="rendering ratios measured besides the config's (default: 1)")
     args = parser.parse_args()
     cfg = yaml.safe_load((CONFIGS / "reid_crgan.yaml").read_text())
     data_cfg, model_cfg = cfg["data"], cfg["model"]["init_args"]
@@ -126,9 +128,9 @@ def main() -> None:
     print(f"re-id {model_cfg['backbone']}, {data_cfg['height']}x{data_cfg['width']}, batch {data_cfg['batch_size']} "
           f"source + {data_cfg['batch_size']} target images, {args.steps} steps ({args.warmup} warm-up), "
           f"torch threads {torch.get_num_threads()}")
-    variants = [("plain step", None), (f"streaming, ratio {config_ratio:g} (config)", config_ratio)]
-    if config_ratio != 1.0:
-        variants.append(("streaming, ratio 1", 1.0))
+    variants = [("plain step", None)] + [
+        (f"streaming, ratio {r:g}" + (" (config)" if r == config_ratio else ""), r)
+        for r in sorted(set(args.ratios) | {config_ratio})]
     with tempfile.TemporaryDirectory() as tmp:
         if args.crgan_ckpt:
             ckpt = Path(args.crgan_ckpt)
