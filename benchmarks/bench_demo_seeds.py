@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
+from crgan_lightning.compare import KEYS, summarize
 from crgan_lightning.data.synthetic import generate_benchmark
 from crgan_lightning.demo import run_demo
 
-KEYS = ("rank1", "rank5", "rank10", "mAP")
 METHODS = ("direct transfer", "CR-GAN streaming")
 
 
-def mean_sd(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):6.1f} ± {sd:4.1f}"
+def mean_sd(row: dict, key: str) -> str:
+    """``mean ± sd`` of one metric of a :func:`crgan_lightning.compare.summarize` row."""
+    return f"{row['mean'][key]:6.1f} ± {row['sd'][key]:4.1f}"
 
 
 def main() -> None:
@@ -64,11 +63,14 @@ def main() -> None:
               + f"   {b['mAP'] - a['mAP']:8.1f} {b['rank1'] - a['rank1']:8.1f}")
     print(f"\nmean ± sd over {len(rows)} seeds")
     for method in METHODS:
-        print(f"  {method:<18}" + "".join(f"  {k} {mean_sd([r[method][k] for r in rows])}" for k in KEYS))
+        summary = summarize({r["seed"]: r[method] for r in rows})
+        print(f"  {method:<18}" + "".join(f"  {k} {mean_sd(summary, k)}" for k in KEYS))
+    gains = {r["seed"]: {k: r[METHODS[1]][k] - r[METHODS[0]][k] for k in KEYS} for r in rows}
+    summary = summarize(gains)
     for key in ("mAP", "rank1"):
-        gains = [r[METHODS[1]][key] - r[METHODS[0]][key] for r in rows]
-        print(f"  gain (b) - (a) {key:<6} {mean_sd(gains)}   per seed: {', '.join(f'{g:+.1f}' for g in gains)}")
-    print(f"  minutes per seed {mean_sd([r['minutes'] for r in rows])}")
+        per_seed = ", ".join(f"{g[key]:+.1f}" for g in gains.values())
+        print(f"  gain (b) - (a) {key:<6} {mean_sd(summary, key)}   per seed: {per_seed}")
+    print(f"  minutes per seed {mean_sd(summarize({r['seed']: r for r in rows}, keys=['minutes']), 'minutes')}")
 
 
 if __name__ == "__main__":

@@ -39,10 +39,9 @@ import yaml
 from crgan_lightning.callbacks.rendering import ContextRenderingCallback
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.synthetic import generate_benchmark
+from crgan_lightning.demo import CONFIGS
 from crgan_lightning.modules.crgan import CRGANModule
 from crgan_lightning.modules.reid import ReIDModule
-
-CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "synth_a2synth_b"
 
 
 class StepTimer(pl.Callback):

@@ -25,18 +25,14 @@ the embedded pair pointed at the demo's run folder reuses the demo's runs.
 from __future__ import annotations
 
 import json
-import logging
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from .demo import run_stage, write_config
+from .demo import EXPERIMENTS, run_stage, write_config
 from .errors import ConfigError, WeightsError
 from .translators import CUT_AND_PASTE
 
-log = logging.getLogger(__name__)
-
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 KEYS = ("rank1", "rank5", "rank10", "mAP")
 # Table 2 rows: (method, re-id stage folder, translator: None | a translator stage | cut_and_paste)
 METHODS = (
@@ -142,9 +138,9 @@ def run_compare(
     return record
 
 
-def summarize(per_seed: dict[int, dict[str, float]]) -> dict:
+def summarize(per_seed: dict[int, dict[str, float]], keys: Sequence[str] = KEYS) -> dict:
     """Mean and sample standard deviation (0 for one seed) of each metric over the seeds."""
-    keys = [k for k in KEYS if all(k in m for m in per_seed.values())]
+    keys = [k for k in keys if all(k in m for m in per_seed.values())]
     values = {k: [m[k] for m in per_seed.values()] for k in keys}
     return {"seeds": per_seed, "mean": {k: statistics.mean(v) for k, v in values.items()},
             "sd": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in values.items()}}

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "synth_a2synth_b"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"  # the configs of a checkout
+CONFIGS = EXPERIMENTS / "synth_a2synth_b"
 log = logging.getLogger(__name__)
 
 
