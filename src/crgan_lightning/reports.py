@@ -139,7 +139,7 @@ def quality_table(
         num_contexts: target contexts per source image for the diversity (at least 2).
         num_fid: images per FID / KID set (clipped to the smaller test split; the number used is
             reported as ``num_fid``).
-        height, width: image size the generator renders at (multiples of its ``2**num_down``).
+        height, width: image size the generator renders at (multiples of its ``size_multiple``).
         lpips_net: LPIPS backbone (``alex`` as in the paper, ``vgg`` or ``squeeze``).
         lpips_path: local ImageNet weights of that backbone; None downloads them.
         inception_path: local torch-fidelity Inception-v3 weights; None downloads them.

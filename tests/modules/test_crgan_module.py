@@ -90,6 +90,7 @@ def test_cli_fit_saves_grids_and_resumes_with_both_optimiser_states(tmp_path, sy
     assert second["global_step"] == first["global_step"] + 9  # three optimiser steps per batch
     gen = load_generator(ckpt)
     assert not gen.training and not any(p.requires_grad for p in gen.parameters())
+    assert gen.space_to_depth == second["hyper_parameters"]["g_space_to_depth"]
     out = gen(torch.zeros(1, 3, 64, 32), torch.zeros(1, 3, 64, 32))
     assert out.shape == (1, 3, 64, 32)
 
@@ -121,6 +122,18 @@ def test_non_finite_loss_stops_before_the_update_and_keeps_the_checkpoint(dm, tm
         torch.testing.assert_close(v, weights[k])  # the bad update never happened
     for k, v in module.discriminator.state_dict().items():
         torch.testing.assert_close(v, d_weights[k])  # nor did the discriminator's, which comes after it
+
+
+def test_the_generator_layout_options_are_rebuilt_from_a_checkpoint(tmp_path):
+    layout = dict(g_space_to_depth=2, g_num_down=2, g_outer_kernel=3, g_padding="zeros")
+    module = CRGANModule(num_source_pids=5, num_target_cameras=2, **{**TINY_MODEL, **layout})
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, tmp_path / "g.ckpt")
+    gen = load_generator(tmp_path / "g.ckpt")
+    assert gen.space_to_depth == 2 and gen.size_multiple == 8
+    assert gen.to_rgb[0].padding_mode == "zeros" and gen.to_rgb[0].kernel_size == (3, 3)
+    x_s, x_t = torch.rand(2, 3, 64, 32) * 2 - 1, torch.rand(2, 3, 64, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(gen(x_s, x_t), module.generator.eval()(x_s, x_t))
 
 
 def test_missing_counts_and_bad_checkpoints_are_clear_errors(tmp_path):

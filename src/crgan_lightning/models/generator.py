@@ -42,12 +42,23 @@ leaves the details below open; these are the choices of this library)::
 - **Normalisation**: ``"instance"`` (default; per-image statistics, the usual choice for
   image-to-image translation, independent of batch size), ``"batch"`` or ``"none"``. Convs
   followed by a norm layer carry no bias (it would be removed by the normalisation).
+- **Cheaper layout for CPUs** (``space_to_depth=2``, ``outer_kernel=3``, ``padding="zeros"``, the
+  embedded config's choice): the inputs are pixel-unshuffled (every 2x2 block of RGB pixels
+  becomes 12 channels at half the resolution, losslessly), the whole network runs at
+  H/2 x W/2, and the last conv predicts 12 channels that a pixel shuffle puts back at H x W, so
+  each output pixel is still predicted separately (the output conv starts as ICNR,
+  :func:`icnr_`, so there is no checkerboard at initialisation). On a CPU the full-resolution level of the
+  default layout (few channels over many positions, where convolutions run least efficiently)
+  costs about half of a pass; at 128x64 with 16 base channels this layout renders about 4x
+  faster. ``num_down`` counts the stride-2 stages after the rearrangement, so ``num_down=3``
+  keeps the 8x4 bottleneck of 128x64 inputs.
 - **Initialisation**: normal(0, 0.02) for conv and linear weights, normal(1, 0.02) for norm
   scales, zero biases (:func:`init_weights`, as in pix2pix).
 
-Input heights and widths must be divisible by ``2**num_down`` and leave a bottleneck of at least
-2x2 (256x128 and 128x64 both qualify with the default ``num_down=4``); anything else raises
-:class:`~crgan_lightning.errors.ConfigError` from :meth:`DualPathGenerator.forward` naming the size.
+Input heights and widths must be divisible by ``space_to_depth * 2**num_down`` and leave a
+bottleneck of at least 2x2 (256x128 and 128x64 both qualify with the default ``num_down=4``);
+anything else raises :class:`~crgan_lightning.errors.ConfigError` from
+:meth:`DualPathGenerator.forward` naming the size.
 """
 
 from __future__ import annotations
@@ -62,6 +73,7 @@ from ..errors import ConfigError, WeightsError
 
 NORMS = ("instance", "batch", "none")
 FUSIONS = ("concat", "add")
+PADDINGS = ("reflect", "zeros")
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
@@ -100,13 +112,29 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
     return module
 
 
+def icnr_(conv: nn.Conv2d, scale: int) -> nn.Conv2d:
+    """Initialise in place a conv whose output feeds ``nn.PixelShuffle(scale)`` so that the pair
+    starts as a nearest-neighbour upsampling of one conv (ICNR: Aitken et al., "Checkerboard
+    artifact free sub-pixel convolution", 2017): the ``scale**2`` output channels of each colour
+    share one kernel. Without it every sub-pixel position starts with its own random kernel
+    and the first renderings carry a ``scale`` x ``scale`` checkerboard. Returns ``conv``."""
+    s2 = scale * scale
+    if conv.out_channels % s2:
+        raise ConfigError(f"ICNR needs out_channels divisible by {s2}; the conv has {conv.out_channels}")
+    with torch.no_grad():
+        conv.weight.copy_(conv.weight[::s2].repeat_interleave(s2, dim=0))
+        if conv.bias is not None:
+            conv.bias.copy_(conv.bias[::s2].repeat_interleave(s2, dim=0))
+    return conv
+
+
 def _conv_block(
-    in_ch: int, out_ch: int, kernel: int, stride: int, norm: str, act: nn.Module
+    in_ch: int, out_ch: int, kernel: int, stride: int, norm: str, act: nn.Module, padding: str = "reflect"
 ) -> nn.Sequential:
-    """conv (reflect padding for odd kernels, zero padding 1 for the 4x4 stride-2 convs) -> norm -> act."""
+    """conv (``padding`` for odd kernels, zero padding 1 for the 4x4 stride-2 convs) -> norm -> act."""
     if kernel % 2 == 1:
         conv = nn.Conv2d(
-            in_ch, out_ch, kernel, stride, kernel // 2, bias=norm == "none", padding_mode="reflect"
+            in_ch, out_ch, kernel, stride, kernel // 2, bias=norm == "none", padding_mode=padding
         )
     else:
         conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - stride) // 2, bias=norm == "none")
@@ -114,15 +142,20 @@ def _conv_block(
 
 
 class Encoder(nn.Module):
-    """One encoder path: a 7x7 stem at full resolution and ``num_down`` stride-2 4x4 convs.
+    """One encoder path: a ``stem_kernel`` x ``stem_kernel`` stem conv at the input's resolution and
+    ``num_down`` stride-2 4x4 convs.
 
     ``forward(x)`` with x (B, in_channels, H, W) returns the list of the ``num_down + 1``
     feature maps ``[f_0, ..., f_n]``, ``f_i`` of shape (B, widths[i], H / 2**i, W / 2**i).
     """
 
-    def __init__(self, in_channels: int, widths: list[int], norm: str) -> None:
+    def __init__(
+        self, in_channels: int, widths: list[int], norm: str, stem_kernel: int = 7, padding: str = "reflect"
+    ) -> None:
         super().__init__()
-        self.stem = _conv_block(in_channels, widths[0], 7, 1, norm, nn.LeakyReLU(0.2, inplace=True))
+        self.stem = _conv_block(
+            in_channels, widths[0], stem_kernel, 1, norm, nn.LeakyReLU(0.2, inplace=True), padding
+        )
         self.downs = nn.ModuleList(
             _conv_block(widths[i], widths[i + 1], 4, 2, norm, nn.LeakyReLU(0.2, inplace=True))
             for i in range(len(widths) - 1)
@@ -156,20 +189,20 @@ class Fusion(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """``x + (conv3x3 -> norm -> ReLU -> [dropout 0.5] -> conv3x3 -> norm)(x)`` with reflect padding;
+    """``x + (conv3x3 -> norm -> ReLU -> [dropout 0.5] -> conv3x3 -> norm)(x)`` with ``padding``;
     (B, C, h, w) -> (B, C, h, w)."""
 
-    def __init__(self, channels: int, norm: str, use_dropout: bool) -> None:
+    def __init__(self, channels: int, norm: str, use_dropout: bool, padding: str = "reflect") -> None:
         super().__init__()
         layers: list[nn.Module] = [
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=norm == "none", padding_mode="reflect"),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=norm == "none", padding_mode=padding),
             norm_layer(norm, channels),
             nn.ReLU(inplace=True),
         ]
         if use_dropout:
             layers.append(nn.Dropout(0.5))
         layers += [
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=norm == "none", padding_mode="reflect"),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=norm == "none", padding_mode=padding),
             norm_layer(norm, channels),
         ]
         self.body = nn.Sequential(*layers)
@@ -182,13 +215,13 @@ class UpBlock(nn.Module):
     """Decoder level: nearest x2 upsampling -> 3x3 conv to the skip width, concatenate the
     skip, 3x3 conv. (B, in_ch, h, w) and skip (B, out_ch, 2h, 2w) -> (B, out_ch, 2h, 2w)."""
 
-    def __init__(self, in_ch: int, out_ch: int, norm: str) -> None:
+    def __init__(self, in_ch: int, out_ch: int, norm: str, padding: str = "reflect") -> None:
         super().__init__()
         self.up = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="nearest"),
-            _conv_block(in_ch, out_ch, 3, 1, norm, nn.ReLU(inplace=True)),
+            _conv_block(in_ch, out_ch, 3, 1, norm, nn.ReLU(inplace=True), padding),
         )
-        self.merge = _conv_block(2 * out_ch, out_ch, 3, 1, norm, nn.ReLU(inplace=True))
+        self.merge = _conv_block(2 * out_ch, out_ch, 3, 1, norm, nn.ReLU(inplace=True), padding)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.merge(torch.cat([self.up(x), skip], dim=1))
@@ -207,6 +240,14 @@ class DualPathGenerator(nn.Module):
         fuse: how target features join source features: ``"concat"`` (concat + 1x1 conv) or ``"add"``.
         target_skips: also fuse target features into every skip connection (default: bottleneck only).
         use_dropout: dropout 0.5 inside the residual blocks.
+        space_to_depth: 1 (default): the network starts at the input's resolution. ``s`` > 1: each
+            input is rearranged losslessly into ``s*s*in_channels`` channels at ``H/s x W/s``
+            (pixel unshuffle) and the last conv predicts ``s*s*3`` channels that a pixel shuffle
+            rearranges back to ``H x W``; every level then works on ``s*s`` times fewer positions
+            (the full-resolution level holds about half the time of the default layout on a CPU).
+        outer_kernel: kernel size (odd) of the two stems and of the final RGB conv (7, as in pix2pix).
+        padding: ``"reflect"`` (default) or ``"zeros"`` for the odd-kernel convs; zero padding is
+            cheaper on CPUs (fused into the convolution).
 
     Shapes: ``x_s``, ``x_t`` (B, in_channels, H, W) in [-1, 1] -> ``x_g`` (B, 3, H, W) in [-1, 1].
     """
@@ -222,43 +263,63 @@ class DualPathGenerator(nn.Module):
         fuse: str = "concat",
         target_skips: bool = False,
         use_dropout: bool = False,
+        space_to_depth: int = 1,
+        outer_kernel: int = 7,
+        padding: str = "reflect",
     ) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ConfigError(f"generator norm={norm!r}; expected one of {NORMS}")
         if fuse not in FUSIONS:
             raise ConfigError(f"generator fuse={fuse!r}; expected one of {FUSIONS}")
+        if padding not in PADDINGS:
+            raise ConfigError(f"generator padding={padding!r}; expected one of {PADDINGS}")
         for name, value, low in (
             ("in_channels", in_channels, 1),
             ("base_channels", base_channels, 1),
             ("num_down", num_down, 1),
             ("max_channels", max_channels, 1),
             ("num_res_blocks", num_res_blocks, 0),
+            ("space_to_depth", space_to_depth, 1),
+            ("outer_kernel", outer_kernel, 1),
         ):
-            if not isinstance(value, int) or value < low:
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"generator {name}={value!r}; expected an integer >= {low}")
+        if outer_kernel % 2 == 0:
+            raise ConfigError(f"generator outer_kernel={outer_kernel}; expected an odd kernel size (1, 3, 5, 7)")
         self.in_channels = in_channels
         self.num_down = num_down
         self.target_skips = target_skips
+        self.space_to_depth = space_to_depth
+        s2 = space_to_depth * space_to_depth
         widths = [min(base_channels * 2**i, max_channels) for i in range(num_down + 1)]
         self.widths = widths
-        self.source_encoder = Encoder(in_channels, widths, norm)
-        self.target_encoder = Encoder(in_channels, widths, norm)
+        self.unshuffle = nn.PixelUnshuffle(space_to_depth) if space_to_depth > 1 else nn.Identity()
+        self.source_encoder = Encoder(s2 * in_channels, widths, norm, outer_kernel, padding)
+        self.target_encoder = Encoder(s2 * in_channels, widths, norm, outer_kernel, padding)
         self.bottleneck_fusion = Fusion(widths[-1], fuse, norm)
         self.skip_fusions = (
             nn.ModuleList(Fusion(w, fuse, norm) for w in widths[:-1]) if target_skips else None
         )
         self.res_blocks = nn.Sequential(
-            *(ResidualBlock(widths[-1], norm, use_dropout) for _ in range(num_res_blocks))
+            *(ResidualBlock(widths[-1], norm, use_dropout, padding) for _ in range(num_res_blocks))
         )
-        self.ups = nn.ModuleList(UpBlock(widths[i + 1], widths[i], norm) for i in reversed(range(num_down)))
-        self.to_rgb = nn.Sequential(nn.Conv2d(widths[0], 3, 7, 1, 3, padding_mode="reflect"), nn.Tanh())
+        self.ups = nn.ModuleList(
+            UpBlock(widths[i + 1], widths[i], norm, padding) for i in reversed(range(num_down))
+        )
+        self.to_rgb = nn.Sequential(
+            nn.Conv2d(widths[0], 3 * s2, outer_kernel, 1, outer_kernel // 2, padding_mode=padding),
+            nn.PixelShuffle(space_to_depth) if space_to_depth > 1 else nn.Identity(),
+            nn.Tanh(),
+        )
         init_weights(self)
+        if space_to_depth > 1:
+            icnr_(self.to_rgb[0], space_to_depth)
 
     @property
     def size_multiple(self) -> int:
-        """Input heights and widths must be multiples of this (``2**num_down``)."""
-        return 2**self.num_down
+        """Input heights and widths must be multiples of this (``space_to_depth * 2**num_down``)."""
+        return self.space_to_depth * 2**self.num_down
 
     def _check_inputs(self, x_s: torch.Tensor, x_t: torch.Tensor) -> None:
         for name, x in (("x_s", x_s), ("x_t", x_t)):
@@ -276,13 +337,14 @@ class DualPathGenerator(nn.Module):
         m = self.size_multiple
         if h % m or w % m:
             raise ConfigError(
-                f"generator input size {h}x{w} (HxW) is not divisible by 2**num_down = {m}; "
+                f"generator input size {h}x{w} (HxW) is not divisible by space_to_depth * 2**num_down = {m}; "
                 f"resize images to multiples of {m} (e.g. 256x128 or 128x64) or lower num_down"
             )
         if h // m < 2 or w // m < 2:
             raise ConfigError(
                 f"generator input size {h}x{w} (HxW) leaves a {h // m}x{w // m} bottleneck with "
-                f"num_down={self.num_down}; it must be at least 2x2: use larger images or lower num_down"
+                f"num_down={self.num_down}, space_to_depth={self.space_to_depth}; it must be at least 2x2: "
+                "use larger images or lower num_down"
             )
 
     def render(self, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
@@ -295,8 +357,8 @@ class DualPathGenerator(nn.Module):
 
         Returns ``x_g`` (B, 3, H, W) in [-1, 1]."""
         self._check_inputs(x_s, x_t)
-        src = self.source_encoder(x_s)
-        tgt = self.target_encoder(x_t)
+        src = self.source_encoder(self.unshuffle(x_s))
+        tgt = self.target_encoder(self.unshuffle(x_t))
         x = self.res_blocks(self.bottleneck_fusion(src[-1], tgt[-1]))
         skips = src[:-1]
         if self.skip_fusions is not None:
@@ -313,7 +375,8 @@ def build_generator(hparams) -> DualPathGenerator:
         base_channels=get("g_base_channels", 32), num_down=get("g_num_down", 4),
         max_channels=get("g_max_channels", 256), num_res_blocks=get("g_res_blocks", 4),
         norm=get("g_norm", "instance"), fuse=get("g_fuse", "concat"), target_skips=get("g_target_skips", False),
-        use_dropout=get("g_dropout", False),
+        use_dropout=get("g_dropout", False), space_to_depth=get("g_space_to_depth", 1),
+        outer_kernel=get("g_outer_kernel", 7), padding=get("g_padding", "reflect"),
     )
 
 

@@ -47,7 +47,8 @@ class CRGANModule(ManualGANModule):
         num_target_cameras: cameras of the target domain (linked from the DataModule).
         num_query: unused by this stage; accepted so that one CLI links every module.
         g_*: generator (:class:`~crgan_lightning.models.generator.DualPathGenerator`) widths,
-            depth, residual blocks, normalisation, fusion, target skips and dropout.
+            depth, residual blocks, normalisation, fusion, target skips, dropout, space-to-depth
+            factor, stem/output kernel and padding.
         d_*: PatchGAN discriminator width, layers and normalisation.
         cls_backbone, cls_pretrained, cls_pretrained_path, cls_feat_dim: the identity/camera classifier.
         gan_mode: ``lsgan``, ``vanilla`` or ``hinge``.
@@ -79,6 +80,9 @@ class CRGANModule(ManualGANModule):
         g_fuse: str = "concat",
         g_target_skips: bool = False,
         g_dropout: bool = False,
+        g_space_to_depth: int = 1,
+        g_outer_kernel: int = 7,
+        g_padding: str = "reflect",
         d_base_channels: int = 64,
         d_layers: int = 3,
         d_norm: str = "instance",
