@@ -3,7 +3,8 @@
 Trains the re-id model of ``experiments/synth_a2synth_b/reid_crgan.yaml`` (the default embedded
 config: ResNet-10t, 128x64, batches of 32 source + 32 target images) for ``--steps`` steps,
 alternately without the rendering callback (a plain step: the source batch only) and with it
-(``ContextRenderingCallback`` at the config's ratio and the ``--ratios`` given), in one
+(``ContextRenderingCallback`` as the config sets it; the same ratio with ``replace_source``
+the other way round; and, adding the renderings to the batch, the ``--ratios`` given), in one
 process with the same DataModule settings, and prints per variant:
 
 * ``step s``: median seconds of a training step (callback hooks + forward + backward +
@@ -86,7 +87,7 @@ def fresh_crgan_checkpoint(folder: Path, num_source_pids: int, num_target_camera
     return path
 
 
-def run(variant: str, ckpt: Path, ratio: float | None, args, data_cfg: dict, model_cfg: dict) -> dict:
+def run(variant: str, ckpt: Path, rendering_args: dict | None, args, data_cfg: dict, model_cfg: dict) -> dict:
     pl.seed_everything(0, verbose=False)
     dm = CrossDomainDataModule(**{**data_cfg, "root": args.root})
     dm.setup("fit")
@@ -94,8 +95,8 @@ def run(variant: str, ckpt: Path, ratio: float | None, args, data_cfg: dict, mod
     timer = StepTimer()
     callbacks: list[pl.Callback] = [timer]
     rendering = None
-    if ratio is not None:
-        rendering = TimedRendering(str(ckpt), ratio=ratio)
+    if rendering_args is not None:
+        rendering = TimedRendering(str(ckpt), **rendering_args)
         callbacks.append(rendering)
     trainer = pl.Trainer(accelerator="cpu", max_steps=args.steps, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
@@ -121,15 +122,22 @@ def main() -> None:
     args = parser.parse_args()
     cfg = yaml.safe_load((CONFIGS / "reid_crgan.yaml").read_text())
     data_cfg, model_cfg = cfg["data"], cfg["model"]["init_args"]
-    config_ratio = next(c["init_args"]["ratio"] for c in cfg["trainer"]["callbacks"]
-                        if c["class_path"].endswith("ContextRenderingCallback"))
+    config_args = next({k: v for k, v in c["init_args"].items() if k != "translator"}
+                       for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("ContextRenderingCallback"))
+    config_ratio, config_replace = config_args["ratio"], config_args.get("replace_source", False)
     generate_benchmark(args.root, seed=0, progress=False)
     print(f"re-id {model_cfg['backbone']}, {data_cfg['height']}x{data_cfg['width']}, batch {data_cfg['batch_size']} "
           f"source + {data_cfg['batch_size']} target images, {args.steps} steps ({args.warmup} warm-up), "
           f"torch threads {torch.get_num_threads()}")
-    variants = [("plain step", None)] + [
-        (f"streaming, ratio {r:g}" + (" (config)" if r == config_ratio else ""), r)
-        for r in sorted(set(args.ratios) | {config_ratio})]
+
+    def name(ratio: float, replace: bool) -> str:
+        return f"streaming, ratio {ratio:g}, " + ("replacing" if replace else "adding")
+
+    variants = [("plain step", None), (name(config_ratio, config_replace) + " (config)", config_args)]
+    if config_ratio < 1:
+        variants.append((name(config_ratio, not config_replace), {**config_args, "replace_source": not config_replace}))
+    variants += [(name(r, False), {**config_args, "ratio": r, "replace_source": False})
+                 for r in sorted(set(args.ratios)) if (r, False) != (config_ratio, config_replace)]
     with tempfile.TemporaryDirectory() as tmp:
         if args.crgan_ckpt:
             ckpt = Path(args.crgan_ckpt)
@@ -137,22 +145,22 @@ def main() -> None:
             probe = CrossDomainDataModule(**{**data_cfg, "root": args.root})
             probe.setup("fit")
             ckpt = fresh_crgan_checkpoint(Path(tmp), probe.num_source_pids, probe.num_target_cameras)
-        rounds = [[run(name, ckpt, ratio, args, data_cfg, model_cfg) for name, ratio in variants]
+        rounds = [[run(variant, ckpt, rendering, args, data_cfg, model_cfg) for variant, rendering in variants]
                   for _ in range(args.repeats)]
     best = [min((r[i] for r in rounds), key=lambda x: x["step"]) for i in range(len(variants))]
     plain = best[0]
-    print(f"\n{'variant':<32}{'images':>7}{'step s':>9}{'render s':>10}{'re-id img/s':>13}{'batch s':>9}"
+    print(f"\n{'variant':<44}{'images':>7}{'step s':>9}{'render s':>10}{'re-id img/s':>13}{'batch s':>9}"
           f"{'step ratio':>12}{'per-image ratio':>17}")
     for r in best:
         per_image = (r["step"] / r["images"]) / (plain["step"] / plain["images"])
-        print(f"{r['variant']:<32}{r['images']:>7.0f}{r['step']:>9.3f}{r['render']:>10.3f}{r['img_per_s']:>13.1f}"
+        print(f"{r['variant']:<44}{r['images']:>7.0f}{r['step']:>9.3f}{r['render']:>10.3f}{r['img_per_s']:>13.1f}"
               f"{r['batch']:>9.3f}{r['step'] / plain['step']:>11.2f}x{per_image:>16.2f}x")
     for r in best[1:]:
         extra = r["step"] - plain["step"]
         if extra > 0:
             print(f"{r['variant']}: +{extra:.3f} s per step, of which the generator {r['render']:.3f} s "
-                  f"({100 * r['render'] / extra:.0f}%) and the extra re-id images the rest "
-                  f"({100 * (extra - r['render']) / extra:.0f}%)")
+                  f"({100 * r['render'] / extra:.0f}%), the rest ({100 * (extra - r['render']) / extra:.0f}%) "
+                  + ("the extra re-id images" if r["images"] > plain["images"] else "bookkeeping and noise"))
     print("(best of the interleaved rounds; medians within a round)")
 
 

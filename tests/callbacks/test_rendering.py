@@ -11,7 +11,7 @@ import yaml
 
 from ddp_helpers import two_process_fit
 
-from crgan_lightning.callbacks.rendering import ContextRenderingCallback
+from crgan_lightning.callbacks.rendering import ContextRenderingCallback, drop_rows
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC, TARGET
 from crgan_lightning.errors import ConfigError, WeightsError
@@ -90,6 +90,37 @@ def test_ratio_keeps_whole_identities_of_a_larger_batch(tiny_crgan_ckpt):
     assert len(kept) == 2 and all((pids[chosen] == k).sum() == 4 for k in kept)
     callback.ratio = 0.1  # rounds to no identity: one is still rendered
     assert len(pids[callback.choose(pids, torch.Generator().manual_seed(0))].unique()) == 1
+
+
+def test_replace_source_trains_on_as_many_images_as_a_plain_step(synth_root, tiny_crgan_ckpt):
+    dm = CrossDomainDataModule(root=str(synth_root), height=64, width=32, batch_size=16, target_batch_size=4,
+                               num_workers=0, erasing_p=0.0)
+    pl.seed_everything(0)
+    module = Recorder(num_source_pids=dm.num_source_pids, num_query=dm.num_query, backbone="resnet10t",
+                      pretrained=False)
+    callback = ContextRenderingCallback(str(tiny_crgan_ckpt), ratio=0.5, replace_source=True)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, limit_val_batches=0, callbacks=[callback])
+    trainer.fit(module, datamodule=dm)
+    assert len(module.seen) == 3
+    for batch in module.seen:
+        src, syn = batch[SOURCE], batch[SYNTHETIC]
+        assert len(src[IMAGE]) == len(src[PID]) == len(src[CAMID]) == 8  # 4 identities x 4 images left ...
+        assert syn[IMAGE].shape[0] == 8                                  # ... and 2 x 4 rendered in their place
+        src_ids, syn_ids = set(src[PID].tolist()), set(syn[PID].tolist())
+        assert len(src_ids) == len(syn_ids) == 2 and not src_ids & syn_ids
+        assert all((src[PID] == p).sum() == 4 for p in src_ids)  # still P x K
+    with pytest.raises(ConfigError, match="replace_source=true with ratio=1"):
+        ContextRenderingCallback("x.ckpt", ratio=1.0, replace_source=True)
+
+
+def test_drop_rows_removes_the_rows_of_tensors_and_lists_alike():
+    part = {IMAGE: torch.arange(5).float().view(5, 1), PID: torch.tensor([1, 1, 2, 2, 3]),
+            "path": ["a", "b", "c", "d", "e"], "scale": torch.tensor(2.0)}
+    kept = drop_rows(part, torch.tensor([1, 3]))
+    assert kept[IMAGE].flatten().tolist() == [0.0, 2.0, 4.0] and kept[PID].tolist() == [1, 2, 3]
+    assert kept["path"] == ["a", "c", "e"] and kept["scale"] == 2.0
+    assert len(part[IMAGE]) == 5  # the input is left as it was
 
 
 def test_bad_arguments_and_checkpoints(tmp_path, dm, tiny_crgan_ckpt):

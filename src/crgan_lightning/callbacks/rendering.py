@@ -15,6 +15,23 @@ from ..translators import Translator, load_translator, translator_fingerprint
 log = logging.getLogger(__name__)
 
 
+def drop_rows(part: dict, rows: torch.Tensor) -> dict:
+    """``part`` (a dict of per-image tensors and lists of one batch) without the images at ``rows``."""
+    n = len(part[IMAGE])
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[rows.cpu()] = False
+    kept = keep.nonzero().flatten().tolist()
+    out = {}
+    for key, value in part.items():
+        if torch.is_tensor(value) and value.dim() > 0 and len(value) == n:
+            out[key] = value[keep.to(value.device)]
+        elif isinstance(value, (list, tuple)) and len(value) == n:
+            out[key] = type(value)(value[i] for i in kept)
+        else:
+            out[key] = value
+    return out
+
+
 class ContextRenderingCallback(pl.Callback):
     """Adds ``batch["synthetic"] = {"image", "pid", "camid"}`` to every training batch: source
     images rendered by a frozen translator (the CR-GAN generator, SPGAN or cut-and-paste, see
@@ -27,8 +44,13 @@ class ContextRenderingCallback(pl.Callback):
     of the trained module or its checkpoint. The images are chosen by whole identities (a random
     ``round(ratio * P)`` of the P identities of a P x K batch, at least one), so the synthetic
     part keeps the P x K structure and the triplet loss applies to it too. ``ratio`` trades
-    renderings against time: each rendered image costs a generator pass plus one more image in
-    the re-id forward and backward pass.
+    renderings against time: each rendered image costs a generator pass plus, by default, one
+    more image in the re-id forward and backward pass.
+
+    With ``replace_source=True`` the chosen identities' source images leave the batch instead:
+    the re-id step trains on as many images as without streaming (the same re-id compute as
+    direct transfer, so streaming costs only the rendering), and in each step a source
+    identity is seen either as itself or rendered into target contexts.
 
     Under DDP every rank loads the translator on its own device and renders its own shard of
     the batch; the draws are seeded by ``seed``, the rank and the batch index, so a run is
@@ -41,16 +63,23 @@ class ContextRenderingCallback(pl.Callback):
         ratio: fraction of each source batch that is rendered (0 < ratio <= 1).
         contexts_per_image: target contexts per chosen source image.
         seed: base seed of the random pairing.
+        replace_source: drop the rendered identities' source images from ``batch["source"]``
+            (needs ``ratio < 1``, so that source images remain).
     """
 
-    def __init__(self, translator: str, ratio: float = 1.0, contexts_per_image: int = 1, seed: int = 0) -> None:
+    def __init__(self, translator: str, ratio: float = 1.0, contexts_per_image: int = 1, seed: int = 0,
+                 replace_source: bool = False) -> None:
         super().__init__()
         if not 0.0 < ratio <= 1.0:
             raise ConfigError(f"ratio={ratio}; expected a fraction in (0, 1]")
         if contexts_per_image < 1:
             raise ConfigError(f"contexts_per_image={contexts_per_image}; expected >= 1")
+        if replace_source and ratio >= 1.0:
+            raise ConfigError(f"replace_source=true with ratio={ratio} would leave no source image in the batch; "
+                              "use a ratio below 1")
         self.translator = os.fspath(translator)
         self.ratio, self.contexts_per_image, self.seed = ratio, contexts_per_image, seed
+        self.replace_source = replace_source
         self.model: Translator | None = None
         self.fingerprint: str | None = None
 
@@ -89,7 +118,8 @@ class ContextRenderingCallback(pl.Callback):
 
     @torch.no_grad()
     def render(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """The synthetic part for one batch (see the class docstring)."""
+        """The synthetic part for one batch (see the class docstring); with ``replace_source``
+        it also removes the rendered source images from ``batch["source"]``."""
         if TARGET not in batch:
             raise ConfigError("ContextRenderingCallback needs target images in the batch: set data.with_target=true")
         src, tgt = batch[SOURCE], batch[TARGET]
@@ -104,7 +134,10 @@ class ContextRenderingCallback(pl.Callback):
         dtype = self.model.dtype or src[IMAGE].dtype  # batches may arrive in half precision (16-true)
         masks = [part[MASK][idx].to(dtype) if MASK in part else None for part, idx in ((src, chosen), (tgt, contexts))]
         images = self.model.render(src[IMAGE][chosen].to(dtype), tgt[IMAGE][contexts].to(dtype), *masks)
-        return {IMAGE: images.to(src[IMAGE].dtype), PID: src[PID][chosen], CAMID: tgt[CAMID][contexts]}
+        synthetic = {IMAGE: images.to(src[IMAGE].dtype), PID: src[PID][chosen], CAMID: tgt[CAMID][contexts]}
+        if self.replace_source:
+            batch[SOURCE] = drop_rows(src, chosen.unique())
+        return synthetic
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
         step = trainer.fit_loop.total_batch_idx
