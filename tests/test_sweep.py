@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from crgan_lightning.callbacks.rendering import ContextRenderingCallback
 from crgan_lightning.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +53,9 @@ def test_every_sweep_parameter_parses(name, capsys, monkeypatch):
         if keys[0] == "trainer" and keys[1] == "callbacks":
             node = config["trainer"]["callbacks"][-1]
             keys = keys[2:]
+            # the value must also be valid together with the config's other callback arguments
+            assert node["class_path"].endswith("ContextRenderingCallback")
+            ContextRenderingCallback(**node["init_args"])
         for key in keys:
             node = node[key]
         assert node == value
