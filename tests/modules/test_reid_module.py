@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from crgan_lightning.callbacks.rendering import ContextRenderingCallback
 from crgan_lightning.cli import main
 from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC
 from crgan_lightning.errors import ConfigError
@@ -68,6 +69,10 @@ def test_every_reid_config_parses(pair, capsys):
         assert exc.value.code == 0
         printed = yaml.safe_load(capsys.readouterr().out)
         assert printed["model"]["class_path"] == "crgan_lightning.modules.reid.ReIDModule"
+        rendering = [c for c in printed["trainer"]["callbacks"] if c["class_path"].endswith("ContextRenderingCallback")]
+        assert len(rendering) == (cfg.name == "reid_crgan.yaml")
+        for callback in rendering:  # its arguments are valid together (checked when it is built)
+            ContextRenderingCallback(**callback["init_args"])
 
 
 def _module(**kw) -> ReIDModule:
