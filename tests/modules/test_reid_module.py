@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -181,3 +182,22 @@ def test_a_run_that_dies_part_way_resumes_from_its_last_epoch(tmp_path, synth_ro
                  "--ckpt_path", str(ckpt)]) == 0
     done = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
     assert done["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] == 3 and done["global_step"] == 6
+
+
+@pytest.mark.slow
+def test_a_run_folder_moved_elsewhere_resumes_into_its_own_last_checkpoint(tmp_path, synth_root):
+    first = tmp_path / "first"
+    first.mkdir()
+    cfg = small_config(first, synth_root)
+    assert main(["fit", "--config", str(cfg), "--trainer.max_epochs=1", "--trainer.limit_val_batches=0"]) == 0
+    moved = tmp_path / "moved"
+    shutil.copytree(first / "run", moved / "run")  # e.g. copied to another disk; dirpath differs now
+    cfg = small_config(moved, synth_root)
+    ckpt = moved / "run" / "checkpoints" / "last.ckpt"
+    assert main(["fit", "--config", str(cfg), "--trainer.max_epochs=2", "--trainer.limit_val_batches=0",
+                 "--ckpt_path", str(ckpt)]) == 0
+    # the config's enable_version_counter: false makes Lightning rewrite last.ckpt instead of adding
+    # last-v1.ckpt beside a stale one (which resuming again, or the demo, would then read)
+    assert sorted(p.name for p in ckpt.parent.glob("last*.ckpt")) == ["last.ckpt"]
+    done = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    assert done["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] == 2 and done["global_step"] == 4
