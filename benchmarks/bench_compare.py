@@ -21,15 +21,12 @@ import time
 
 from crgan_lightning.compare import run_compare
 from crgan_lightning.data.synthetic import generate_benchmark
+from crgan_lightning.demo import add_run_arguments
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--root", default="data")
-    parser.add_argument("--out", default="runs/demo")
-    parser.add_argument("--crgan-epochs", type=int, default=4)
-    parser.add_argument("--reid-epochs", type=int, default=12)
+    add_run_arguments(parser, seeds=True)
     parser.add_argument("--lpips-weights", default=None)
     parser.add_argument("--inception-weights", default=None)
     parser.add_argument("--num-fid", type=int, default=1000)

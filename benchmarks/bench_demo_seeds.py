@@ -21,7 +21,7 @@ from pathlib import Path
 
 from crgan_lightning.compare import KEYS, summarize
 from crgan_lightning.data.synthetic import generate_benchmark
-from crgan_lightning.demo import run_demo
+from crgan_lightning.demo import add_run_arguments, run_demo
 
 METHODS = ("direct transfer", "CR-GAN streaming")
 
@@ -33,11 +33,7 @@ def mean_sd(row: dict, key: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--root", default="data")
-    parser.add_argument("--out", default="runs/demo")
-    parser.add_argument("--crgan-epochs", type=int, default=4)
-    parser.add_argument("--reid-epochs", type=int, default=12)
+    add_run_arguments(parser, seeds=True)
     args = parser.parse_args()
     generate_benchmark(args.root, seed=0, progress=False)  # kept when already there
     rows = []

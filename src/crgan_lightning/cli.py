@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from .demo import add_run_arguments
 from .errors import CRGANError
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -255,11 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("demo", help="the end-to-end demo on the embedded benchmark (CR-GAN, then re-id a/b)")
-    p.add_argument("--root", default="data", help="data root of the embedded benchmark (default: data)")
-    p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo); a rerun continues there")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--crgan-epochs", type=int, default=4)
-    p.add_argument("--reid-epochs", type=int, default=12)
+    add_run_arguments(p)
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -22,7 +22,22 @@ from .errors import ConfigError
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"  # the configs of a checkout
 CONFIGS = EXPERIMENTS / "synth_a2synth_b"
+CRGAN_EPOCHS, REID_EPOCHS = 4, 12  # the demo's schedule: it fits this 2-core CPU in about 10 minutes
 log = logging.getLogger(__name__)
+
+
+def add_run_arguments(parser, seeds: bool = False) -> None:
+    """The demo's options on an ``argparse`` parser: ``--root``, ``--out``, ``--seed`` (or, with
+    ``seeds``, ``--seeds`` for one run per seed), ``--crgan-epochs`` and ``--reid-epochs``. Shared by
+    ``crgan demo`` and the benchmarks that run or read the demo's runs, so their defaults agree."""
+    parser.add_argument("--root", default="data", help="data root of the embedded benchmark (default: data)")
+    parser.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo); a rerun continues there")
+    if seeds:
+        parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed (default: 0 1 2)")
+    else:
+        parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crgan-epochs", type=int, default=CRGAN_EPOCHS)
+    parser.add_argument("--reid-epochs", type=int, default=REID_EPOCHS)
 
 
 def _set(cfg: dict, dotted: str, value) -> None:
@@ -108,8 +123,8 @@ def run_demo(
     root: str = "data",
     out: str = "runs/demo",
     seed: int = 0,
-    crgan_epochs: int = 4,
-    reid_epochs: int = 12,
+    crgan_epochs: int = CRGAN_EPOCHS,
+    reid_epochs: int = REID_EPOCHS,
     configs: str | None = None,
     crgan_overrides: dict | None = None,
     reid_overrides: dict | None = None,

@@ -42,16 +42,17 @@ leaves the details below open; these are the choices of this library)::
 - **Normalisation**: ``"instance"`` (default; per-image statistics, the usual choice for
   image-to-image translation, independent of batch size), ``"batch"`` or ``"none"``. Convs
   followed by a norm layer carry no bias (it would be removed by the normalisation).
-- **Cheaper layout for CPUs** (``space_to_depth=2``, ``outer_kernel=3``, ``padding="zeros"``, the
-  embedded config's choice): the inputs are pixel-unshuffled (every 2x2 block of RGB pixels
-  becomes 12 channels at half the resolution, losslessly), the whole network runs at
-  H/2 x W/2, and the last conv predicts 12 channels that a pixel shuffle puts back at H x W, so
-  each output pixel is still predicted separately (the output conv starts as ICNR,
-  :func:`icnr_`, so there is no checkerboard at initialisation). On a CPU the full-resolution level of the
-  default layout (few channels over many positions, where convolutions run least efficiently)
-  costs about half of a pass; at 128x64 with 16 base channels this layout renders about 4x
-  faster. ``num_down`` counts the stride-2 stages after the rearrangement, so ``num_down=3``
-  keeps the 8x4 bottleneck of 128x64 inputs.
+- **Cheaper layout for CPUs** (``space_to_depth=2``, ``outer_kernel=3``, ``padding="zeros"``):
+  the inputs are pixel-unshuffled (every 2x2 block of RGB pixels becomes 12 channels at half
+  the resolution, losslessly), the whole network runs at H/2 x W/2, and the last conv predicts
+  12 channels that a pixel shuffle puts back at H x W, so each output pixel is still predicted
+  separately (the output conv starts as ICNR, :func:`icnr_`, so there is no checkerboard at
+  initialisation). On a CPU the full-resolution level of the default layout (few channels over
+  many positions, where convolutions run least efficiently) costs about half of a pass; at
+  128x64 with 16 base channels this layout renders about 4x faster. ``num_down`` counts the
+  stride-2 stages after the rearrangement, so ``num_down=3`` keeps the 8x4 bottleneck of 128x64
+  inputs. On the embedded benchmark its renderings helped re-id less than the default
+  layout's, so the embedded config keeps the default (the README gives the figures).
 - **Initialisation**: normal(0, 0.02) for conv and linear weights, normal(1, 0.02) for norm
   scales, zero biases (:func:`init_weights`, as in pix2pix).
 
