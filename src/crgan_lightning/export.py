@@ -12,6 +12,10 @@ so any re-id toolkit that reads Market-1501 can train on it (this library reads 
 ``load_reid_dataset("rendered", DIR)``). Writing goes to ``DIR.partial/`` and every image is
 written through a temporary file renamed into place: an interrupted export resumes where it
 stopped (``resume`` is the default), and ``DIR`` appears only when complete.
+
+``DIR`` must be new, empty, or an earlier export (its ``meta.json`` says ``crgan render`` wrote it;
+replaced only with ``overwrite``). Any other folder, a file, or a folder overlapping the source or
+target dataset is refused with one message and left as it is.
 """
 
 from __future__ import annotations
@@ -32,11 +36,35 @@ from .data.images import read_image
 from .data.masks import build_mask_provider
 from .data.transforms import apply_transforms, build_transforms
 from .errors import ConfigError
-from .fileio import atomic_save_image, atomic_write_bytes, remove_leftovers
+from .fileio import (META_FILE, atomic_save_image, atomic_write_bytes, check_output_folder, remove_leftovers,
+                     replace_folder, written_by)
 from .metrics.plots import to_uint8
 from .translators import load_translator, translator_fingerprint
 
 log = logging.getLogger(__name__)
+
+WRITER = "crgan render"
+MANIFEST = ".export.json"
+
+
+def _check_partial(partial: Path, settings: dict) -> None:
+    """Resume ``partial`` if an export of the same settings started it, start it afresh if an export
+    of other settings did; refuse anything else (it is not ours to delete)."""
+    manifest = partial / MANIFEST
+    if not partial.exists():
+        return
+    if not partial.is_dir() or (not manifest.is_file() and any(partial.iterdir())):
+        raise ConfigError(f"{partial} exists and is not an unfinished `{WRITER}` export (no {MANIFEST}); "
+                          "move it away or choose another --out")
+    try:
+        made_with = json.loads(manifest.read_text()) if manifest.is_file() else None
+    except (OSError, ValueError):
+        made_with = None
+    if made_with != settings:  # a partial export of other settings (or another checkpoint): start over
+        log.warning("restarting %s: it was started with other settings or another checkpoint", partial)
+        shutil.rmtree(partial)
+    else:
+        remove_leftovers(partial)
 
 
 def _copy_test_split(samples, folder: Path) -> None:
@@ -73,12 +101,12 @@ def export_rendered(
 
     ``ckpt`` is a translator spec (CR-GAN or SPGAN checkpoint, or ``cut_and_paste``); ``masks``
     (``auto``/``folder``/``prior``) says where cut-and-paste takes the source masks from."""
-    out = Path(out)
     if contexts_per_image < 1 or batch_size < 1:
         raise ConfigError(f"contexts_per_image={contexts_per_image} and batch_size={batch_size} must be >= 1")
-    if (out / "meta.json").is_file() and not overwrite:
-        raise ConfigError(f"{out} already holds a complete export; pass --overwrite to replace it")
     src, tgt = load_reid_dataset(source, root), load_reid_dataset(target, root)
+    out = check_output_folder(out, WRITER, protected=(src.root, tgt.root))
+    if written_by(out) == WRITER and not overwrite:
+        raise ConfigError(f"{out} already holds a complete export; pass --overwrite to replace it")
     if tgt.num_cameras > 9:
         raise ConfigError(
             f"{tgt.name} has {tgt.num_cameras} cameras; Market-1501 file names hold one camera digit (at most 9)"
@@ -91,14 +119,8 @@ def export_rendered(
     partial = out.with_name(out.name + ".partial")
     settings = {"translator": translator_fingerprint(translator), "source": src.name, "target": tgt.name,
                 "height": height, "width": width, "contexts_per_image": contexts_per_image, "seed": seed}
-    manifest = partial / ".export.json"
-    if partial.exists():
-        made_with = json.loads(manifest.read_text()) if manifest.is_file() else None
-        if made_with != settings:  # a partial export of other settings (or another checkpoint): start over
-            log.warning("discarding %s: it was started with other settings or another checkpoint", partial)
-            shutil.rmtree(partial)
-        else:
-            remove_leftovers(partial)
+    _check_partial(partial, settings)
+    manifest = partial / MANIFEST
     train_dir = partial / SPLIT_FOLDERS["train"]
     train_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(manifest, json.dumps(settings).encode())
@@ -133,15 +155,9 @@ def export_rendered(
     bar.close()
     _copy_test_split(tgt.query, partial / SPLIT_FOLDERS["query"])
     _copy_test_split(tgt.gallery, partial / SPLIT_FOLDERS["gallery"])
-    meta = {"name": "rendered", "num_cameras": tgt.num_cameras, "source": src.name, "target": tgt.name,
-            "translator": str(ckpt), "method": translator.kind, "contexts_per_image": contexts_per_image, "seed": seed,
-            "height": height, "width": width, "num_images": {"train": len(jobs)}}
-    atomic_write_bytes(partial / "meta.json", json.dumps(meta, indent=2).encode())
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        os.replace(out, old)
-        os.replace(partial, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(partial, out)
-    return out
+    meta = {"name": "rendered", "written_by": WRITER, "num_cameras": tgt.num_cameras, "source": src.name,
+            "target": tgt.name, "translator": str(ckpt), "method": translator.kind,
+            "contexts_per_image": contexts_per_image, "seed": seed, "height": height, "width": width,
+            "num_images": {"train": len(jobs)}}
+    atomic_write_bytes(partial / META_FILE, json.dumps(meta, indent=2).encode())
+    return replace_folder(partial, out, WRITER)

@@ -1,25 +1,41 @@
-"""Writing files so that an interrupted run never leaves one that looks complete, and reading
-weight files safely.
+"""Writing files so that an interrupted run never leaves one that looks complete, replacing only
+folders the library wrote itself, and reading weight files safely.
 
 Every file the library writes (images, masks, plots, exported datasets) goes through
 :func:`atomic_write_bytes`: the bytes are written to a hidden ``.NAME.PID.part`` file beside the
 target and renamed over it, so a reader sees either the old file, no file, or the whole new
 one. The temporary name ends in ``.part``, not in an image extension, so dataset parsers never
 mistake a leftover for an image.
+
+Folders the library writes as a whole (the embedded benchmark's domains, rendered exports) carry
+a ``meta.json`` whose ``written_by`` field names their writer (``"crgan synth"``,
+``"crgan render"``). :func:`check_output_folder` refuses any other existing folder, a file, or a
+folder holding a dataset the command reads, with one message naming it; :func:`replace_folder`
+swaps a finished work folder into place, so a reader sees the old complete folder or the new one.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from .errors import WeightsError
+from .errors import ConfigError, WeightsError
 
 PART_SUFFIX = ".part"
+#: The file that marks a folder the library wrote as complete, and names its writer.
+META_FILE = "meta.json"
+#: Writers recognised in a ``meta.json`` written before ``written_by`` existed: the key they
+#: always wrote, and its value.
+_LEGACY_MARKS = {"crgan synth": ("generator", "crgan_lightning.data.synthetic"),
+                 "crgan render": ("name", "rendered")}
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -86,3 +102,76 @@ def read_state_dict(path: str | os.PathLike, what: str = "weight file") -> dict[
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{what} {path} does not hold a state dict of tensors")
     return state
+
+
+# ----------------------------------------------------------------------------- owned folders
+
+
+def read_meta(folder: str | os.PathLike) -> dict | None:
+    """The ``meta.json`` of ``folder`` as a dict, or None when it is absent or unreadable."""
+    try:
+        meta = json.loads((Path(folder) / META_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def written_by(folder: str | os.PathLike) -> str | None:
+    """Which of the library's writers made ``folder`` (``"crgan synth"``, ``"crgan render"``),
+    read from its ``meta.json``; None for any other folder."""
+    meta = read_meta(folder)
+    if meta is None:
+        return None
+    if isinstance(meta.get("written_by"), str):
+        return meta["written_by"]
+    for writer, (key, value) in _LEGACY_MARKS.items():
+        if meta.get(key) == value:
+            return writer
+    return None
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def check_output_folder(out: str | os.PathLike, writer: str, flag: str = "--out",
+                        protected: Iterable[str | os.PathLike] = ()) -> Path:
+    """Check that ``writer`` may write the folder ``out``; returns it as a Path.
+
+    Allowed: a path that does not exist yet, an empty folder, or a folder whose ``meta.json`` says
+    ``writer`` made it. Refused with a :class:`~crgan_lightning.errors.ConfigError` naming the
+    path: a file, any other non-empty folder, and a path equal to, inside or around one of
+    ``protected`` (the datasets the command reads)."""
+    out = Path(out).expanduser()
+    for folder in protected:
+        if _overlaps(out, Path(folder).expanduser()):
+            raise ConfigError(f"{flag} {out} overlaps {folder}, a dataset this command reads; "
+                              "choose a folder outside it")
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ConfigError(f"{flag} {out} is a file; expected a folder to create (or an earlier `{writer}` output)")
+    if out.is_dir() and any(out.iterdir()) and written_by(out) != writer:
+        raise ConfigError(f"{flag} {out} is a folder that `{writer}` did not write (no {META_FILE} of its own); "
+                          "nothing was changed: choose a new or empty folder")
+    return out
+
+
+def replace_folder(work: str | os.PathLike, final: str | os.PathLike, writer: str) -> Path:
+    """Move the finished folder ``work`` to ``final``. An existing ``final`` must be empty or have
+    been made by ``writer`` (else :class:`~crgan_lightning.errors.ConfigError`, nothing moved); it
+    is moved aside first and deleted only once ``work`` is in place, and put back if that fails."""
+    work, final = Path(work), Path(final)
+    check_output_folder(final, writer)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+        os.replace(final, old)
+    try:
+        os.replace(work, final)
+    except OSError:
+        if old is not None and not final.exists():
+            os.replace(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final

@@ -1,0 +1,146 @@
+"""Writers replace only what they wrote: every writer is run against a foreign folder, a file and
+a dataset's own folder, and must refuse with one line, exit 2, and leave everything as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from crgan_lightning.cli import main
+from crgan_lightning.errors import ConfigError
+from crgan_lightning.fileio import META_FILE, check_output_folder, replace_folder, written_by
+
+
+def snapshot(path: Path) -> dict[str, str]:
+    """Every file under ``path`` (or the file itself) with a hash of its bytes."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {str(p.relative_to(path.parent)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def thesis(tmp_path: Path) -> Path:
+    folder = tmp_path / "thesis"
+    (folder / "chapters").mkdir(parents=True)
+    (folder / "chapters" / "intro.tex").write_text("\\section{Introduction}\n")
+    (folder / "results.csv").write_text("rank1,mAP\n56.0,33.3\n")
+    return folder
+
+
+def render_argv(root: Path, out: Path, *extra: str) -> list[str]:
+    return ["render", "--ckpt", "cut_and_paste", "--source", "synth_a", "--target", "synth_b", "--root", str(root),
+            "--out", str(out), "--height", "64", "--width", "32", "--quiet", *extra]
+
+
+def assert_refused(capsys, code: int, *named: object) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    for thing in named:
+        assert str(thing) in err, err
+    return err
+
+
+# ----------------------------------------------------------------------------- fileio helpers
+
+
+def test_written_by_reads_the_writer_and_recognises_older_meta_files(tmp_path):
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / META_FILE).write_text(json.dumps({"written_by": "crgan render"}))
+    (tmp_path / "synth").mkdir()
+    (tmp_path / "synth" / META_FILE).write_text(json.dumps({"generator": "crgan_lightning.data.synthetic"}))
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / META_FILE).write_text(json.dumps({"name": "my dataset"}))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / META_FILE).write_text("{not json")
+    assert written_by(tmp_path / "new") == "crgan render"
+    assert written_by(tmp_path / "synth") == "crgan synth"
+    assert written_by(tmp_path / "user") is None
+    assert written_by(tmp_path / "broken") is None
+    assert written_by(tmp_path / "missing") is None
+
+
+def test_check_output_folder_allows_new_empty_and_own_folders_only(tmp_path):
+    assert check_output_folder(tmp_path / "new", "crgan render") == tmp_path / "new"
+    (tmp_path / "empty").mkdir()
+    check_output_folder(tmp_path / "empty", "crgan render")
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / META_FILE).write_text(json.dumps({"written_by": "crgan render"}))
+    check_output_folder(own, "crgan render")
+    with pytest.raises(ConfigError, match="did not write"):
+        check_output_folder(own, "crgan synth")  # another writer's folder
+    with pytest.raises(ConfigError, match="is a file"):
+        (tmp_path / "f.txt").write_text("x")
+        check_output_folder(tmp_path / "f.txt", "crgan render")
+    with pytest.raises(ConfigError, match="overlaps"):
+        check_output_folder(tmp_path / "data" / "sub", "crgan render", protected=[tmp_path / "data"])
+    with pytest.raises(ConfigError, match="overlaps"):
+        check_output_folder(tmp_path, "crgan render", protected=[tmp_path / "data"])
+
+
+def test_replace_folder_swaps_own_folders_and_refuses_foreign_ones(tmp_path):
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / META_FILE).write_text(json.dumps({"written_by": "crgan render", "v": 1}))
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / META_FILE).write_text(json.dumps({"written_by": "crgan render", "v": 2}))
+    replace_folder(work, final, "crgan render")
+    assert json.loads((final / META_FILE).read_text())["v"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing left aside
+    foreign = thesis(tmp_path)
+    before = snapshot(foreign)
+    work.mkdir()
+    with pytest.raises(ConfigError, match="thesis"):
+        replace_folder(work, foreign, "crgan render")
+    assert snapshot(foreign) == before and work.is_dir()
+
+
+# ----------------------------------------------------------------------------- crgan render
+
+
+def test_render_refuses_a_foreign_folder_with_one_line_and_keeps_it(tmp_path, synth_root, capsys):
+    folder = thesis(tmp_path)
+    before = snapshot(folder)
+    for extra in ((), ("--overwrite",)):
+        assert_refused(capsys, main(render_argv(synth_root, folder, *extra)), folder, "did not write")
+        assert snapshot(folder) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis"]  # no .partial, no .old
+
+
+def test_render_refuses_a_file_and_leaves_no_old_copy(tmp_path, synth_root, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    assert_refused(capsys, main(render_argv(synth_root, target, "--overwrite")), target, "is a file")
+    assert target.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("where", ["synth_a", "synth_b", ".", "synth_a/bounding_box_train"])
+def test_render_refuses_the_datasets_own_folders(synth_root, capsys, where):
+    out = (synth_root / where).resolve()
+    before = snapshot(synth_root)
+    assert_refused(capsys, main(render_argv(synth_root, out, "--overwrite")), out, "overlaps")
+    assert snapshot(synth_root) == before
+
+
+def test_render_refuses_a_foreign_partial_folder(tmp_path, synth_root, capsys):
+    partial = tmp_path / "export.partial"
+    partial.mkdir()
+    (partial / "draft.txt").write_text("mine")
+    assert_refused(capsys, main(render_argv(synth_root, tmp_path / "export")), partial)
+    assert (partial / "draft.txt").read_text() == "mine"
+
+
+def test_render_writes_into_an_empty_folder_and_replaces_its_own_export_only_with_overwrite(
+        tmp_path, synth_root, capsys):
+    out = tmp_path / "export"
+    out.mkdir()
+    assert main(render_argv(synth_root, out)) == 0
+    assert written_by(out) == "crgan render"
+    assert_refused(capsys, main(render_argv(synth_root, out)), out, "--overwrite")
+    assert main(render_argv(synth_root, out, "--overwrite", "--seed", "3")) == 0
+    assert json.loads((out / META_FILE).read_text())["seed"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
