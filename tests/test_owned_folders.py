@@ -144,3 +144,39 @@ def test_render_writes_into_an_empty_folder_and_replaces_its_own_export_only_wit
     assert main(render_argv(synth_root, out, "--overwrite", "--seed", "3")) == 0
     assert json.loads((out / META_FILE).read_text())["seed"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+# ----------------------------------------------------------------------------- crgan demo / compare
+
+
+@pytest.mark.parametrize("command", [
+    ["demo", "--root", "{root}", "--out", "{out}", "--crgan-epochs", "1", "--reid-epochs", "1"],
+    ["compare", "--source", "synth_a", "--target", "synth_b", "--root", "{root}", "--out", "{out}", "--seeds", "0"],
+])
+def test_run_commands_refuse_a_foreign_folder_and_a_file(tmp_path, synth_root, capsys, command):
+    folder = thesis(tmp_path)
+    before = snapshot(folder)
+    argv = [a.format(root=synth_root, out=folder) for a in command]
+    assert_refused(capsys, main(argv), folder, "did not write")
+    assert snapshot(folder) == before
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    argv = [a.format(root=synth_root, out=target) for a in command]
+    assert_refused(capsys, main(argv), target, "is a file")
+    assert target.read_text() == "keep me"
+
+
+def test_claim_run_folder_marks_a_new_folder_and_keeps_earlier_runs_of_the_same_writer(tmp_path):
+    from crgan_lightning.errors import ConfigError as Error
+    from crgan_lightning.fileio import RUN_MARKER, claim_run_folder
+
+    out = claim_run_folder(tmp_path / "runs", "crgan demo")
+    assert json.loads((out / RUN_MARKER).read_text()) == {"written_by": "crgan demo"}
+    (out / "seed0").mkdir()
+    assert claim_run_folder(out, "crgan demo") == out  # a rerun continues
+    with pytest.raises(Error, match="crgan demo"):
+        claim_run_folder(out, "crgan compare")
+    legacy = tmp_path / "legacy"
+    (legacy / "seed1" / "crgan").mkdir(parents=True)  # a run folder written before the marker existed
+    claim_run_folder(legacy, "crgan compare")
+    assert (legacy / RUN_MARKER).is_file()

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from .demo import EXPERIMENTS, run_stage, write_config
 from .errors import ConfigError, WeightsError
+from .fileio import claim_run_folder
 from .translators import CUT_AND_PASTE
 
 KEYS = ("rank1", "rank5", "rank10", "mAP")
@@ -89,6 +90,7 @@ def run_compare(
         "table1_missing": reason | None}``, also written to ``<out>/compare.json``.
     """
     folder, pair = pair_configs(source, target, configs)
+    claim_run_folder(out, "crgan compare")
     translator_overrides = translator_overrides or {}
     results: dict[str, dict[int, dict]] = {method: {} for method, _, _ in METHODS}
     for seed in seeds:

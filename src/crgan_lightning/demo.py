@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .errors import ConfigError
+from .fileio import claim_run_folder
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"  # the configs of a checkout
 CONFIGS = EXPERIMENTS / "synth_a2synth_b"
@@ -137,7 +138,7 @@ def run_demo(
     from .data.synthetic import generate_benchmark
 
     cfg = Path(configs) if configs else CONFIGS
-    out_dir = Path(out) / f"seed{seed}"
+    out_dir = claim_run_folder(out, "crgan demo") / f"seed{seed}"
     start = time.perf_counter()
     if not all((Path(root) / d / "meta.json").is_file() for d in ("synth_a", "synth_b")):
         print(f"[demo] generating the embedded benchmark under {root}", flush=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterable
@@ -153,6 +154,34 @@ def check_output_folder(out: str | os.PathLike, writer: str, flag: str = "--out"
     if out.is_dir() and any(out.iterdir()) and written_by(out) != writer:
         raise ConfigError(f"{flag} {out} is a folder that `{writer}` did not write (no {META_FILE} of its own); "
                           "nothing was changed: choose a new or empty folder")
+    return out
+
+
+RUN_MARKER = ".crgan-run.json"
+_RUN_ENTRY = re.compile(r"^(seed\d+|compare\.json|\..*)$")
+
+
+def claim_run_folder(out: str | os.PathLike, writer: str, flag: str = "--out") -> Path:
+    """Make ``out`` the run folder of ``writer`` (``"crgan demo"``, ``"crgan compare"``), creating it
+    and its :data:`RUN_MARKER`; returns it. A folder that ``writer`` made earlier is reused (its
+    runs continue). A file, or a non-empty folder that holds anything but ``seed<N>`` runs, is
+    refused with a :class:`~crgan_lightning.errors.ConfigError` naming it."""
+    out = Path(out).expanduser()
+    marker = out / RUN_MARKER
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ConfigError(f"{flag} {out} is a file; expected a run folder to create (or an earlier `{writer}` run)")
+    if marker.is_file():
+        try:
+            owner = json.loads(marker.read_text()).get("written_by")
+        except (OSError, ValueError, AttributeError):
+            owner = None
+        if owner != writer:
+            raise ConfigError(f"{flag} {out} holds runs of `{owner}`, not of `{writer}`; choose another folder")
+    elif out.is_dir() and not all(_RUN_ENTRY.match(p.name) for p in out.iterdir()):
+        raise ConfigError(f"{flag} {out} is a folder that `{writer}` did not write (no {RUN_MARKER}); "
+                          "nothing was changed: choose a new or empty folder")
+    if not marker.is_file():
+        atomic_write_bytes(marker, json.dumps({"written_by": writer}).encode())
     return out
 
 
