@@ -14,7 +14,7 @@ from crgan_lightning.callbacks.rendering import ContextRenderingCallback
 from crgan_lightning.cli import main
 from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC
 from crgan_lightning.errors import ConfigError
-from crgan_lightning.modules.reid import ReIDModule, warmup_multistep
+from crgan_lightning.modules.reid import ReIDModule, warmup_cosine, warmup_multistep
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -123,6 +123,33 @@ def test_warmup_multistep_factors():
     f = warmup_multistep(warmup_epochs=4, milestones=[10, 20], gamma=0.1, warmup_factor=0.01)
     assert f(0) == pytest.approx(0.01) and f(2) == pytest.approx(0.505) and f(4) == 1.0
     assert f(10) == pytest.approx(0.1) and f(25) == pytest.approx(0.01)
+
+
+def test_warmup_cosine_warms_up_per_iteration_then_decays_to_the_floor():
+    f = warmup_cosine(warmup_iters=10, total_iters=110, warmup_factor=0.1, min_factor=0.01)
+    assert f(0) == pytest.approx(0.1) and f(5) == pytest.approx(0.55) and f(10) == pytest.approx(1.0)
+    assert f(60) == pytest.approx(0.505)  # half-way through the decay
+    assert f(110) == pytest.approx(0.01) and f(500) == pytest.approx(0.01)
+    assert all(f(i) >= f(i + 1) for i in range(10, 120))
+
+
+def test_cosine_schedule_steps_per_iteration_with_adamw():
+    module = _module(lr_schedule="cosine", warmup_iters=3, optimizer_name="adamw", lr=1e-3)
+    module.trainer = type("T", (), {"estimated_stepping_batches": 20})()
+    conf = module.configure_optimizers()
+    assert isinstance(conf["optimizer"], torch.optim.AdamW)
+    assert conf["lr_scheduler"]["interval"] == "step"
+    sched = conf["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(20):
+        lrs.append(conf["optimizer"].param_groups[0]["lr"])
+        conf["optimizer"].step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1e-5) and lrs[3] == pytest.approx(1e-3)
+    assert lrs[-1] < 0.05 * lrs[3]
+    for bad in ({"lr_schedule": "linear"}, {"optimizer_name": "sgd"}, {"lr": -1.0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            _module(**bad)
 
 
 def test_missing_identity_count_is_a_clear_error():

@@ -4,6 +4,7 @@ and evaluates it on the target query/gallery with CMC, mAP and mINP."""
 from __future__ import annotations
 
 import logging
+import math
 
 import pytorch_lightning as pl
 import torch
@@ -36,6 +37,25 @@ def warmup_multistep(warmup_epochs: int, milestones: list[int], gamma: float, wa
     return factor
 
 
+def warmup_cosine(warmup_iters: int, total_iters: int, warmup_factor: float, min_factor: float):
+    """Learning-rate factor per iteration: linear warm-up from ``warmup_factor`` to 1 over
+    ``warmup_iters`` iterations, then a cosine decay to ``min_factor`` at ``total_iters``. Suits
+    short schedules trained from scratch, where a per-epoch warm-up would take a large share of
+    all updates."""
+
+    def factor(step: int) -> float:
+        if step < warmup_iters:
+            alpha = step / warmup_iters
+            return warmup_factor * (1 - alpha) + alpha
+        progress = min(1.0, (step - warmup_iters) / max(1, total_iters - warmup_iters))
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+LR_SCHEDULES = ("multistep", "cosine")
+
+
 class ReIDModule(pl.LightningModule):
     """Re-id training and evaluation.
 
@@ -62,8 +82,13 @@ class ReIDModule(pl.LightningModule):
             set the DataModule's ``erasing_p`` to 0 and this one instead: the generator then
             renders unerased persons, as in its own training, and every image the re-id network
             sees is erased alike.
-        lr, weight_decay, warmup_epochs, warmup_factor, milestones, gamma: the default Adam
-            optimiser with warm-up + multi-step schedule (per epoch).
+        lr, weight_decay: the default optimiser (``optimizer_name``: ``adam``, or ``adamw`` with
+            decoupled weight decay, which suits training from scratch).
+        lr_schedule: ``multistep`` (per epoch: ``warmup_epochs`` of linear warm-up, then ``gamma``
+            at each of ``milestones``; the standard ResNet-50 recipe) or ``cosine`` (per
+            iteration: ``warmup_iters`` of linear warm-up, then a cosine decay to
+            ``min_lr_factor`` times ``lr`` at the last iteration; for short schedules from scratch).
+        warmup_factor: the learning-rate factor the warm-up starts from.
         optimizer, scheduler: injected from the CLI/YAML instead of the defaults
             (``class_path: torch.optim.SGD`` ...); the scheduler is stepped per epoch.
         distance, rerank, max_rank: evaluation (see :class:`~crgan_lightning.metrics.ReIDMetric`).
@@ -93,10 +118,14 @@ class ReIDModule(pl.LightningModule):
         batch_erasing_p: float = 0.0,
         lr: float = 3.5e-4,
         weight_decay: float = 5e-4,
+        optimizer_name: str = "adam",
+        lr_schedule: str = "multistep",
         warmup_epochs: int = 10,
+        warmup_iters: int = 0,
         warmup_factor: float = 0.01,
         milestones: list[int] | None = None,
         gamma: float = 0.1,
+        min_lr_factor: float = 0.01,
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
         distance: str = "euclidean",
@@ -114,6 +143,13 @@ class ReIDModule(pl.LightningModule):
             )
         if not 0.0 <= batch_erasing_p <= 1.0:
             raise ConfigError(f"batch_erasing_p={batch_erasing_p} is not a probability; expected a value in [0, 1]")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule={lr_schedule!r} is unknown; expected one of {', '.join(LR_SCHEDULES)}")
+        if optimizer_name not in ("adam", "adamw"):
+            raise ConfigError(f"optimizer_name={optimizer_name!r} is unknown; expected adam or adamw")
+        if lr <= 0 or weight_decay < 0 or warmup_iters < 0 or warmup_epochs < 0:
+            raise ConfigError(f"lr={lr}, weight_decay={weight_decay}, warmup_iters={warmup_iters}, "
+                              f"warmup_epochs={warmup_epochs}: expected lr > 0 and the others >= 0")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.net = ReIDNet(
             backbone=backbone, pretrained=pretrained, pretrained_path=pretrained_path, last_stride=last_stride,
@@ -168,18 +204,24 @@ class ReIDModule(pl.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
+        hp = self.hparams
         if self.optimizer_factory is not None:
             optimizer = self.optimizer_factory(params)
         else:
-            optimizer = torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+            kind = torch.optim.AdamW if hp.optimizer_name == "adamw" else torch.optim.Adam
+            optimizer = kind(params, lr=hp.lr, weight_decay=hp.weight_decay)
         if self.scheduler_factory is not None:
-            scheduler = self.scheduler_factory(optimizer)
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
+        if hp.lr_schedule == "cosine":
+            total = int(self.trainer.estimated_stepping_batches)
+            factor = warmup_cosine(hp.warmup_iters, total, hp.warmup_factor, hp.min_lr_factor)
+            interval = "step"
         else:
-            hp = self.hparams
-            scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, warmup_multistep(hp.warmup_epochs, self.milestones, hp.gamma, hp.warmup_factor)
-            )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+            factor = warmup_multistep(hp.warmup_epochs, self.milestones, hp.gamma, hp.warmup_factor)
+            interval = "epoch"
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     # ------------------------------------------------------------------ evaluation
 
