@@ -228,3 +228,36 @@ def test_a_run_folder_moved_elsewhere_resumes_into_its_own_last_checkpoint(tmp_p
     assert sorted(p.name for p in ckpt.parent.glob("last*.ckpt")) == ["last.ckpt"]
     done = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
     assert done["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] == 2 and done["global_step"] == 4
+
+
+def test_also_test_logs_a_second_pooling_equal_to_evaluating_it_alone(synth_root):
+    import pytorch_lightning as pl
+
+    from crgan_lightning.data.datamodule import CrossDomainDataModule
+    from crgan_lightning.metrics import compute_distance, evaluate_rank
+
+    torch.manual_seed(0)
+    dm = CrossDomainDataModule(root=str(synth_root), height=64, width=32, batch_size=16, num_workers=0,
+                               with_target=False)
+    dm.setup("test")
+    module = ReIDModule(num_source_pids=dm.num_source_pids, num_query=dm.num_query, backbone="resnet10t",
+                        pretrained=False, test_pooling="avg", distance="cosine", also_test={"lmp": "euclidean"},
+                        lmp_parts=4, ranked_list_queries=0)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    scores = trainer.test(module, datamodule=dm, verbose=False)[0]
+    module.eval()
+    feats, pids, cams = [], [], []
+    with torch.no_grad():
+        for batch in dm.test_dataloader():
+            feats.append(module.net.extract(batch[IMAGE], pooling="lmp"))
+            pids.append(batch[PID])
+            cams.append(batch[CAMID])
+    feats, pids, cams = torch.cat(feats), torch.cat(pids), torch.cat(cams)
+    q = dm.num_query
+    cmc, mean_ap = evaluate_rank(compute_distance(feats[:q], feats[q:], "euclidean"), pids[:q], pids[q:],
+                                 cams[:q], cams[q:])
+    assert scores["test/lmp_mAP"] == pytest.approx(mean_ap * 100, abs=1e-3)
+    assert scores["test/lmp_rank1"] == pytest.approx(cmc[0] * 100, abs=1e-3)
+    assert "test/mAP" in scores and scores["test/mAP"] != scores["test/lmp_mAP"]
+    with pytest.raises(ConfigError, match="also_test"):
+        _module(also_test={"gem": "cosine"})

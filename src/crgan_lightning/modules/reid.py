@@ -92,6 +92,9 @@ class ReIDModule(pl.LightningModule):
         optimizer, scheduler: injected from the CLI/YAML instead of the defaults
             (``class_path: torch.optim.SGD`` ...); the scheduler is stepped per epoch.
         distance, rerank, max_rank: evaluation (see :class:`~crgan_lightning.metrics.ReIDMetric`).
+        also_test: further evaluations in the same pass, ``{pooling: distance}`` (e.g.
+            ``{"lmp": "euclidean"}``: the poster's LMP row next to a BN-neck/cosine default); each is
+            logged as ``<stage>/<pooling>_<metric>`` (``test/lmp_mAP``).
         ranked_list_queries, ranked_list_topk: size of the ranked-list picture (0 disables it).
         channels_last: run the network in channels-last memory format (faster on GPUs with AMP).
     """
@@ -131,6 +134,7 @@ class ReIDModule(pl.LightningModule):
         distance: str = "euclidean",
         rerank: bool = False,
         max_rank: int = 50,
+        also_test: dict[str, str] | None = None,
         ranked_list_queries: int = 6,
         ranked_list_topk: int = 8,
         channels_last: bool = False,
@@ -163,6 +167,12 @@ class ReIDModule(pl.LightningModule):
         self.milestones = list(milestones) if milestones is not None else [40, 70]
         self.num_query = num_query
         self.metric: ReIDMetric | None = None
+        self.also_test = dict(also_test or {})
+        for pooling, distance in self.also_test.items():
+            if pooling not in ("avg", "max", "lmp") or distance not in ("euclidean", "cosine"):
+                raise ConfigError(f"also_test={{{pooling!r}: {distance!r}}}: expected a pooling of avg/max/lmp "
+                                  "mapped to a distance of euclidean/cosine")
+        self.extra_metrics: dict[str, ReIDMetric] = {}
 
     # ------------------------------------------------------------------ training
 
@@ -232,17 +242,30 @@ class ReIDModule(pl.LightningModule):
         self.metric = ReIDMetric(num_query=self.num_query, max_rank=hp.max_rank, metric=hp.distance,
                                  rerank=hp.rerank, ranked_queries=hp.ranked_list_queries,
                                  ranked_topk=hp.ranked_list_topk).to(self.device)
+        self.extra_metrics = {
+            pooling: ReIDMetric(num_query=self.num_query, max_rank=hp.max_rank, metric=distance, rerank=hp.rerank,
+                                ranked_queries=0).to(self.device)
+            for pooling, distance in self.also_test.items()}
 
     def _eval_step(self, batch: dict) -> None:
-        feats = self.net.extract(self._input(batch[IMAGE]))
+        images = self._input(batch[IMAGE])
+        feats = self.net.extract(images)
         self.metric.update(feats.float(), batch[PID], batch[CAMID], batch[INDEX])
+        for pooling, metric in self.extra_metrics.items():
+            metric.update(self.net.extract(images, pooling=pooling).float(), batch[PID], batch[CAMID], batch[INDEX])
 
     def _eval_end(self, stage: str) -> dict[str, float]:
         if self.trainer.sanity_checking:  # a few batches may hold no gallery at all: nothing to rank
-            self.metric.reset()
+            for metric in (self.metric, *self.extra_metrics.values()):
+                metric.reset()
             return {}
         results = self.metric.compute()
-        scores = {f"{stage}/{k}": float(results[k]) * 100 for k in ("rank1", "rank5", "rank10", "mAP", "mINP")}
+        keys = ("rank1", "rank5", "rank10", "mAP", "mINP")
+        scores = {f"{stage}/{k}": float(results[k]) * 100 for k in keys}
+        for pooling, metric in self.extra_metrics.items():
+            extra = metric.compute()
+            scores.update({f"{stage}/{pooling}_{k}": float(extra[k]) * 100 for k in keys})
+            metric.reset()
         self.log_dict(scores, sync_dist=False, prog_bar=stage == "val")
         if self.trainer.is_global_zero:
             self._save_pictures(stage, results)
