@@ -287,7 +287,7 @@ def test_leftover_work_folders_do_not_break_a_run(tmp_path):
 
 def test_interrupted_run_leaves_no_complete_looking_folder(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = synthetic._render_job
+    real = synthetic.writer._render_job
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -295,7 +295,7 @@ def test_interrupted_run_leaves_no_complete_looking_folder(tmp_path, monkeypatch
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(synthetic, "_render_job", failing)
+    monkeypatch.setattr(synthetic.writer, "_render_job", failing)
     with pytest.raises(KeyboardInterrupt):
         generate_domain(tmp_path, "synth_a", 0, **TINY)
     assert list(tmp_path.iterdir()) == []
