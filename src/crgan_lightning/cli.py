@@ -92,10 +92,15 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     paths = generate_benchmark(
         args.out, seed=args.seed, num_train_ids=args.ids, num_test_ids=args.test_ids,
         height=args.height, width=args.width, overwrite=args.overwrite, progress=not args.quiet,
+        mask_quality=args.mask_quality, clothing_shift=args.clothing_shift, oracle=args.oracle,
     )
     print(f"embedded benchmark under {args.out} ({time.perf_counter() - start:.1f} s)")
     for name in paths:
-        print(load_reid_dataset(name, args.out).summary())
+        dataset = load_reid_dataset(name, args.out)
+        print(dataset.summary())
+        meta = dataset.extra["meta"]
+        if meta.get("mask_iou") is not None:
+            print(f"{name}: {meta['mask_quality']} masks, mean IoU {meta['mask_iou']:.3f} to the exact masks")
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
@@ -173,14 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    from .data.synthetic import HEIGHT, NUM_TEST_IDS, NUM_TRAIN_IDS, WIDTH
+
     p = sub.add_parser("synth", help="write the embedded two-domain benchmark (synth_a, synth_b)")
     p.add_argument("--out", default="data", help="data root to write synth_a/ and synth_b/ into (default: data)")
     p.add_argument("--seed", type=int, default=0, help="generation seed (default: 0)")
-    p.add_argument("--ids", type=int, default=120, help="training identities per domain (default: 120)")
-    p.add_argument("--test-ids", type=int, default=100, help="test identities per domain (default: 100)")
-    p.add_argument("--height", type=int, default=128, help="image height (default: 128)")
-    p.add_argument("--width", type=int, default=64, help="image width (default: 64)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing complete dataset")
+    p.add_argument("--ids", type=int, default=NUM_TRAIN_IDS,
+                   help=f"training identities per domain (default: {NUM_TRAIN_IDS})")
+    p.add_argument("--test-ids", type=int, default=NUM_TEST_IDS,
+                   help=f"test identities per domain (default: {NUM_TEST_IDS})")
+    p.add_argument("--height", type=int, default=HEIGHT, help=f"image height (default: {HEIGHT})")
+    p.add_argument("--width", type=int, default=WIDTH, help=f"image width (default: {WIDTH})")
+    p.add_argument("--mask-quality", default="exact", choices=["exact", "segmentation"],
+                   help="person masks: exact, or degraded as a segmentation model's (mean IoU printed; default exact)")
+    p.add_argument("--clothing-shift", type=float, default=0.0,
+                   help="> 0: synth_b's people dress darker, a clothing shift between the domains (default 0: off)")
+    p.add_argument("--oracle", action="store_true",
+                   help="also write synth_a_in_b: synth_a's people drawn in synth_b (the oracle rendering)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing complete dataset written by crgan synth")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
 

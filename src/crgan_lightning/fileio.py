@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -193,7 +194,8 @@ def replace_folder(work: str | os.PathLike, final: str | os.PathLike, writer: st
     check_output_folder(final, writer)
     old = None
     if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+        host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+        old = final.with_name(f".{final.name}.old-{host}-{os.getpid()}-{secrets.token_hex(4)}")
         os.replace(final, old)
     try:
         os.replace(work, final)

@@ -27,7 +27,8 @@ import torch
 from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError
+from ..fileio import read_meta
 from .datasets import ReIDDataset, ReIDSample, get_spec, load_reid_dataset
 from .images import read_image
 from .keys import CAMID, IMAGE, INDEX, PID, SOURCE, TARGET
@@ -37,7 +38,7 @@ from .transforms import apply_transforms, build_transforms
 
 log = logging.getLogger(__name__)
 
-SYNTHETIC_DATASETS = ("synth_a", "synth_b")
+SYNTHETIC_DATASETS = ("synth_a", "synth_b", "synth_a_in_b")
 
 
 class ReIDImageDataset(Dataset):
@@ -167,16 +168,26 @@ class CrossDomainDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------------ datasets
 
     def _ensure_synthetic(self) -> None:
-        missing = []
-        for name in {self.source_name, self.target_name}:
-            spec = get_spec(name)
-            if spec.name in SYNTHETIC_DATASETS and not (self.root / spec.name / "meta.json").is_file():
-                missing.append(spec.name)
-        if missing and self.generate_synthetic:
-            from .synthetic import generate_benchmark
+        """Generate missing embedded datasets (``generate_synthetic``); refuse one written by
+        another version of the generator, so that versions are never mixed in a run."""
+        from .synthetic import GENERATOR_VERSION, generate_benchmark
 
-            log.info("generating the embedded benchmark %s under %s", sorted(missing), self.root)
-            generate_benchmark(self.root, seed=self.synthetic_seed, domains=sorted(missing))
+        missing = []
+        for name in sorted({self.source_name, self.target_name}):
+            spec = get_spec(name)
+            if spec.name not in SYNTHETIC_DATASETS:
+                continue
+            meta = read_meta(self.root / spec.name)
+            if meta is None:
+                missing.append(spec.name)
+            elif meta.get("generator_version", 1) != GENERATOR_VERSION:
+                raise DatasetError(
+                    f"{self.root / spec.name} holds version {meta.get('generator_version', 1)} of the embedded "
+                    f"benchmark; this library trains on version {GENERATOR_VERSION}: "
+                    f"run `crgan synth --out {self.root} --overwrite` (add --oracle for synth_a_in_b)")
+        if missing and self.generate_synthetic:
+            log.info("generating the embedded benchmark %s under %s", missing, self.root)
+            generate_benchmark(self.root, seed=self.synthetic_seed, domains=missing)
 
     def _dataset(self, name: str) -> ReIDDataset:
         if name not in self._datasets:

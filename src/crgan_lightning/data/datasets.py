@@ -197,8 +197,12 @@ def _parse_with_meta(name: str, how_to_make: str) -> Callable[[Path], ReIDDatase
                 f"{name}: cannot read {meta_file} ({exc}); {how_to_make}"
             ) from None
         splits = {}
+        counts = meta.get("num_images") if isinstance(meta.get("num_images"), dict) else {}
         for split, folder in SPLIT_FOLDERS.items():
             d = _require_dir(root / folder, name, f"{MARKET_LAYOUT} under {root}")
+            if counts.get(split) == 0 and split != "train":  # a training-only dataset (the oracle rendering)
+                splits[split] = []
+                continue
             splits[split] = parse_flat_folder(d, name, regex, "0002_c1s1_000451_00.jpg", num_cameras, True)
         return ReIDDataset(name, root, num_cameras=num_cameras, extra={"meta": meta}, **splits)
 
@@ -330,7 +334,7 @@ def _has_meta_named(name: str) -> Callable[[Path], bool]:
     return lambda p: _has_market_splits(p) and _meta_name(p) == name
 
 
-for _synth in ("synth_a", "synth_b"):
+for _synth in ("synth_a", "synth_b", "synth_a_in_b"):
     register_dataset(DatasetSpec(
         _synth, (_synth.replace("_", ""),), (_synth,),
         f"{MARKET_LAYOUT} and a meta.json naming {_synth} (written by `crgan synth`)",

@@ -69,9 +69,10 @@ from .render import (  # noqa: F401
 from .scenes import SCENES, _texture  # noqa: F401
 from .shots import VIEWS, Occluder, Shot, sample_shot  # noqa: F401
 from .styles import _cam  # noqa: F401
+from .styles import SYNTH_DATASETS, SynthDataset  # noqa: F401
 from .writer import (  # noqa: F401
-    GENERATOR_VERSION, JPEG_QUALITY, META_FILE, _check_existing, _clean_stale, _host, _meta, _owner_alive,
-    _swap_into_place, _write_domain,
+    DEFAULT_DOMAINS, GENERATOR_VERSION, HEIGHT, JPEG_QUALITY, META_FILE, NUM_TEST_IDS, NUM_TRAIN_IDS, WIDTH,
+    _check_existing, _clean_stale, _host, _meta, _owner_alive, _write_domain,
 )
 
 __all__ = [

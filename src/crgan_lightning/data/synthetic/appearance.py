@@ -4,6 +4,7 @@ serves both domains)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -81,6 +82,9 @@ class Appearance:
     carry_side: int  # +1: on the person's left, -1: on the right
 
 
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
 def _weighted_index(rng: np.random.Generator, weights: Sequence[float]) -> int:
     """An index drawn with probability proportional to ``weights``."""
     w = np.asarray(weights, dtype=np.float64)
@@ -94,10 +98,13 @@ def _jitter_colour(rng: np.random.Generator, rgb: Sequence[float], amount: float
     return tuple(int(v) for v in np.clip(np.round(c), 0, 255))  # type: ignore[return-value]
 
 
-def _clothing_colour(rng: np.random.Generator, lower: bool = False, avoid: int | None = None) -> tuple[int, RGB]:
+def _clothing_colour(rng: np.random.Generator, lower: bool = False, avoid: int | None = None,
+                     dark_bias: float = 0.0) -> tuple[int, RGB]:
     """A clothing palette entry (upper- or ``lower``-body weights, never ``avoid``): its index and
-    jittered colour."""
-    weights = [c[3] if lower else c[2] for c in _CLOTHING]
+    jittered colour. ``dark_bias`` > 0 favours dark colours (weight times ``exp(-dark_bias * luma)``,
+    luma in [0, 1]): a shift of the clothing distribution, such as winter clothes."""
+    weights = [(c[3] if lower else c[2]) * math.exp(-dark_bias * float(np.dot(_LUMA, c[1])) / 255.0)
+               for c in _CLOTHING]
     if avoid is not None:
         weights[avoid] = 0.0
     i = _weighted_index(rng, weights)
@@ -111,15 +118,16 @@ def _skin_tone(rng: np.random.Generator) -> RGB:
     return _jitter_colour(rng, _SKIN_ANCHORS[k] * (1 - (t - k)) + _SKIN_ANCHORS[k + 1] * (t - k), 5.0)
 
 
-def sample_appearance(rng: np.random.Generator) -> Appearance:
-    """Draw one identity's look. The same distribution serves both domains."""
-    iu, upper = _clothing_colour(rng)
-    _, upper2 = _clothing_colour(rng, avoid=iu)
+def sample_appearance(rng: np.random.Generator, dark_bias: float = 0.0) -> Appearance:
+    """Draw one identity's look. The same distribution serves both domains unless ``dark_bias``
+    shifts one domain's clothing towards dark colours (see :func:`_clothing_colour`)."""
+    iu, upper = _clothing_colour(rng, dark_bias=dark_bias)
+    _, upper2 = _clothing_colour(rng, avoid=iu, dark_bias=dark_bias)
     pattern = PATTERNS[_weighted_index(rng, (0.40, 0.15, 0.15, 0.15, 0.15))]
     stripe_period = float(rng.uniform(0.04, 0.075))
     long_sleeves = bool(rng.random() < 0.55)
-    coat = bool(rng.random() < 0.15)
-    _, lower = _clothing_colour(rng, lower=True)
+    coat = bool(rng.random() < 0.15 + 0.1 * dark_bias)
+    _, lower = _clothing_colour(rng, lower=True, dark_bias=dark_bias)
     lower_kind = ("trousers", "shorts", "skirt")[_weighted_index(rng, (0.65, 0.15, 0.20))]
     skin = _skin_tone(rng)
     legwear = skin if rng.random() < 0.6 else _jitter_colour(rng, (30, 30, 34), 6.0)

@@ -8,6 +8,11 @@ from numbers import Integral
 from ...errors import ConfigError
 from .styles import DOMAINS, DomainStyle
 
+#: The benchmark's default size (see the README for why 64 x 32): identities per domain and image size.
+NUM_TRAIN_IDS = 500
+NUM_TEST_IDS = 500
+HEIGHT = 64
+WIDTH = 32
 MIN_HEIGHT = 32
 MIN_WIDTH = 16
 MAX_PID = 9999  # four digits in the file names

@@ -29,10 +29,12 @@ def _colour_matrix(cam: CameraStyle) -> np.ndarray:
         s * np.eye(3, dtype=np.float32) + (1 - s) * np.ones((3, 1), np.float32) * _LUMA[None, :])
 
 
-def _tone(img: np.ndarray, cam: CameraStyle, light: float) -> np.ndarray:
-    """Colour, illumination, gamma, haze and vignette: RGB uint8 in, float32 in [0, 1] out."""
+def _tone(img: np.ndarray, cam: CameraStyle, light: float,
+          tone: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """Colour, illumination (times the image's ``light`` and per-channel ``tone``), gamma, haze
+    and vignette: RGB uint8 in, float32 in [0, 1] out."""
     h, w = img.shape[:2]
-    matrix = _colour_matrix(cam)
+    matrix = np.diag(np.asarray(tone, np.float32)) @ _colour_matrix(cam)
     x = img.astype(np.float32) / 255.0
     x = x @ matrix.T.astype(np.float32)
     x *= cam.brightness * light
@@ -54,11 +56,21 @@ def _add_noise(y: np.ndarray, cam: CameraStyle, noise_seed: int) -> np.ndarray:
         + rng.standard_normal((h, w, 1), dtype=np.float32) * (cam.noise * 0.5)
 
 
-def _apply_camera(img: np.ndarray, cam: CameraStyle, light: float, noise_seed: int) -> np.ndarray:
-    """Render a clean RGB uint8 image as camera ``cam`` sees it (tone, light, optics, noise)."""
+def _lower_resolution(out: Image.Image, resolution: float) -> Image.Image:
+    """The image as a sensor of ``resolution`` times its size sees it, scaled back up."""
+    if resolution >= 1.0:
+        return out
+    w, h = out.size
+    small = out.resize((max(1, round(w * resolution)), max(1, round(h * resolution))), Image.BILINEAR)
+    return small.resize((w, h), Image.BILINEAR)
+
+
+def _apply_camera(img: np.ndarray, cam: CameraStyle, light: float, noise_seed: int,
+                  tone: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """Render a clean RGB uint8 image as camera ``cam`` sees it (tone, light, resolution, optics, noise)."""
     h = img.shape[0]
-    x = _tone(img, cam, light)
-    out = Image.fromarray((np.clip(x, 0, 1) * 255.0 + 0.5).astype(np.uint8))
+    x = _tone(img, cam, light, tone)
+    out = _lower_resolution(Image.fromarray((np.clip(x, 0, 1) * 255.0 + 0.5).astype(np.uint8)), cam.resolution)
     if cam.blur > 0:
         out = out.filter(ImageFilter.GaussianBlur(cam.blur * h / 128.0))
     y = np.asarray(out, np.float32)

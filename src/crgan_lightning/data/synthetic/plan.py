@@ -11,7 +11,15 @@ from .render import (
     _STREAM_DISTRACTOR_SHOT, _STREAM_SCHEDULE, _STREAM_SHOT, _appearance, _render, _rng,
 )
 from .shots import sample_shot
-from .styles import DOMAINS
+from .styles import SYNTH_DATASETS
+
+#: The people whose clothing ``clothing_shift`` moves towards dark colours.
+SHIFTED_PEOPLE = "synth_b"
+
+
+def dark_bias(people: str, clothing_shift: float) -> float:
+    """The clothing bias of ``people`` under ``clothing_shift`` (only synth_b's people shift)."""
+    return float(clothing_shift) if people == SHIFTED_PEOPLE else 0.0
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,8 @@ def _distractor_jobs(domain: str, seed: int, num_test_ids: int, num_cameras: int
 
 
 def _plan(domain: str, seed: int, num_train_ids: int, num_test_ids: int) -> list[_Job]:
-    """Which images a domain holds: pid, camera, split and file name of each."""
-    num_cameras = DOMAINS[domain].num_cameras
+    """Which images a dataset of :data:`SYNTH_DATASETS` holds: pid, camera, split and file name of each."""
+    num_cameras = SYNTH_DATASETS[domain].style.num_cameras
     jobs: list[_Job] = []
     for pid in range(1, num_train_ids + num_test_ids + 1):
         jobs += _identity_jobs(domain, seed, pid, pid > num_train_ids, num_cameras)
@@ -89,14 +97,17 @@ def _plan(domain: str, seed: int, num_train_ids: int, num_test_ids: int) -> list
     return jobs
 
 
-def _render_job(domain: str, seed: int, job: _Job, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The image and mask of one planned file."""
-    style = DOMAINS[domain]
+def _render_job(domain: str, seed: int, job: _Job, height: int, width: int,
+                clothing_shift: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The image, person mask and context mask (see :func:`_render`) of one planned file of the
+    dataset ``domain``: its people's appearance, drawn in its contexts' cameras and scenes."""
+    ds = SYNTH_DATASETS[domain]
+    bias = dark_bias(ds.people, clothing_shift)
     if job.pid == 0:
-        app = _appearance(domain, seed, 0, job.index)
+        app = _appearance(ds.people, seed, 0, job.index, bias)
         rng = _rng(seed, domain, _STREAM_DISTRACTOR_SHOT, job.index)
-        shot = sample_shot(rng, style, job.cam, distractor=True)
+        shot = sample_shot(rng, ds.style, job.cam, distractor=True)
     else:
-        app = _appearance(domain, seed, job.pid)
-        shot = sample_shot(_rng(seed, domain, _STREAM_SHOT, job.pid, job.cam, job.index), style, job.cam)
-    return _render(domain, seed, app, shot, height, width)
+        app = _appearance(ds.people, seed, job.pid, -1, bias)
+        shot = sample_shot(_rng(seed, domain, _STREAM_SHOT, job.pid, job.cam, job.index), ds.style, job.cam)
+    return _render(ds.contexts, seed, app, shot, height, width, True, dark_bias(ds.contexts, clothing_shift))

@@ -1,6 +1,20 @@
 """The two synthetic domains: what each camera looks at and how it renders colour
-(:class:`CameraStyle`), a domain's cameras and occluders (:class:`DomainStyle`), and the
-:data:`DOMAINS` registry holding ``synth_a`` and ``synth_b``."""
+(:class:`CameraStyle`), a domain's cameras, contexts and occluders (:class:`DomainStyle`), the
+:data:`DOMAINS` registry holding ``synth_a`` and ``synth_b``, and :data:`SYNTH_DATASETS`, the
+folders the generator writes: each domain, and the oracle ``synth_a_in_b`` (synth_a's people
+drawn by synth_b's cameras in synth_b's contexts).
+
+The domain gap has four parts, each a setting here:
+
+* **background context** -- the scenes (``CameraStyle.scene``), ``places_per_camera`` spots
+  along each camera's view, passers-by (``bystander_prob``) and occluders;
+* **colour tone and illumination** -- per camera (``gains``, ``saturation``, ``brightness``,
+  ``gamma``, ``haze``) and per image (``light_jitter``, ``tone_jitter``), acting on the person
+  as well as the background (the part cut-and-paste cannot capture);
+* **resolution, blur and noise** -- per camera (``resolution``, ``blur``, ``noise``);
+* optionally **clothing** -- ``generate_benchmark(clothing_shift=...)`` makes synth_b's people
+  dress darker (off by default).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +34,8 @@ class CameraStyle:
     (output = input ** gamma on [0, 1]), ``haze`` (blend towards ``haze_colour``), ``vignette``
     (darkening towards the corners), Gaussian ``blur`` (radius in pixels at 128-pixel image
     height, scaled with the image size) and additive sensor ``noise`` (std on the 0-255 scale).
+    ``resolution`` < 1 renders the image at that fraction of its size and scales it back up (a
+    camera of lower resolution than the crop).
     """
 
     scene: str
@@ -32,12 +48,22 @@ class CameraStyle:
     vignette: float = 0.0
     blur: float = 0.0
     noise: float = 0.0
+    resolution: float = 1.0
 
 
 @dataclass(frozen=True)
 class DomainStyle:
     """One synthetic domain: its cameras (scene + tone each), occluding objects and how often
-    they appear in front of people, and the per-image illumination jitter (log-normal std)."""
+    they appear in front of people, and what varies from image to image.
+
+    ``places_per_camera`` spots along each camera's view are drawn (the same scene kind, another
+    layout and palette); every image stands at one of them. ``background_contrast`` and
+    ``background_saturation`` (fractions kept) make the scenery as muted as in real footage,
+    where it is no more salient than the people. ``bystander_prob`` is how often another
+    passer-by is partly in view at the crop's side. ``light_jitter`` (log-normal std of the
+    illumination) and ``tone_jitter`` (log-normal std of each colour channel) are the time of
+    day and weather of each image.
+    """
 
     name: str
     description: str
@@ -45,6 +71,11 @@ class DomainStyle:
     occluders: tuple[str, ...]
     occlusion_prob: float = 0.25
     light_jitter: float = 0.06
+    tone_jitter: float = 0.0
+    places_per_camera: int = 1
+    background_contrast: float = 1.0
+    background_saturation: float = 1.0
+    bystander_prob: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.cameras) <= 9:
@@ -65,47 +96,85 @@ class DomainStyle:
 
 
 def _cam(scene: str, gains: tuple[float, float, float], saturation: float, brightness: float, gamma: float,
-         haze: float, vignette: float, blur: float, noise: float,
+         haze: float, vignette: float, blur: float, noise: float, resolution: float = 1.0,
          haze_colour: tuple[float, float, float] = (0.5, 0.5, 0.5)) -> CameraStyle:
     """A :class:`CameraStyle` from positional values, so each camera of a domain fits on one line."""
-    return CameraStyle(scene, gains, saturation, brightness, gamma, haze, haze_colour, vignette, blur, noise)
+    return CameraStyle(scene, gains, saturation, brightness, gamma, haze, haze_colour, vignette, blur, noise,
+                       resolution)
 
 
 DOMAINS: dict[str, DomainStyle] = {
     "synth_a": DomainStyle(
         name="synth_a",
-        description="urban street: facades, shop fronts, a crossing, an arcade; "
-                    "near-neutral daylight cameras",
+        description="urban street: facades, shop fronts, a crossing, an arcade; near-neutral daylight "
+                    "cameras of lower resolution",
         cameras=(
-            # scene, gains, saturation, brightness, gamma, haze, vignette, blur, noise
-            _cam("street", (1.00, 1.00, 1.00), 1.00, 1.00, 1.00, 0.00, 0.05, 0.35, 2.0),
-            _cam("shopfront", (1.06, 1.00, 0.92), 1.05, 1.05, 0.95, 0.00, 0.10, 0.40, 2.0),
-            _cam("crossing", (0.94, 1.00, 1.07), 0.95, 0.97, 1.05, 0.03, 0.05, 0.35, 2.5),
-            _cam("arcade", (1.04, 1.02, 0.96), 1.10, 1.08, 0.92, 0.00, 0.15, 0.45, 3.0),
-            _cam("street", (0.97, 1.00, 1.03), 1.00, 0.93, 1.08, 0.00, 0.05, 0.50, 2.5),
-            _cam("shopfront", (1.02, 0.98, 1.00), 0.92, 1.00, 1.00, 0.04, 0.10, 0.40, 2.0),
+            # scene, gains, saturation, brightness, gamma, haze, vignette, blur, noise, resolution
+            _cam("street", (1.00, 1.00, 1.00), 1.00, 1.00, 1.00, 0.00, 0.05, 0.35, 2.0, 0.70),
+            _cam("shopfront", (1.04, 1.00, 0.95), 1.03, 1.04, 0.97, 0.00, 0.10, 0.40, 2.0, 0.70),
+            _cam("crossing", (0.96, 1.00, 1.05), 0.97, 0.97, 1.03, 0.03, 0.05, 0.35, 2.5, 0.65),
+            _cam("arcade", (1.03, 1.01, 0.97), 1.05, 1.05, 0.95, 0.00, 0.15, 0.45, 3.0, 0.70),
+            _cam("street", (0.98, 1.00, 1.02), 1.00, 0.95, 1.05, 0.00, 0.05, 0.50, 2.5, 0.65),
+            _cam("shopfront", (1.02, 0.99, 1.00), 0.95, 1.00, 1.00, 0.04, 0.10, 0.40, 2.0, 0.70),
         ),
         occluders=("car", "bin", "pole", "sign", "pedestrian"),
         occlusion_prob=0.2,
-        light_jitter=0.05,
+        light_jitter=0.10,
+        tone_jitter=0.02,
+        places_per_camera=8,
+        background_contrast=0.55,
+        background_saturation=0.6,
+        bystander_prob=0.3,
     ),
     "synth_b": DomainStyle(
         name="synth_b",
-        description="campus / park: lawns, trees, brick buildings, paths; per-camera colour casts, "
-                    "varied light, more blur and noise than synth_a",
+        description="campus / park: lawns, trees, brick buildings, paths; per-camera colour casts and "
+                    "light, sharper sensors with more noise than synth_a",
         cameras=(
-            # scene, gains, saturation, brightness, gamma, haze, vignette, blur, noise[, haze colour]
-            _cam("park", (0.88, 0.97, 1.15), 0.92, 0.92, 1.05, 0.00, 0.20, 0.60, 3.5),
-            _cam("campus", (1.15, 1.00, 0.82), 1.00, 0.85, 1.08, 0.04, 0.25, 0.70, 4.0, (0.6, 0.4, 0.2)),
-            _cam("lawn", (0.93, 1.12, 0.93), 0.92, 0.97, 1.00, 0.00, 0.20, 0.60, 3.0),
-            _cam("woods", (1.10, 0.90, 1.08), 1.05, 1.00, 0.95, 0.00, 0.20, 0.65, 3.5),
-            _cam("campus", (1.00, 1.00, 1.05), 0.80, 0.78, 1.12, 0.00, 0.30, 0.80, 5.0),
-            _cam("park", (1.08, 1.03, 0.94), 1.00, 1.15, 0.90, 0.10, 0.10, 0.70, 3.0, (0.95, 0.9, 0.8)),
-            _cam("woods", (0.88, 1.04, 1.12), 0.95, 0.88, 1.03, 0.00, 0.25, 0.75, 4.0),
-            _cam("lawn", (1.10, 1.08, 0.85), 1.08, 1.00, 1.00, 0.04, 0.20, 0.65, 3.5, (0.7, 0.65, 0.3)),
+            # scene, gains, saturation, brightness, gamma, haze, vignette, blur, noise, resolution[, haze colour]
+            _cam("park", (0.93, 0.98, 1.09), 0.90, 0.94, 1.04, 0.00, 0.20, 0.30, 4.0),
+            _cam("campus", (1.09, 1.00, 0.89), 0.95, 0.88, 1.06, 0.04, 0.25, 0.35, 4.5, 1.0, (0.6, 0.4, 0.2)),
+            _cam("lawn", (0.96, 1.07, 0.95), 0.90, 0.97, 1.00, 0.00, 0.20, 0.30, 3.5),
+            _cam("woods", (1.06, 0.94, 1.05), 1.00, 1.00, 0.96, 0.00, 0.20, 0.35, 4.0),
+            _cam("campus", (1.00, 1.00, 1.04), 0.80, 0.82, 1.10, 0.00, 0.30, 0.40, 5.0),
+            _cam("park", (1.05, 1.02, 0.96), 0.95, 1.10, 0.92, 0.08, 0.10, 0.35, 3.5, 1.0, (0.95, 0.9, 0.8)),
+            _cam("woods", (0.93, 1.02, 1.08), 0.92, 0.90, 1.03, 0.00, 0.25, 0.40, 4.5),
+            _cam("lawn", (1.06, 1.05, 0.90), 1.02, 1.00, 1.00, 0.04, 0.20, 0.35, 4.0, 1.0, (0.7, 0.65, 0.3)),
         ),
         occluders=("bush", "bench", "bicycle", "trunk", "pedestrian"),
-        occlusion_prob=0.3,
-        light_jitter=0.08,
+        occlusion_prob=0.25,
+        light_jitter=0.12,
+        tone_jitter=0.03,
+        places_per_camera=8,
+        background_contrast=0.55,
+        background_saturation=0.6,
+        bystander_prob=0.3,
     ),
+}
+
+
+@dataclass(frozen=True)
+class SynthDataset:
+    """A folder the generator writes: whose ``people`` it shows (their appearance stream) and in
+    which domain's cameras and contexts (``contexts``)."""
+
+    name: str
+    people: str
+    contexts: str
+
+    @property
+    def style(self) -> DomainStyle:
+        return DOMAINS[self.contexts]
+
+    @property
+    def is_oracle(self) -> bool:
+        return self.people != self.contexts
+
+
+#: Every dataset the generator can write: the two domains, and the oracle rendering of synth_a's
+#: training identities in synth_b (training split only; what a perfect context renderer makes).
+SYNTH_DATASETS: dict[str, SynthDataset] = {
+    "synth_a": SynthDataset("synth_a", "synth_a", "synth_a"),
+    "synth_b": SynthDataset("synth_b", "synth_b", "synth_b"),
+    "synth_a_in_b": SynthDataset("synth_a_in_b", "synth_a", "synth_b"),
 }
