@@ -230,7 +230,7 @@ def test_a_run_folder_moved_elsewhere_resumes_into_its_own_last_checkpoint(tmp_p
     assert done["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] == 2 and done["global_step"] == 4
 
 
-def test_also_test_logs_a_second_pooling_equal_to_evaluating_it_alone(synth_root):
+def test_also_test_logs_a_second_pooling_equal_to_evaluating_it_alone(synth_root, tmp_path):
     import pytorch_lightning as pl
 
     from crgan_lightning.data.datamodule import CrossDomainDataModule
@@ -243,7 +243,8 @@ def test_also_test_logs_a_second_pooling_equal_to_evaluating_it_alone(synth_root
     module = ReIDModule(num_source_pids=dm.num_source_pids, num_query=dm.num_query, backbone="resnet10t",
                         pretrained=False, test_pooling="avg", distance="cosine", also_test={"lmp": "euclidean"},
                         lmp_parts=4, ranked_list_queries=0)
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)
     scores = trainer.test(module, datamodule=dm, verbose=False)[0]
     module.eval()
     feats, pids, cams = [], [], []
