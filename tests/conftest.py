@@ -27,7 +27,7 @@ def synth_root(tmp_path_factory) -> Path:
     from crgan_lightning.data.synthetic import generate_benchmark
 
     root = tmp_path_factory.mktemp("synth")
-    generate_benchmark(root, seed=0, num_train_ids=12, num_test_ids=8, progress=False)
+    generate_benchmark(root, seed=0, num_train_ids=12, num_test_ids=8, height=128, width=64, progress=False)
     return root
 
 

@@ -3,8 +3,16 @@
 The library renders labelled source-domain pedestrians into the contexts (backgrounds,
 colour tones, lighting) of an unlabelled target domain and trains a re-id network on the
 result. See ``README.md`` for the workflow and ``ARCHITECTURE`` notes in the docs.
+
+Importing the library makes no network request: albumentations' update check at import time is
+switched off through its documented opt-out (``NO_ALBUMENTATIONS_UPDATE=1``), unless the user set
+that variable already.
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"

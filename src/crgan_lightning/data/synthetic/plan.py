@@ -11,7 +11,7 @@ from .render import (
     _STREAM_DISTRACTOR_SHOT, _STREAM_SCHEDULE, _STREAM_SHOT, _appearance, _render, _rng,
 )
 from .shots import sample_shot
-from .styles import SYNTH_DATASETS
+from .styles import GAP_PARTS, SYNTH_DATASETS
 
 #: The people whose clothing ``clothing_shift`` moves towards dark colours.
 SHIFTED_PEOPLE = "synth_b"
@@ -98,16 +98,19 @@ def _plan(domain: str, seed: int, num_train_ids: int, num_test_ids: int) -> list
 
 
 def _render_job(domain: str, seed: int, job: _Job, height: int, width: int,
-                clothing_shift: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                clothing_shift: float = 0.0,
+                gap: tuple[str, ...] = GAP_PARTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The image, person mask and context mask (see :func:`_render`) of one planned file of the
-    dataset ``domain``: its people's appearance, drawn in its contexts' cameras and scenes."""
+    dataset ``domain``: its people's appearance, drawn in its contexts' cameras and scenes (with
+    the ``gap`` parts of synth_b's difference from synth_a)."""
     ds = SYNTH_DATASETS[domain]
+    style = ds.gapped_style(gap)
     bias = dark_bias(ds.people, clothing_shift)
     if job.pid == 0:
         app = _appearance(ds.people, seed, 0, job.index, bias)
         rng = _rng(seed, domain, _STREAM_DISTRACTOR_SHOT, job.index)
-        shot = sample_shot(rng, ds.style, job.cam, distractor=True)
+        shot = sample_shot(rng, style, job.cam, distractor=True)
     else:
         app = _appearance(ds.people, seed, job.pid, -1, bias)
-        shot = sample_shot(_rng(seed, domain, _STREAM_SHOT, job.pid, job.cam, job.index), ds.style, job.cam)
-    return _render(ds.contexts, seed, app, shot, height, width, True, dark_bias(ds.contexts, clothing_shift))
+        shot = sample_shot(_rng(seed, domain, _STREAM_SHOT, job.pid, job.cam, job.index), style, job.cam)
+    return _render(style, seed, app, shot, height, width, True, dark_bias(ds.contexts, clothing_shift))

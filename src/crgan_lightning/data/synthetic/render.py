@@ -22,7 +22,7 @@ from .occluders import OCCLUDERS
 from .person import _draw_person
 from .scenes import SCENES
 from .shots import Shot, sample_shot
-from .styles import DOMAINS
+from .styles import DOMAINS, DomainStyle
 
 # Random stream tags
 _STREAM_APPEARANCE = 1
@@ -57,12 +57,19 @@ def _muted(bg: np.ndarray, contrast: float, saturation: float, height: int) -> n
     return (np.clip(x, 0, 255) + 0.5).astype(np.uint8)
 
 
+def _as_style(domain: DomainStyle | str) -> DomainStyle:
+    """A domain's style, given as itself or by name."""
+    return DOMAINS[domain] if isinstance(domain, str) else domain
+
+
 @lru_cache(maxsize=256)
-def _camera_background(domain: str, seed: int, cam: int, height: int, width: int, place: int = 0) -> np.ndarray:
+def _camera_background(domain: DomainStyle | str, seed: int, cam: int, height: int, width: int,
+                       place: int = 0) -> np.ndarray:
     """The scene camera ``cam`` of ``domain`` looks at from spot ``place``, drawn at twice the
     image size plus room to pan, and muted as the domain says."""
-    style = DOMAINS[domain]
-    rng = _rng(seed, domain, _STREAM_BACKGROUND, cam, place) if place else _rng(seed, domain, _STREAM_BACKGROUND, cam)
+    style = _as_style(domain)
+    key = (cam, place) if place else (cam,)
+    rng = _rng(seed, style.name, _STREAM_BACKGROUND, *key)
     bg = SCENES[style.cameras[cam].scene](rng, int(round(2 * height * 1.15)), 4 * width)
     bg = _muted(bg, style.background_contrast, style.background_saturation, 2 * height)
     bg.setflags(write=False)
@@ -82,7 +89,7 @@ def _appearance(people: str, seed: int, pid: int, distractor_index: int = -1, da
 # =========================================================================== one image
 
 
-def _background_window(domain: str, seed: int, shot: Shot, height: int, width: int) -> Image.Image:
+def _background_window(domain: DomainStyle, seed: int, shot: Shot, height: int, width: int) -> Image.Image:
     """The shot's (2 * height, 2 * width) crop of its camera's background at its place."""
     ch, cw = 2 * height, 2 * width
     bg = _camera_background(domain, seed, shot.cam, height, width, shot.place)
@@ -121,12 +128,12 @@ def _half_size_mask(visible: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(mask2.reduce(2)) >= 128, 255, 0).astype(np.uint8)
 
 
-def _draw_bystander(canvas: Image.Image, contexts: str, seed: int, shot: Shot, dark_bias: float) -> np.ndarray:
+def _draw_bystander(canvas: Image.Image, style: DomainStyle, seed: int, shot: Shot, dark_bias: float) -> np.ndarray:
     """Paint the shot's passer-by (behind the person) and return their pixels (boolean, canvas size)."""
     cw, ch = canvas.size
     if shot.bystander is None:
         return np.zeros((ch, cw), bool)
-    app = _appearance(contexts, seed, shot.bystander_id, -1, dark_bias, _STREAM_BYSTANDER_APPEARANCE)
+    app = _appearance(style.name, seed, shot.bystander_id, -1, dark_bias, _STREAM_BYSTANDER_APPEARANCE)
     _draw_contact_shadow(canvas, app, shot.bystander)
     layer = Image.new("RGBA", (cw, ch), (0, 0, 0, 0))
     _draw_person(layer, app, shot.bystander)
@@ -134,15 +141,15 @@ def _draw_bystander(canvas: Image.Image, contexts: str, seed: int, shot: Shot, d
     return np.asarray(layer.getchannel("A")) > 0
 
 
-def _render(domain: str, seed: int, app: Appearance, shot: Shot, height: int, width: int,
+def _render(domain: DomainStyle | str, seed: int, app: Appearance, shot: Shot, height: int, width: int,
             person: bool = True, dark_bias: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draw one image of ``app`` in ``domain``'s camera and context: (H, W, 3) uint8 RGB, the
-    person's mask and the mask of everything else in front (passer-by, occluder), both (H, W)
-    uint8 in {0, 255}."""
-    style = DOMAINS[domain]
+    """Draw one image of ``app`` in ``domain``'s camera and context (a style, or a domain's name):
+    (H, W, 3) uint8 RGB, the person's mask and the mask of everything else in front (passer-by,
+    occluder), both (H, W) uint8 in {0, 255}."""
+    style = _as_style(domain)
     ch, cw = 2 * height, 2 * width
-    canvas = _background_window(domain, seed, shot, height, width)
-    others = _draw_bystander(canvas, domain, seed, shot, dark_bias)
+    canvas = _background_window(style, seed, shot, height, width)
+    others = _draw_bystander(canvas, style, seed, shot, dark_bias)
     _draw_contact_shadow(canvas, app, shot)
     layer = Image.new("RGBA", (cw, ch), (0, 0, 0, 0))
     _draw_person(layer, app, shot)

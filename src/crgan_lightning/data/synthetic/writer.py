@@ -33,7 +33,7 @@ from ..masks import MASKS_DIR
 from .arguments import HEIGHT, NUM_TEST_IDS, NUM_TRAIN_IDS, WIDTH, _check_args
 from .plan import _Job, _plan, _render_job
 from .render import _STREAM_MASK, _rng
-from .styles import SYNTH_DATASETS
+from .styles import DOMAINS, GAP_PARTS, SYNTH_DATASETS, with_gap
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ DEFAULT_DOMAINS = ("synth_a", "synth_b")
 
 #: What a folder's meta.json must match to be reused.
 _REQUESTED_KEYS = ("generator_version", "seed", "height", "width", "num_train_ids", "num_test_ids",
-                   "mask_quality", "clothing_shift")
+                   "mask_quality", "clothing_shift", "gap")
 _SPLIT_CODE = {"train": 0, "query": 1, "gallery": 2}
 
 
@@ -69,7 +69,7 @@ def _meta(domain: str, settings: dict, jobs: list[_Job], iou: float | None) -> d
         "splits": dict(SPLIT_FOLDERS),
         "masks": MASKS_DIR,
         "mask_iou": iou,
-        "style": asdict(ds.style),
+        "style": asdict(ds.gapped_style(tuple(settings["gap"]))),
         "generator": GENERATOR_NAME,
         "jpeg_quality": JPEG_QUALITY,
     }
@@ -94,7 +94,8 @@ def _write_domain(folder: Path, domain: str, settings: dict, progress: bool) -> 
         (folder / MASKS_DIR / sub).mkdir(parents=True)
     ious = []
     for job in tqdm(jobs, desc=f"synth {domain}", unit="img", disable=not progress):
-        img, exact, context = _render_job(domain, seed, job, height, width, settings["clothing_shift"])
+        img, exact, context = _render_job(domain, seed, job, height, width, settings["clothing_shift"],
+                                          tuple(settings["gap"]))
         mask = _final_mask(domain, seed, job, exact, context, quality)
         if not quality.is_exact:
             ious.append(mask_iou(exact, mask))
@@ -173,7 +174,7 @@ def _check_existing(final: Path, requested: dict) -> None:
 
 
 def _settings(seed: object, num_train_ids: object, num_test_ids: object, height: object, width: object,
-              mask_quality_name: object, clothing_shift: object) -> dict:
+              mask_quality_name: object, clothing_shift: object, gap: object = GAP_PARTS) -> dict:
     """The checked settings of a generation run, as recorded in meta.json."""
     _check_args(seed, num_train_ids, num_test_ids, height, width)
     if not isinstance(mask_quality_name, str):
@@ -182,9 +183,13 @@ def _settings(seed: object, num_train_ids: object, num_test_ids: object, height:
     if isinstance(clothing_shift, bool) or not isinstance(clothing_shift, (int, float)) \
             or not 0 <= clothing_shift <= 10:
         raise ConfigError(f"clothing_shift={clothing_shift!r} is out of range; expected a number in 0..10 (0: off)")
+    if isinstance(gap, str) or not all(isinstance(p, str) for p in gap):
+        raise ConfigError(f"gap={gap!r}: expected a list of parts out of {', '.join(GAP_PARTS)}")
+    with_gap(DOMAINS["synth_b"], DOMAINS["synth_a"], tuple(gap))  # unknown parts fail here
     return {"generator_version": GENERATOR_VERSION, "seed": int(seed), "height": int(height), "width": int(width),
             "num_train_ids": int(num_train_ids), "num_test_ids": int(num_test_ids),
-            "mask_quality": mask_quality_name, "clothing_shift": float(clothing_shift)}
+            "mask_quality": mask_quality_name, "clothing_shift": float(clothing_shift),
+            "gap": [p for p in GAP_PARTS if p in gap]}
 
 
 # =========================================================================== entry points
@@ -199,7 +204,7 @@ def _dataset(name: object) -> str:
 def generate_domain(out_dir: str | os.PathLike, domain: str, seed: int = 0, num_train_ids: int = NUM_TRAIN_IDS,
                     num_test_ids: int = NUM_TEST_IDS, height: int = HEIGHT, width: int = WIDTH,
                     overwrite: bool = False, progress: bool = True, mask_quality: str = "exact",
-                    clothing_shift: float = 0.0) -> Path:
+                    clothing_shift: float = 0.0, gap: Sequence[str] = GAP_PARTS) -> Path:
     """Write one synthetic dataset to ``<out_dir>/<domain>`` and return that path.
 
     Args:
@@ -221,13 +226,16 @@ def generate_domain(out_dir: str | os.PathLike, domain: str, seed: int = 0, num_
             is logged and recorded in meta.json.
         clothing_shift: > 0 makes synth_b's people dress darker (a shift of the clothing
             distribution between the domains); 0, the default, keeps one distribution.
+        gap: the parts of the domain gap synth_b keeps (``context``, ``tone``, ``optics``; all by
+            default); a part left out takes synth_a's settings (see
+            :func:`~crgan_lightning.data.synthetic.styles.with_gap`), to measure its effect.
 
     The dataset is built in a hidden work folder ``<out_dir>/.<domain>.tmp-...`` and renamed to
     its final name only once complete; work folders left by interrupted runs are removed. A
     folder at ``<out_dir>/<domain>`` that this generator did not write is never touched.
     """
     name = _dataset(domain)
-    settings = _settings(seed, num_train_ids, num_test_ids, height, width, mask_quality, clothing_shift)
+    settings = _settings(seed, num_train_ids, num_test_ids, height, width, mask_quality, clothing_shift, gap)
     if SYNTH_DATASETS[name].is_oracle:
         settings["num_test_ids"] = 0
     out_dir = Path(out_dir).expanduser()
@@ -257,7 +265,7 @@ def generate_benchmark(out: str | os.PathLike, seed: int = 0, num_train_ids: int
                        num_test_ids: int = NUM_TEST_IDS, height: int = HEIGHT, width: int = WIDTH,
                        domains: Sequence[str] = DEFAULT_DOMAINS, overwrite: bool = False,
                        progress: bool = True, mask_quality: str = "exact", clothing_shift: float = 0.0,
-                       oracle: bool = False) -> dict[str, Path]:
+                       oracle: bool = False, gap: Sequence[str] = GAP_PARTS) -> dict[str, Path]:
     """Write the embedded benchmark (both domains by default, plus the oracle ``synth_a_in_b``
     with ``oracle``) under the data root ``out``.
 
@@ -272,9 +280,9 @@ def generate_benchmark(out: str | os.PathLike, seed: int = 0, num_train_ids: int
         raise ConfigError(f"domains={domains!r} is empty; expected some of {', '.join(SYNTH_DATASETS)}")
     for name in names:
         _dataset(name)
-    _settings(seed, num_train_ids, num_test_ids, height, width, mask_quality, clothing_shift)
+    _settings(seed, num_train_ids, num_test_ids, height, width, mask_quality, clothing_shift, gap)
     return {
         name: generate_domain(out, name, seed, num_train_ids, num_test_ids, height, width, overwrite,
-                              progress, mask_quality, clothing_shift)
+                              progress, mask_quality, clothing_shift, gap)
         for name in names
     }
