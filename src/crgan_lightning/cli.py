@@ -277,21 +277,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    """Every command ``crgan`` takes: the LightningCLI ones, then the tool verbs."""
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return [*LIGHTNING_COMMANDS, *verbs]
+
+
+def _resume_hint(argv: Sequence[str]) -> str:
+    """How to continue an interrupted command."""
+    if argv and argv[0] == "fit":
+        return ("resume with the same command and --ckpt_path <trainer.default_root_dir>/checkpoints/last.ckpt "
+                "(the last epoch-end checkpoint)")
+    return "run the same command again to continue where it stopped"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``crgan`` command; returns the exit status (0, 2 for a user error, 130 when interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in LIGHTNING_COMMANDS:
             run_lightning_cli(argv)
             return 0
         parser = build_parser()
+        if not argv or argv[0] not in _commands(parser) and not argv[0].startswith("-"):
+            given = f"unknown command {argv[0]!r}" if argv else "a command is required"
+            print(f"crgan: error: {given}; expected one of {', '.join(_commands(parser))} (crgan --help)",
+                  file=sys.stderr)
+            return 2
         args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return 0
         args.func(args)
     except (CRGANError, FileNotFoundError) as exc:  # user errors: one line, no traceback
         print(f"crgan: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"crgan: interrupted; {_resume_hint(argv)}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -322,6 +322,8 @@ register_dataset(DatasetSpec(
     f"detected/ or labeled/ holding {MARKET_LAYOUT} with names like 0001_c1_1.png",
     lambda p: _cuhk03_variant(p) is not None, _parse_cuhk03,
 ))
+
+
 def _meta_name(path: Path) -> str | None:
     """The ``name`` in a folder's meta.json (None when absent or unreadable)."""
     try:
@@ -371,6 +373,11 @@ def resolve_dataset_dir(name: str, root: str | os.PathLike) -> Path:
     for cand in candidates:
         if cand.is_dir() and spec.matches(cand):
             return cand
+    for cand in candidates:  # a folder with some of the Market-1501 split folders: name the missing ones
+        present = [d for d in SPLIT_FOLDERS.values() if (cand / d).is_dir()]
+        if cand.is_dir() and present and len(present) < len(SPLIT_FOLDERS):
+            missing = ", ".join(str(cand / d) for d in SPLIT_FOLDERS.values() if d not in present)
+            raise DatasetError(f"{spec.name}: {cand} has no {missing}; expected {spec.layout}")
     tried = ", ".join(str(c) for c in candidates)
     raise DatasetError(f"{spec.name}: no dataset found at {tried}; expected {spec.layout}")
 

@@ -1,0 +1,70 @@
+"""Mistakes at the ``crgan`` command line end in one line and exit status 2; Ctrl-C in one line
+that says how to resume, with nothing half-written left looking complete."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from crgan_lightning.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_crgan_alone_names_every_command_and_exits_2(capsys):
+    assert main([]) == 2
+    err = one_line(capsys)
+    assert "a command is required" in err
+    for command in ("fit", "validate", "test", "predict", "synth", "render", "demo", "compare"):
+        assert command in err
+
+
+def test_a_misspelt_command_is_named_with_the_lightning_commands_listed(capsys):
+    assert main(["fitt", "--config", "x.yaml"]) == 2
+    err = one_line(capsys)
+    assert "'fitt'" in err and "fit, validate, test, predict" in err
+
+
+def test_a_missing_split_folder_is_named(tmp_path, capsys):
+    market = tmp_path / "Market-1501-v15.09.15"
+    (market / "bounding_box_train").mkdir(parents=True)
+    (market / "query").mkdir()
+    assert main(["summary", "--dataset", "market", "--root", str(tmp_path)]) == 2
+    err = one_line(capsys)
+    assert str(market / "bounding_box_test") in err and "query" not in err.split("expected")[0].split("has no")[1]
+
+
+def test_ctrl_c_ends_in_one_line_with_how_to_resume_and_no_complete_looking_folder(tmp_path):
+    out = tmp_path / "data"
+    proc = subprocess.Popen([sys.executable, "-m", "crgan_lightning.cli", "synth", "--out", str(out), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.is_dir() and any(out.glob(".synth_a.tmp-*/bounding_box_train/*"))):
+        time.sleep(0.2)  # wait until images are being written
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == [
+        "crgan: interrupted; run the same command again to continue where it stopped"]
+    assert sorted(os.listdir(out)) == []  # the work folder is gone, no synth_a/ appeared
+
+
+@pytest.mark.parametrize("argv", [["fit", "--config", "c.yaml"], ["synth"]])
+def test_the_resume_hint_fits_the_command(argv):
+    from crgan_lightning.cli import _resume_hint
+
+    hint = _resume_hint(argv)
+    assert ("--ckpt_path" in hint) == (argv[0] == "fit")
