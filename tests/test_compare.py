@@ -49,7 +49,11 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, sy
     record = run_compare("synth_a", "synth_b", root=str(synth_root), out=str(out), seeds=[0, 1], crgan_epochs=1,
                          spgan_epochs=1, reid_epochs=1, translator_overrides=translators, reid_overrides=reid,
                          quality={"lpips_path": str(missing), "num_fid": 10, "progress": False})
-    assert list(record["table2"]) == [m for m, _, _ in METHODS]
+    assert list(record["table2"]) == ["LOMO"] + [m for m, _, _ in METHODS]
+    from crgan_lightning.descriptors import evaluate_descriptor
+
+    lomo = evaluate_descriptor("synth_b", str(synth_root), height=64, width=32, progress=False)
+    assert record["table2"]["LOMO"]["mean"] == pytest.approx(lomo) and record["table2"]["LOMO"]["sd"]["mAP"] == 0
     for method, row in record["table2"].items():
         assert set(row["seeds"]) == {0, 1}
         for metrics in row["seeds"].values():

@@ -5,6 +5,7 @@ LightningCLI and configs a user runs (``experiments/<source>2<target>/`` when th
 them, else the Market -> Duke configs pointed at the pair):
 
 * the translators: CR-GAN (``crgan.yaml``) and SPGAN (``spgan.yaml``);
+* LOMO (Liao et al. 2015) on the target, training-free (:mod:`crgan_lightning.descriptors`);
 * four re-id models, each tested on the target: direct transfer (``reid_direct.yaml``) and,
   from ``reid_crgan.yaml`` with the rendering callback's translator swapped, re-id with
   cut-and-paste, SPGAN and CR-GAN renderings streamed into every batch (LMP test features, as
@@ -56,6 +57,23 @@ def pair_configs(source: str, target: str, configs: str | Path | None = None) ->
     if not folder.is_dir():
         raise ConfigError(f"config folder {folder} is missing; run from a checkout of crgan-lightning")
     return folder, {"data.source": source, "data.target": target}
+
+
+def lomo_row(target: str, root: str, folder: Path, seeds: Sequence[int], out: Path) -> dict:
+    """The training-free LOMO row: LOMO on the target's test split at the re-id configs' image size
+    (the same for every seed: nothing is trained), kept in ``<out>/lomo.json``."""
+    import yaml
+
+    from .descriptors import evaluate_descriptor
+
+    record = out / "lomo.json"
+    if record.is_file():
+        metrics = json.loads(record.read_text())
+    else:
+        data = yaml.safe_load((folder / "reid_direct.yaml").read_text())["data"]
+        metrics = evaluate_descriptor(target, root, height=data["height"], width=data["width"])
+        record.write_text(json.dumps(metrics))
+    return summarize({seed: metrics for seed in seeds})
 
 
 def run_compare(
@@ -115,7 +133,8 @@ def run_compare(
                                       save_as=f"{stage}.yaml")
             results[method][seed] = run_stage(f"{method} (seed {seed})", config, run / stage, test=True)
 
-    table2 = {method: summarize(per_seed) for method, per_seed in results.items()}
+    table2 = {"LOMO": lomo_row(target, root, folder, seeds, Path(out)),
+              **{method: summarize(per_seed) for method, per_seed in results.items()}}
     table1, missing = None, None
     quality = dict(quality or {})
     if not quality.pop("skip", False):

@@ -31,10 +31,10 @@ from ..errors import ConfigError, DatasetError
 from ..fileio import read_meta
 from .datasets import ReIDDataset, ReIDSample, get_spec, load_reid_dataset
 from .images import read_image
-from .keys import CAMID, IMAGE, INDEX, PID, SOURCE, TARGET
+from .keys import CAMID, INDEX, PID, SOURCE, TARGET
 from .masks import MaskProvider, build_mask_provider, check_mask_source
 from .samplers import RandomIdentitySampler, ShardedRandomSampler
-from .transforms import apply_transforms, build_transforms
+from .transforms import apply_transforms, build_transforms, pipeline_random_state, set_pipeline_random_state
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,18 @@ class ReIDImageDataset(Dataset):
         return item
 
 
+def _seed_pipeline(dataset: Dataset, seed: int) -> None:
+    """Seed the albumentations pipeline of ``dataset`` (its own random generators, which neither
+    torch nor Lightning's ``seed_everything`` reach)."""
+    transform = getattr(dataset, "transform", None)
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(seed % 2**32)
+
+
 def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)  # each loader worker decodes on one thread; the workers are the parallelism
+    info = torch.utils.data.get_worker_info()
+    _seed_pipeline(info.dataset, info.seed)  # torch derives info.seed from the seeded main process
 
 
 def _prepare_fork() -> None:
@@ -164,6 +174,7 @@ class CrossDomainDataModule(pl.LightningDataModule):
         self.train_transform = build_transforms(height, width, True, flip_p, pad, erasing_p)
         self.test_transform = build_transforms(height, width, False)
         self._datasets: dict[str, ReIDDataset] = {}
+        self._augmentation_restored = False
 
     # ------------------------------------------------------------------ datasets
 
@@ -241,9 +252,13 @@ class CrossDomainDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------------ loaders
 
     def _loader(self, dataset: Dataset, batch_size: int, **kwargs) -> DataLoader:
+        """A loader whose augmentation is reproducible: seeded per worker from torch's seeded
+        state (``seed_everything``), or here from it when the main process loads."""
         workers = self.num_workers
         if workers > 0:
             _prepare_fork()
+        elif not self._augmentation_restored:
+            _seed_pipeline(dataset, int(torch.randint(0, 2**31 - 1, (1,)).item()))
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -279,4 +294,15 @@ class CrossDomainDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.val_dataloader()
 
+    # ------------------------------------------------------------------ checkpoints
 
+    def state_dict(self) -> dict:
+        """Saved in checkpoints: the training augmentation's random state when the main process
+        loads (``num_workers: 0``), so that a resumed run augments as an uninterrupted one. Loader
+        workers hold their own state, reseeded from torch's when they start (see the README)."""
+        return {"augmentation": pipeline_random_state(self.train_transform)} if self.num_workers == 0 else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if self.num_workers == 0 and "augmentation" in state_dict:
+            set_pipeline_random_state(self.train_transform, state_dict["augmentation"])
+            self._augmentation_restored = True

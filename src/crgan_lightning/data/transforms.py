@@ -61,6 +61,35 @@ def build_transforms(
     return A.Compose(ops, strict=True)
 
 
+def _random_parts(pipeline) -> list:
+    """The pipeline and every transform in it: each holds its own random generators."""
+    parts = [pipeline]
+    for transform in getattr(pipeline, "transforms", []):
+        parts += _random_parts(transform)
+    return parts
+
+
+def pipeline_random_state(pipeline: A.Compose) -> list:
+    """The state of every random generator of an albumentations pipeline (for checkpoints)."""
+    return [(part.random_generator.bit_generator.state, part.py_random.getstate())
+            for part in _random_parts(pipeline)]
+
+
+def set_pipeline_random_state(pipeline: A.Compose, state: list) -> None:
+    """Restore what :func:`pipeline_random_state` returned (the same pipeline layout)."""
+    parts = _random_parts(pipeline)
+    if len(parts) != len(state):
+        raise ConfigError(f"augmentation state of {len(state)} transforms does not fit a pipeline of {len(parts)}")
+    for part, (numpy_state, python_state) in zip(parts, state):
+        part.random_generator.bit_generator.state = numpy_state
+        part.py_random.setstate(_as_tuple(python_state))
+
+
+def _as_tuple(value):
+    """``random.Random`` states are nested tuples; a checkpoint may hand them back as lists."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 def apply_transforms(pipeline: A.Compose, image: np.ndarray, mask: np.ndarray | None) -> dict[str, torch.Tensor]:
     """Run ``pipeline`` on a uint8 RGB image (H, W, 3) and an optional float mask (H, W).
 

@@ -73,3 +73,32 @@ class ManualGANModule(pl.LightningModule):
                 f"({detail}); training stopped before the {name} update, the last checkpoint is the last good one. "
                 f"{self.divergence_hint}"
             )
+
+
+def save_random_states() -> dict:
+    """The global random states of torch (CPU), numpy and Python, for a checkpoint (tensors and
+    plain Python values only, so ``torch.load(weights_only=True)`` reads them)."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+
+
+def restore_random_states(states: dict) -> None:
+    """Restore what :func:`save_random_states` returned."""
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    random.setstate(_as_tuple(states["python"]))
+
+
+def _as_tuple(value):
+    """Python random states are nested tuples; a checkpoint may hand them back as lists."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value

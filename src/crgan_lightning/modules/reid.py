@@ -17,7 +17,7 @@ from ..losses import batch_hard_triplet_loss, cross_entropy_label_smooth
 from ..metrics import ReIDMetric
 from ..metrics.plots import plot_cmc, plot_ranked_lists, to_uint8
 from ..models.reid import ReIDNet
-from .common import finite_on_all_ranks
+from .common import finite_on_all_ranks, restore_random_states, save_random_states
 from ..artifacts import log_image_file, run_dir
 
 log = logging.getLogger(__name__)
@@ -232,6 +232,17 @@ class ReIDModule(pl.LightningModule):
             interval = "epoch"
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the global random states (random erasing, loader seeds) so a resumed run continues
+        the same random streams as an uninterrupted one."""
+        checkpoint["random_states"] = save_random_states()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "random_states" in checkpoint:
+            restore_random_states(checkpoint["random_states"])
 
     # ------------------------------------------------------------------ evaluation
 
