@@ -1,8 +1,8 @@
 """What does streaming CR-GAN renderings into re-id training cost?
 
 Trains the re-id model of ``experiments/synth_a2synth_b/reid_crgan.yaml`` (the default embedded
-config: ResNet-10t, 128x64, batches of 32 source + 32 target images) for ``--steps`` steps,
-alternately without the rendering callback (a plain step: the source batch only) and with it
+config: ResNet-10t at the benchmark's size, P x K source batches and as many target images) for
+``--steps`` steps, alternately without the rendering callback (a plain step: the source batch only) and with it
 (``ContextRenderingCallback`` as the config sets it; the same ratio with ``replace_source``
 the other way round; and, adding the renderings to the batch, the ``--ratios`` given), in one
 process with the same DataModule settings, and prints per variant:

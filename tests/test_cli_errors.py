@@ -49,7 +49,8 @@ def test_a_missing_split_folder_is_named(tmp_path, capsys):
 def test_ctrl_c_ends_in_one_line_with_how_to_resume_and_no_complete_looking_folder(tmp_path):
     out = tmp_path / "data"
     proc = subprocess.Popen([sys.executable, "-m", "crgan_lightning.cli", "synth", "--out", str(out), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a shell's `&` ignores it
     deadline = time.time() + 120
     while time.time() < deadline and not (out.is_dir() and any(out.glob(".synth_a.tmp-*/bounding_box_train/*"))):
         time.sleep(0.2)  # wait until images are being written
@@ -68,3 +69,21 @@ def test_the_resume_hint_fits_the_command(argv):
 
     hint = _resume_hint(argv)
     assert ("--ckpt_path" in hint) == (argv[0] == "fit")
+
+
+CONFIG = str(REPO / "experiments" / "synth_a2synth_b" / "reid_crgan.yaml")
+
+
+@pytest.mark.parametrize("override, named", [
+    ("--model.init_args.backbone=nope", "backbone 'nope'"),
+    ("--model.init_args.lr=-1", "lr=-1"),
+    ("--data.eval_batch_size=-1", "eval_batch_size=-1"),
+    ("--trainer.callbacks.init_args.ratio=5", "ratio=5"),
+])
+def test_a_bad_value_met_while_the_cli_builds_objects_is_one_line(tmp_path, synth_root, capsys, override, named):
+    argv = ["fit", "--config", CONFIG, f"--data.root={synth_root}", f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.max_epochs=1", override]
+    assert main(argv) == 2
+    err = one_line(capsys)
+    assert err.startswith("crgan: error:") and named in err, err
+    assert "Does not validate" not in err and "Traceback" not in err

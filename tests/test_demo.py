@@ -39,6 +39,11 @@ def test_demo_trains_every_stage_prints_one_table_and_resumes(tmp_path, synth_ro
         assert 0.0 <= metrics["mAP"] <= 100.0 and metrics["rank1"] <= metrics["rank5"] <= metrics["rank10"]
     text = capsys.readouterr().out
     assert "synth_a -> synth_b, tested on synth_b" in text and "CR-GAN streaming" in text
+    from crgan_lightning.demo import CALIBRATION
+
+    assert "calibration rows" in text and "LMP mAP" in text and "gain" in text
+    for name, (rank1, mean_ap) in CALIBRATION.items():  # the README's reference rows, side by side
+        assert f"{name:<22}{rank1:>6.1f}{'':>16}{mean_ap:>8.1f}" in text
     run = out / "seed3"
     streamed = yaml.safe_load((run / "reid_crgan" / "reid_crgan.yaml").read_text())
     rendering = [c for c in streamed["trainer"]["callbacks"] if c["class_path"].endswith("ContextRenderingCallback")]

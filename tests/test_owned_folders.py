@@ -175,7 +175,8 @@ def test_claim_run_folder_marks_a_new_folder_and_keeps_earlier_runs_of_the_same_
     (out / "seed0").mkdir()
     assert claim_run_folder(out, "crgan demo") == out  # a rerun continues
     with pytest.raises(Error, match="crgan demo"):
-        claim_run_folder(out, "crgan compare")
+        claim_run_folder(out, "crgan render")
+    assert claim_run_folder(out, "crgan compare", reuses=("crgan demo",)) == out  # compare reads the demo's runs
     legacy = tmp_path / "legacy"
     (legacy / "seed1" / "crgan").mkdir(parents=True)  # a run folder written before the marker existed
     claim_run_folder(legacy, "crgan compare")

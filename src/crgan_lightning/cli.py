@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 
 from .demo import add_run_arguments
-from .errors import CRGANError
+from .errors import ConfigError, CRGANError
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
@@ -63,6 +63,14 @@ def run_lightning_cli(argv: Sequence[str]):
             for name in DATA_LINKS:
                 parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
+        def instantiate_classes(self) -> None:
+            """A user error met while building the model, data or callbacks reaches ``main`` as
+            the library's own one-line error, not as jsonargparse's report on every type it tried."""
+            try:
+                super().instantiate_classes()
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(_one_line(exc)) from exc
+
         def before_instantiate_classes(self) -> None:
             config = self.config.get(self.subcommand) if self.subcommand else self.config
             if config is not None:
@@ -72,6 +80,7 @@ def run_lightning_cli(argv: Sequence[str]):
     # with sys.argv, and the demo and the comparison run several commands in one process.
     command_line, sys.argv = sys.argv, [sys.argv[0], *argv]
     try:
+        raise_errors = {"exit_on_error": False}  # main() prints one line instead of jsonargparse's report
         return CRGANLightningCLI(
             model_class=pl.LightningModule,
             subclass_mode_model=True,
@@ -79,6 +88,7 @@ def run_lightning_cli(argv: Sequence[str]):
             args=None,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
+            parser_kwargs={**raise_errors, **{command: raise_errors for command in LIGHTNING_COMMANDS}},
         )
     finally:
         sys.argv = command_line
@@ -291,12 +301,36 @@ def _resume_hint(argv: Sequence[str]) -> str:
     return "run the same command again to continue where it stopped"
 
 
+_BOILERPLATE = ("Expected a ", "Does not validate", "Not a valid", "a class path", "a dict", "a string",
+                "Given value", "Problem with given class_path", "Type ", "Import path")
+
+
+def _one_line(exc: BaseException) -> str:
+    """One line for a LightningCLI parsing or instantiation error: the library's own message when
+    one caused it (jsonargparse wraps it in a report on every type it tried), else the report's
+    first specific line."""
+    seen, cause = set(), exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, CRGANError):
+            return str(cause)
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    specific = [line[2:] for line in lines if line.startswith("- ") and not line[2:].startswith(_BOILERPLATE)]
+    head = lines[0] if lines else type(exc).__name__
+    return f"{head.rstrip(':')}: {specific[0]}" if specific and specific[0] not in head else head
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``crgan`` command; returns the exit status (0, 2 for a user error, 130 when interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in LIGHTNING_COMMANDS:
-            run_lightning_cli(argv)
+            try:
+                run_lightning_cli(argv)
+            except argparse.ArgumentError as exc:
+                print(f"crgan: error: {_one_line(exc)}", file=sys.stderr)
+                return 2
             return 0
         parser = build_parser()
         if not argv or argv[0] not in _commands(parser) and not argv[0].startswith("-"):

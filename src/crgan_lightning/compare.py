@@ -108,7 +108,7 @@ def run_compare(
         "table1_missing": reason | None}``, also written to ``<out>/compare.json``.
     """
     folder, pair = pair_configs(source, target, configs)
-    claim_run_folder(out, "crgan compare")
+    claim_run_folder(out, "crgan compare", reuses=("crgan demo",))  # the demo's runs are its first rows
     translator_overrides = translator_overrides or {}
     results: dict[str, dict[int, dict]] = {method: {} for method, _, _ in METHODS}
     for seed in seeds:

@@ -162,11 +162,12 @@ RUN_MARKER = ".crgan-run.json"
 _RUN_ENTRY = re.compile(r"^(seed\d+|compare\.json|\..*)$")
 
 
-def claim_run_folder(out: str | os.PathLike, writer: str, flag: str = "--out") -> Path:
+def claim_run_folder(out: str | os.PathLike, writer: str, flag: str = "--out", reuses: tuple[str, ...] = ()) -> Path:
     """Make ``out`` the run folder of ``writer`` (``"crgan demo"``, ``"crgan compare"``), creating it
-    and its :data:`RUN_MARKER`; returns it. A folder that ``writer`` made earlier is reused (its
-    runs continue). A file, or a non-empty folder that holds anything but ``seed<N>`` runs, is
-    refused with a :class:`~crgan_lightning.errors.ConfigError` naming it."""
+    and its :data:`RUN_MARKER`; returns it. A folder that ``writer`` (or one of the writers it
+    ``reuses`` the runs of) made earlier is reused (its runs continue). A file, or a non-empty
+    folder that holds anything but ``seed<N>`` runs, is refused with a
+    :class:`~crgan_lightning.errors.ConfigError` naming it."""
     out = Path(out).expanduser()
     marker = out / RUN_MARKER
     if out.is_symlink() or (out.exists() and not out.is_dir()):
@@ -176,7 +177,7 @@ def claim_run_folder(out: str | os.PathLike, writer: str, flag: str = "--out") -
             owner = json.loads(marker.read_text()).get("written_by")
         except (OSError, ValueError, AttributeError):
             owner = None
-        if owner != writer:
+        if owner != writer and owner not in reuses:
             raise ConfigError(f"{flag} {out} holds runs of `{owner}`, not of `{writer}`; choose another folder")
     elif out.is_dir() and not all(_RUN_ENTRY.match(p.name) for p in out.iterdir()):
         raise ConfigError(f"{flag} {out} is a folder that `{writer}` did not write (no {RUN_MARKER}); "

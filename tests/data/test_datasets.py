@@ -121,8 +121,11 @@ def test_missing_root(tmp_path):
 
 
 def test_layout_that_matches_nothing_names_paths_and_expected_layout(tmp_path):
-    (tmp_path / "Market-1501-v15.09.15" / "bounding_box_train").mkdir(parents=True)  # query/, test/ missing
     with pytest.raises(DatasetError, match="no dataset found at .*expected bounding_box_train/, query/"):
+        load_reid_dataset("market", tmp_path)
+    (tmp_path / "Market-1501-v15.09.15" / "bounding_box_train").mkdir(parents=True)  # query/, test/ missing
+    with pytest.raises(DatasetError, match="Market-1501-v15.09.15 has no .*/query, .*/bounding_box_test; "
+                                           "expected bounding_box_train/, query/"):
         load_reid_dataset("market", tmp_path)
 
 

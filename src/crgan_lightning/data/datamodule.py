@@ -159,6 +159,10 @@ class CrossDomainDataModule(pl.LightningDataModule):
         check_mask_source(masks)
         if num_workers < 0:
             raise ConfigError(f"num_workers={num_workers} must be >= 0")
+        for name, value in (("batch_size", batch_size), ("num_instances", num_instances),
+                            ("eval_batch_size", eval_batch_size), ("target_batch_size", target_batch_size or 1)):
+            if value < 1:
+                raise ConfigError(f"data.{name}={value} must be >= 1")
         self.source_name, self.target_name = source, target
         self.root = Path(root)
         self.height, self.width = height, width
