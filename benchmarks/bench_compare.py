@@ -2,8 +2,8 @@
 CR-GAN+LMP, synth_a -> synth_b, each the mean of 3 seeds with its spread.
 
 Runs :func:`crgan_lightning.compare.run_compare` with the shipped ``experiments/synth_a2synth_b``
-configs and the demo's schedules (CR-GAN 4 epochs, SPGAN the config's 2, re-id 12) in the
-demo's run folder (``runs/demo``): the stages the demo has already trained for a seed
+configs and the demo's schedules (``crgan demo``'s defaults; SPGAN the config's) in the demo's
+run folder (``runs/demo``): the stages the demo has already trained for a seed
 (``crgan``, ``reid_direct``, ``reid_crgan``) are read back, and the benchmark adds SPGAN,
 cut-and-paste and SPGAN re-id runs beside them. It resumes when interrupted.
 

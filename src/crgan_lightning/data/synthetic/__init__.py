@@ -1,20 +1,24 @@
-"""The embedded two-domain benchmark: procedurally drawn pedestrians in two sets of contexts.
+"""The embedded two-domain benchmark (version 2): procedurally drawn pedestrians in two sets of
+contexts, shaped like Market-1501 <-> DukeMTMC-reID.
 
-No real re-id dataset ships with the library, so every demo and test trains on two small
-synthetic domains written by this module:
+No real re-id dataset ships with the library, so every demo and test trains on two synthetic
+domains written by this package (500 training and 500 test identities each at 64 x 32 by
+default):
 
 * ``synth_a`` -- an urban street seen by 6 cameras (building facades with windows, shop fronts,
-  a zebra crossing, an arcade; pavement and asphalt), near-neutral daylight cameras.
+  a zebra crossing, an arcade; pavement and asphalt): near-neutral daylight cameras of lower
+  resolution.
 * ``synth_b`` -- a campus / park seen by 8 cameras (lawns, trees, brick buildings, hedges,
-  gravel and flagstone paths), each camera with a strong colour cast, its own illumination
-  level and gamma, more blur and more sensor noise.
+  gravel and flagstone paths): per-camera colour casts, illumination and gamma, sharper sensors
+  with more noise.
+* ``synth_a_in_b`` (on request) -- synth_a's training identities drawn in synth_b's cameras and
+  contexts: the oracle rendering, the ceiling of any context renderer.
 
-Both domains draw their people from the *same* appearance distribution (clothing colours and
-patterns, body shape, hair, skin tone, shoes, carried bags) but from different random streams,
-so they hold different people and differ only by *context*: background scenes, colour tone,
-light, blur and noise. That is the gap CR-GAN closes by rendering source people into target
-contexts. A re-id model trained on one domain does clearly worse on the other than a model
-trained there.
+Both domains draw their people from the same appearance distribution (unless
+``clothing_shift`` moves synth_b's) from different random streams, so they hold different people
+and differ by context (scenes, places, passers-by, occluders), tone and light, and optics; each
+part is a setting of :mod:`.styles` (``gap=``). Each camera looks at several places along its
+view and every image has its own time of day, so the context varies within a camera too.
 
 Every identity has a fixed appearance and is seen by at least two cameras, with a new pose
 (walking phase, leg spread, arm swing, front / back / side view), scale, position and crop in
@@ -35,11 +39,14 @@ Use::
 
     from crgan_lightning.data.synthetic import generate_benchmark
     paths = generate_benchmark("data")        # {"synth_a": Path("data/synth_a"), "synth_b": ...}
+    generate_benchmark("data", oracle=True, mask_quality="segmentation")
 
-or ``crgan synth --out data`` on the command line. Output is byte-for-byte reproducible for a
-seed and set of arguments. A domain is built in a hidden temporary folder beside its final
-place and renamed into place only when complete (``meta.json`` is written last), so an
-interrupted run never leaves a folder that looks complete.
+or ``crgan synth --out data [--oracle] [--mask-quality segmentation]`` on the command line. Output
+is byte-for-byte reproducible for a seed and set of arguments within a generator version
+(``meta.json`` records both; a folder of another version or settings is refused, never mixed).
+A domain is built in a hidden temporary folder beside its final place and renamed into place
+only when complete (``meta.json`` is written last), so an interrupted run never leaves a folder
+that looks complete; only folders the generator wrote are ever replaced.
 """
 
 from __future__ import annotations
