@@ -87,3 +87,40 @@ def test_a_bad_value_met_while_the_cli_builds_objects_is_one_line(tmp_path, synt
     err = one_line(capsys)
     assert err.startswith("crgan: error:") and named in err, err
     assert "Does not validate" not in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def reid_run(synth_root, tmp_path_factory):
+    """A finished 1-epoch re-id run (direct transfer config, tiny) and its checkpoint."""
+    sys.path.insert(0, str(REPO / "tests" / "modules"))
+    from test_reid_module import small_config
+
+    tmp = tmp_path_factory.mktemp("reid_run")
+    cfg = small_config(tmp, synth_root)
+    assert main(["fit", "--config", str(cfg), "--trainer.max_epochs=1", "--trainer.check_val_every_n_epoch=5"]) == 0
+    return cfg, tmp / "run" / "checkpoints" / "last.ckpt"
+
+
+def test_the_command_line_wins_over_the_checkpoint_for_test_options(reid_run):
+    from crgan_lightning.cli import run_lightning_cli
+
+    cfg, ckpt = reid_run
+    cli = run_lightning_cli(["test", "--config", str(cfg), "--ckpt_path", str(ckpt), "--model.init_args.rerank=true",
+                             "--model.init_args.pretrained=false"])
+    assert cli.model.hparams.rerank is True and cli.model.metric.rerank is True
+    assert "test/mAP" in cli.trainer.callback_metrics
+
+
+def test_a_checkpoint_of_another_stage_or_no_checkpoint_is_one_line(reid_run, tmp_path, capsys):
+    cfg, ckpt = reid_run
+    crgan_cfg = str(REPO / "experiments" / "synth_a2synth_b" / "crgan.yaml")
+    assert main(["fit", "--config", crgan_cfg, "--ckpt_path", str(ckpt)]) == 2
+    err = one_line(capsys)
+    assert "is a ReIDModule checkpoint; this config trains a CRGANModule" in err and str(ckpt) in err
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(ckpt.read_bytes()[:4096])
+    notes = tmp_path / "notes.ckpt"
+    notes.write_text("not a checkpoint")
+    for bad in (truncated, notes, tmp_path / "missing.ckpt"):
+        assert main(["test", "--config", str(cfg), "--ckpt_path", str(bad)]) == 2
+        assert str(bad) in one_line(capsys)

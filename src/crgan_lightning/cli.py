@@ -51,6 +51,28 @@ def checkpoint_dir_under_root(trainer) -> None:
             init_args["dirpath"] = os.path.join(str(root), "checkpoints")
 
 
+def check_checkpoint_kind(ckpt_path: str, expected: str | None) -> None:
+    """Refuse a ``--ckpt_path`` that is missing, unreadable or truncated, or whose module (re-id,
+    CR-GAN, SPGAN: the ``_class_path`` the CLI saved in its hyperparameters) is not ``expected``."""
+    import torch
+
+    path = os.fspath(ckpt_path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"--ckpt_path {path} does not exist; expected a checkpoint (.ckpt) of this run")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # truncated, not a torch file, pickled objects
+        raise ConfigError(f"--ckpt_path {path} is not a readable checkpoint ({type(exc).__name__}); "
+                          "expected a .ckpt written by crgan fit") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ConfigError(f"--ckpt_path {path} holds no Lightning checkpoint (no state_dict); "
+                          "expected a .ckpt written by crgan fit")
+    found = (ckpt.get("hyper_parameters") or {}).get("_class_path")
+    if expected and found and found != expected:
+        raise ConfigError(f"--ckpt_path {path} is a {found.rsplit('.', 1)[-1]} checkpoint; this config trains "
+                          f"a {expected.rsplit('.', 1)[-1]} (give a checkpoint of the same stage)")
+
+
 def run_lightning_cli(argv: Sequence[str]):
     """Run the LightningCLI over the library's modules (``argv`` starts with the subcommand)."""
     import pytorch_lightning as pl
@@ -70,6 +92,17 @@ def run_lightning_cli(argv: Sequence[str]):
                 super().instantiate_classes()
             except (ValueError, TypeError) as exc:
                 raise ConfigError(_one_line(exc)) from exc
+
+        def _parse_ckpt_path(self) -> None:
+            """``--ckpt_path`` brings weights and training state, not settings: the config and
+            the command line decide every module argument (LightningCLI would otherwise replace
+            them, and even the module class, with the checkpoint's hyperparameters). A file that
+            is not a checkpoint, or a checkpoint of another module, is refused in one line."""
+            subcommand = self.config.get("subcommand")
+            ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+            if ckpt_path:
+                model = self.config[subcommand].get("model")
+                check_checkpoint_kind(ckpt_path, model.get("class_path") if model is not None else None)
 
         def before_instantiate_classes(self) -> None:
             config = self.config.get(self.subcommand) if self.subcommand else self.config
