@@ -187,6 +187,12 @@ def claim_run_folder(out: str | os.PathLike, writer: str, flag: str = "--out", r
     return out
 
 
+def host_name() -> str:
+    """This machine's name, safe in a file name: hidden work folders carry it (with the process id)
+    so a writer can tell its own leftovers from another machine's on a shared file system."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
 def replace_folder(work: str | os.PathLike, final: str | os.PathLike, writer: str) -> Path:
     """Move the finished folder ``work`` to ``final``. An existing ``final`` must be empty or have
     been made by ``writer`` (else :class:`~crgan_lightning.errors.ConfigError`, nothing moved); it
@@ -195,8 +201,7 @@ def replace_folder(work: str | os.PathLike, final: str | os.PathLike, writer: st
     check_output_folder(final, writer)
     old = None
     if final.exists():
-        host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
-        old = final.with_name(f".{final.name}.old-{host}-{os.getpid()}-{secrets.token_hex(4)}")
+        old = final.with_name(f".{final.name}.old-{host_name()}-{os.getpid()}-{secrets.token_hex(4)}")
         os.replace(final, old)
     try:
         os.replace(work, final)

@@ -68,7 +68,7 @@ def test_duke_keeps_everything_and_has_eight_cameras(tmp_path):
 
 
 @pytest.mark.parametrize("version,train_dir,test_dir", [("MSMT17_V1", "train", "test"),
-                                                         ("MSMT17_V2", "mask_train_v2", "mask_test_v2")])
+                                                        ("MSMT17_V2", "mask_train_v2", "mask_test_v2")])
 def test_msmt17_list_files(tmp_path, version, train_dir, test_dir):
     root = tmp_path / version
     train = ["0000/0000_000_01_0303morning_0015_0.jpg 0", "0000/0000_001_15_0303morning_0016_0.jpg 0"]
@@ -160,7 +160,10 @@ def test_published_market_and_duke_statistics(tmp_path):
         return [fmt(pid, rng.integers(1, 7), i) for pid, n in zip(pids, per) for i in range(n)]
 
     market = tmp_path / "Market-1501-v15.09.15"
-    mfmt = lambda pid, cam, i: f"{pid:04d}_c{cam}s1_{i:06d}_00.jpg" if pid >= 0 else f"-1_c{cam}s1_{i:06d}_00.jpg"
+
+    def mfmt(pid, cam, i):
+        return f"{pid:04d}_c{cam}s1_{i:06d}_00.jpg" if pid >= 0 else f"-1_c{cam}s1_{i:06d}_00.jpg"
+
     train_ids = list(range(2, 1504, 2))[:751]
     test_ids = list(range(1, 1502, 2))[:750]
     write_images(market / "bounding_box_train", names(train_ids, 12936, mfmt), empty=True)
@@ -173,7 +176,10 @@ def test_published_market_and_duke_statistics(tmp_path):
     assert (len({s.pid for s in rows.gallery}), len(rows.gallery)) == (751, 15913)
 
     duke = tmp_path / "DukeMTMC-reID"
-    dfmt = lambda pid, cam, i: f"{pid:04d}_c{cam}_f{i:07d}.jpg"
+
+    def dfmt(pid, cam, i):
+        return f"{pid:04d}_c{cam}_f{i:07d}.jpg"
+
     write_images(duke / "bounding_box_train", names(list(range(1, 703)), 16522, dfmt), empty=True)
     write_images(duke / "query", names(list(range(1000, 1702)), 2228, dfmt), empty=True)
     write_images(duke / "bounding_box_test", names(list(range(1000, 2110)), 17661, dfmt), empty=True)

@@ -19,6 +19,7 @@ from crgan_lightning.data.synthetic import (
     DOMAINS, SPLIT_FOLDERS, generate_benchmark, generate_domain, render_sample,
 )
 from crgan_lightning.errors import ConfigError
+from crgan_lightning.fileio import host_name
 
 NAME = re.compile(r"^(-?\d+)_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 SMALL = dict(num_train_ids=6, num_test_ids=5, progress=False)
@@ -274,7 +275,7 @@ def test_existing_dataset_with_other_arguments_is_an_error(tmp_path):
 
 def test_leftover_work_folders_do_not_break_a_run(tmp_path):
     dead_pid = 4_194_304 + 1  # above Linux's pid_max: never a live process
-    stale = [tmp_path / f".synth_b.tmp-{synthetic._host()}-{dead_pid}-abc123", tmp_path / ".synth_b.tmp-junk"]
+    stale = [tmp_path / f".synth_b.tmp-{host_name()}-{dead_pid}-abc123", tmp_path / ".synth_b.tmp-junk"]
     for folder in stale:
         (folder / "bounding_box_train").mkdir(parents=True)
         (folder / "bounding_box_train" / "0001_c1s1_000001_00.jpg").write_bytes(b"half written")

@@ -79,7 +79,7 @@ from .styles import _cam  # noqa: F401
 from .styles import SYNTH_DATASETS, SynthDataset  # noqa: F401
 from .writer import (  # noqa: F401
     DEFAULT_DOMAINS, GENERATOR_VERSION, HEIGHT, JPEG_QUALITY, META_FILE, NUM_TEST_IDS, NUM_TRAIN_IDS, WIDTH,
-    _check_existing, _clean_stale, _host, _meta, _owner_alive, _write_domain,
+    _check_existing, _clean_stale, _meta, _owner_alive, _write_domain,
 )
 
 __all__ = [

@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import stat
 import tempfile
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ...errors import ConfigError
-from ...fileio import META_FILE, check_output_folder, replace_folder
+from ...fileio import META_FILE, check_output_folder, host_name, replace_folder
 from ..datasets import SPLIT_FOLDERS
 from ..mask_quality import degrade_mask, mask_iou, mask_quality
 from ..masks import MASKS_DIR
@@ -119,14 +118,10 @@ def _make_readable(folder: Path) -> None:
 # =========================================================================== work folders
 
 
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
-
-
 def _owner_alive(name: str) -> bool:
     """Whether the process that made the hidden work folder ``name`` may still be running."""
     m = re.match(r"^\.[^.]+\.(?:tmp|old)-(.+)-(\d+)-[^-]+$", name)
-    if m is None or m.group(1) != _host():
+    if m is None or m.group(1) != host_name():
         return False if m is None else True  # another machine's work folder: leave it alone
     pid = int(m.group(2))
     if pid == os.getpid():
@@ -248,7 +243,7 @@ def generate_domain(out_dir: str | os.PathLike, domain: str, seed: int = 0, num_
         _check_existing(final, settings)
         log.info("keeping the existing %s (pass overwrite=True to regenerate it)", final)
         return final
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{_host()}-{os.getpid()}-", dir=out_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{host_name()}-{os.getpid()}-", dir=out_dir))
     try:
         _make_readable(tmp)
         iou = _write_domain(tmp, name, settings, progress)
