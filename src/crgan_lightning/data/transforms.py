@@ -82,12 +82,7 @@ def set_pipeline_random_state(pipeline: A.Compose, state: list) -> None:
         raise ConfigError(f"augmentation state of {len(state)} transforms does not fit a pipeline of {len(parts)}")
     for part, (numpy_state, python_state) in zip(parts, state):
         part.random_generator.bit_generator.state = numpy_state
-        part.py_random.setstate(_as_tuple(python_state))
-
-
-def _as_tuple(value):
-    """``random.Random`` states are nested tuples; a checkpoint may hand them back as lists."""
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+        part.py_random.setstate(python_state)
 
 
 def apply_transforms(pipeline: A.Compose, image: np.ndarray, mask: np.ndarray | None) -> dict[str, torch.Tensor]:

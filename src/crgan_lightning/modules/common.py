@@ -96,9 +96,4 @@ def restore_random_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     kind, keys, pos, has_gauss, cached = states["numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    random.setstate(_as_tuple(states["python"]))
-
-
-def _as_tuple(value):
-    """Python random states are nested tuples; a checkpoint may hand them back as lists."""
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+    random.setstate(states["python"])
