@@ -230,12 +230,20 @@ class ReIDNet(nn.Module):
         would rescale the others wrongly.
         """
         pooling = pooling or self.test_pooling
+        return self.extract_poolings(x, (pooling,))[pooling]
 
-        def feature(images: torch.Tensor) -> torch.Tensor:
-            pooled = pool_features(self.feature_map(images), pooling, self.lmp_parts)
+    @torch.no_grad()
+    def extract_poolings(self, x: torch.Tensor, poolings: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """:meth:`extract` for several poolings from one backbone pass (two with ``flip_test``):
+        ``{pooling: (B, C) features}``."""
+        maps = [self.feature_map(x)] + ([self.feature_map(x.flip(3))] if self.flip_test else [])
+
+        def feature(fmap: torch.Tensor, pooling: str) -> torch.Tensor:
+            pooled = pool_features(fmap, pooling, self.lmp_parts)
             return self.neck(pooled) if pooling == self.pooling else pooled
 
-        feat = feature(x)
-        if self.flip_test:
-            feat = 0.5 * (feat + feature(x.flip(3)))
-        return feat
+        out = {}
+        for pooling in poolings:
+            feats = [feature(fmap, pooling) for fmap in maps]
+            out[pooling] = feats[0] if len(feats) == 1 else 0.5 * (feats[0] + feats[1])
+        return out

@@ -259,11 +259,10 @@ class ReIDModule(pl.LightningModule):
             for pooling, distance in self.also_test.items()}
 
     def _eval_step(self, batch: dict) -> None:
-        images = self._input(batch[IMAGE])
-        feats = self.net.extract(images)
-        self.metric.update(feats.float(), batch[PID], batch[CAMID], batch[INDEX])
-        for pooling, metric in self.extra_metrics.items():
-            metric.update(self.net.extract(images, pooling=pooling).float(), batch[PID], batch[CAMID], batch[INDEX])
+        main = self.net.test_pooling
+        feats = self.net.extract_poolings(self._input(batch[IMAGE]), (main, *self.extra_metrics))
+        for pooling, metric in ((main, self.metric), *self.extra_metrics.items()):
+            metric.update(feats[pooling].float(), batch[PID], batch[CAMID], batch[INDEX])
 
     def _eval_end(self, stage: str) -> dict[str, float]:
         if self.trainer.sanity_checking:  # a few batches may hold no gallery at all: nothing to rank
