@@ -161,7 +161,7 @@ def _check_existing(final: Path, requested: dict) -> None:
         raise ConfigError(f"cannot read {final / META_FILE} ({exc}); "
                           "pass overwrite=True (crgan synth --overwrite) to regenerate it") from None
     differ = [f"{k}={meta.get(k)!r} (asked {requested[k]!r})"
-              for k in _REQUESTED_KEYS if meta.get(k, 1 if k == "generator_version" else None) != requested[k]]
+              for k in _REQUESTED_KEYS if meta.get(k) != requested[k]]
     if differ:
         raise ConfigError(f"{final} holds a benchmark generated with {', '.join(differ)}; "
                           "pass overwrite=True (crgan synth --overwrite) to replace it, "
