@@ -17,8 +17,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data.datamodule import CrossDomainDataModule
-from .data.keys import CAMID, IMAGE, PID
-from .metrics import compute_distance, evaluate_rank
+from .data.keys import CAMID, IMAGE, INDEX, PID
+from .metrics import ReIDMetric
 
 METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP")
 
@@ -35,16 +35,9 @@ def evaluate_descriptor(target: str, root: str, extractor: nn.Module | None = No
                                with_target=False, eval_batch_size=batch_size, num_workers=0, masks="none",
                                generate_synthetic=False)
     dm.setup("test")
-    feats, pids, cams = [], [], []
-    loader = dm.test_dataloader()
+    metric = ReIDMetric(num_query=dm.num_query, metric=distance)  # the protocol of every re-id row
     with torch.no_grad():
-        for batch in tqdm(loader, desc=f"descriptor {target}", unit="batch", disable=not progress):
-            feats.append(extractor(batch[IMAGE]).float())
-            pids.append(batch[PID])
-            cams.append(batch[CAMID])
-    feats, pids, cams = torch.cat(feats), torch.cat(pids), torch.cat(cams)
-    q = dm.num_query
-    cmc, mean_ap = evaluate_rank(compute_distance(feats[:q], feats[q:], distance), pids[:q], pids[q:],
-                                 cams[:q], cams[q:])
-    return {"rank1": float(cmc[0]) * 100, "rank5": float(cmc[4]) * 100, "rank10": float(cmc[9]) * 100,
-            "mAP": float(mean_ap) * 100}
+        for batch in tqdm(dm.test_dataloader(), desc=f"descriptor {target}", unit="batch", disable=not progress):
+            metric.update(extractor(batch[IMAGE]).float(), batch[PID], batch[CAMID], batch[INDEX])
+    scores = metric.compute()
+    return {key: float(scores[key]) * 100 for key in METRIC_KEYS}
