@@ -21,15 +21,20 @@ and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import time
 from collections.abc import Sequence
 
 from .demo import add_run_arguments
-from .errors import ConfigError, CRGANError
+from .errors import ConfigError, CRGANError, arguments_named
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+#: The flags of ``crgan quality`` and ``crgan compare`` that carry the Table 1 weight files, by the
+#: name of the argument they fill.
+QUALITY_FLAGS = {"lpips_path": "--lpips-weights", "inception_path": "--inception-weights"}
 
 # DataModule properties linked into every module's __init__ argument of the same name.
 DATA_LINKS = ("num_source_pids", "num_query", "num_target_cameras")
@@ -78,6 +83,7 @@ def run_lightning_cli(argv: Sequence[str]):
     import pytorch_lightning as pl
     from pytorch_lightning.cli import LightningCLI
 
+    from .callbacks.tidy import RemoveEmptyRunFolder
     from .data.datamodule import CrossDomainDataModule
 
     class CRGANLightningCLI(LightningCLI):
@@ -121,6 +127,7 @@ def run_lightning_cli(argv: Sequence[str]):
             args=None,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
+            trainer_defaults={"callbacks": [RemoveEmptyRunFolder()]},
             parser_kwargs={**raise_errors, **{command: raise_errors for command in LIGHTNING_COMMANDS}},
         )
     finally:
@@ -155,11 +162,12 @@ def _cmd_summary(args: argparse.Namespace) -> None:
 def _cmd_masks(args: argparse.Namespace) -> None:
     from .data.segmentation import write_masks
 
-    folder, written = write_masks(
-        args.dataset, args.root, model=args.model, weights_path=args.weights, batch_size=args.batch_size,
-        threshold=None if args.soft else args.threshold, overwrite=args.overwrite, device=args.device,
-        progress=not args.quiet,
-    )
+    with arguments_named({"weights_path": "--weights"}):
+        folder, written = write_masks(
+            args.dataset, args.root, model=args.model, weights_path=args.weights, batch_size=args.batch_size,
+            threshold=None if args.soft else args.threshold, overwrite=args.overwrite, device=args.device,
+            progress=not args.quiet,
+        )
     print(f"{written} masks written under {folder}")
 
 
@@ -179,12 +187,14 @@ def _cmd_render(args: argparse.Namespace) -> None:
 def _cmd_quality(args: argparse.Namespace) -> None:
     from .reports import format_quality_table, quality_table
 
-    table = quality_table(
-        args.ckpt, args.source, args.target, args.root, num_sources=args.num_sources, num_contexts=args.num_contexts,
-        num_fid=args.num_fid, height=args.height, width=args.width, lpips_net=args.lpips_net,
-        lpips_path=args.lpips_weights, inception_path=args.inception_weights, seed=args.seed, device=args.device,
-        progress=not args.quiet,
-    )
+    with arguments_named(QUALITY_FLAGS):
+        table = quality_table(
+            args.ckpt, args.source, args.target, args.root, num_sources=args.num_sources,
+            num_contexts=args.num_contexts, num_fid=args.num_fid, height=args.height, width=args.width,
+            lpips_net=args.lpips_net,
+            lpips_path=args.lpips_weights, inception_path=args.inception_weights, seed=args.seed,
+            device=args.device, progress=not args.quiet,
+        )
     print(format_quality_table(table))
 
 
@@ -198,12 +208,14 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def _cmd_compare(args: argparse.Namespace) -> None:
     from .compare import run_compare
 
-    run_compare(args.source, args.target, root=args.root, out=args.out or f"runs/compare/{args.source}2{args.target}",
-                seeds=args.seeds, crgan_epochs=args.crgan_epochs, spgan_epochs=args.spgan_epochs,
-                reid_epochs=args.reid_epochs,
-                quality={"skip": True} if args.no_quality else {
-                    "lpips_path": args.lpips_weights, "inception_path": args.inception_weights,
-                    "num_fid": args.num_fid, "progress": not args.quiet})
+    with arguments_named(QUALITY_FLAGS):
+        run_compare(args.source, args.target, root=args.root,
+                    out=args.out or f"runs/compare/{args.source}2{args.target}",
+                    seeds=args.seeds, crgan_epochs=args.crgan_epochs, spgan_epochs=args.spgan_epochs,
+                    reid_epochs=args.reid_epochs,
+                    quality={"skip": True} if args.no_quality else {
+                        "lpips_path": args.lpips_weights, "inception_path": args.inception_weights,
+                        "num_fid": args.num_fid, "progress": not args.quiet})
 
 
 def _add_pair_arguments(p: argparse.ArgumentParser) -> None:
@@ -354,9 +366,47 @@ def _one_line(exc: BaseException) -> str:
     return f"{head.rstrip(':')}: {specific[0]}" if specific and specific[0] not in head else head
 
 
+#: File-system conditions a user fixes by choosing another folder (or freeing space): one line, exit 2.
+_USER_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR)
+
+
+def _user_message(exc: BaseException) -> str:
+    """The message of a user error as one line. An error raised in a DataLoader worker reaches the
+    main process re-raised with the worker's whole traceback in its message ("Caught ImageReadError
+    in DataLoader worker process 0 ... Original Traceback ..."): its last line is the message."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1].strip()
+        prefix, _, message = last.partition(": ")
+        text = message if message and " " not in prefix else last
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename} (check the path and its permissions, or choose another folder)"
+    return " ".join(text.split())
+
+
+def _is_user_os_error(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _USER_OS_ERRORS:
+        return True
+    return isinstance(exc, PermissionError) or (isinstance(exc, OSError) and "Original Traceback" in str(exc)
+                                                and "Errno" in str(exc))
+
+
+def _is_wandb_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("wandb.errors")
+
+
+def wandb_offline_unless_asked(environ=os.environ) -> None:
+    """W&B logs offline (to ``wandb/`` under the run folder; ``wandb sync`` uploads it later) unless
+    the user asks otherwise: ``WANDB_MODE=online`` (or ``disabled``), or a sweep agent, which sets
+    ``WANDB_SWEEP_ID`` and needs its runs online."""
+    if "WANDB_MODE" not in environ and "WANDB_SWEEP_ID" not in environ:
+        environ["WANDB_MODE"] = "offline"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``crgan`` command; returns the exit status (0, 2 for a user error, 130 when interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    wandb_offline_unless_asked()
     try:
         if argv and argv[0] in LIGHTNING_COMMANDS:
             try:
@@ -374,7 +424,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         args.func(args)
     except (CRGANError, FileNotFoundError) as exc:  # user errors: one line, no traceback
-        print(f"crgan: error: {exc}", file=sys.stderr)
+        print(f"crgan: error: {_user_message(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if not _is_user_os_error(exc):
+            raise
+        print(f"crgan: error: {_user_message(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if not _is_wandb_error(exc):
+            raise
+        print(f"crgan: error: W&B: {_user_message(exc)} (WANDB_MODE={os.environ.get('WANDB_MODE')}; "
+              "leave WANDB_MODE unset to log offline and `wandb sync` later)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"crgan: interrupted; {_resume_hint(argv)}", file=sys.stderr)

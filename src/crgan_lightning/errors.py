@@ -8,6 +8,10 @@ without a traceback.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
 
 class CRGANError(Exception):
     """Base class of the errors a user can fix from the message alone."""
@@ -31,3 +35,21 @@ class WeightsError(CRGANError, FileNotFoundError):
 
 class TrainingDivergedError(CRGANError, FloatingPointError):
     """A loss became NaN or infinite; training stopped before the bad update."""
+
+
+@contextmanager
+def arguments_named(names: Mapping[str, str]) -> Iterator[None]:
+    """Re-raise a :class:`CRGANError` raised inside with each argument named as the caller knows it.
+
+    A library function names its own Python arguments (``pretrained_path``); a caller that takes
+    the value under another name maps it, e.g. ``crgan quality`` maps ``lpips_path`` to
+    ``--lpips-weights``, so that the message names what the user typed."""
+    try:
+        yield
+    except CRGANError as exc:
+        message = str(exc)
+        for name, known_as in names.items():
+            message = re.sub(rf"(?<![\w/.-]){re.escape(name)}(?![\w/.-])", known_as, message)
+        if message == str(exc):
+            raise
+        raise type(exc)(message) from exc

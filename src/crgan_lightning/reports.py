@@ -43,7 +43,7 @@ from .data.datamodule import CrossDomainDataModule, ReIDImageDataset
 from .data.datasets import ReIDSample
 from .data.keys import IMAGE
 from .data.masks import build_mask_provider
-from .errors import ConfigError
+from .errors import ConfigError, arguments_named
 from .metrics.quality import (
     build_inception,
     build_lpips,
@@ -164,8 +164,9 @@ def quality_table(
     # everything that can fail fast (checkpoint, weight files, dataset layout) before any heavy work
     specs = [] if ckpt is None else [ckpt] if isinstance(ckpt, (str, os.PathLike)) else list(ckpt)
     translators = [(spec, load_translator(spec, map_location=device)) for spec in specs]
-    lpips_model = build_lpips(lpips_net, lpips_path, device) if translators else None
-    inception = build_inception(inception_path, device)
+    with arguments_named({"pretrained_path": "lpips_path", "weights_path": "inception_path"}):
+        lpips_model = build_lpips(lpips_net, lpips_path, device) if translators else None
+        inception = build_inception(inception_path, device)
     dm = CrossDomainDataModule(source=source, target=target, root=str(root), height=height, width=width,
                                num_workers=0)
     src, tgt = dm.source_dataset, dm.target_dataset

@@ -28,11 +28,23 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Decode a mask file (any mode; 0 = background, 255 = person) to float32 (H, W) in [0, 1]."""
+    """Decode a mask file to float32 (H, W) in [0, 1]: an 8-bit single-channel image, 0 = background,
+    255 = person. An RGB(A) file whose colour channels are equal is read as its grey channel; a
+    colour mask (a class-colour segmentation map, say) or a 16-bit file is refused, since no grey
+    level of it is a person probability."""
     data = np.fromfile(str(path), dtype=np.uint8) if os.path.isfile(path) else None
     if data is None or data.size == 0:
         raise ImageReadError(f"cannot read mask {path}: the file is missing or empty")
-    mask = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise ImageReadError(f"cannot read mask {path}: not a decodable image")
+    if mask.dtype != np.uint8:
+        raise ImageReadError(f"mask {path} is {mask.dtype}; expected an 8-bit single-channel PNG "
+                             "(0 background, 255 person)")
+    if mask.ndim == 3:
+        colour = mask[..., :3]
+        if not (np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 0], colour[..., 2])):
+            raise ImageReadError(f"mask {path} has {mask.shape[2]} channels of different values (a colour image); "
+                                 "expected a single-channel PNG (0 background, 255 person)")
+        mask = colour[..., 0]
     return mask.astype(np.float32) / 255.0

@@ -13,6 +13,7 @@ A mask is a float array (H, W) in [0, 1]: 1 on the person, 0 on the background. 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from abc import ABC, abstractmethod
@@ -22,16 +23,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DatasetError
-from ..fileio import atomic_save_image
+from ..fileio import META_FILE, atomic_save_image, atomic_write_bytes, written_by
 from .datasets import ReIDDataset
 from .images import read_image, read_mask
 
 log = logging.getLogger(__name__)
 
 MASKS_DIR = "masks"
+#: The ``written_by`` of a ``masks/`` folder that :class:`SegmentationMaskWriter` made.
+MASK_WRITER = "crgan masks"
 MASK_SOURCES = ("auto", "folder", "prior", "none")
 
 
@@ -69,8 +73,18 @@ class FolderMasks(MaskProvider):
             )
 
     def __call__(self, image_path: str, height: int, width: int) -> np.ndarray:
-        mask = read_mask(mask_path(self.root, image_path))
+        """The mask of ``image_path`` at ``height`` x ``width``. The file must have its image's size
+        (a mask of another size belongs to another crop or resolution, and is refused); it is then
+        resized to the size asked for (the network's, when exporting)."""
+        path = mask_path(self.root, image_path)
+        mask = read_mask(path)
         if mask.shape != (height, width):
+            with Image.open(image_path) as image:  # reads the header only
+                image_size = (image.height, image.width)
+            if mask.shape != image_size:
+                raise DatasetError(f"mask {path} is {mask.shape[0]}x{mask.shape[1]} but its image {image_path} is "
+                                   f"{image_size[0]}x{image_size[1]}; expected a mask of the image's size "
+                                   "(rewrite it with `crgan masks`)")
             mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
         return mask
 
@@ -130,7 +144,9 @@ class SegmentationMaskWriter(ABC):
 
     Subclasses implement :meth:`predict`; :meth:`write_tree` walks every split, skips masks that
     already exist (so an interrupted run resumes), and writes each PNG through a temporary file
-    renamed into place, so a mask on disk is always complete.
+    renamed into place, so a mask on disk is always complete. A ``masks/`` folder it starts carries
+    a ``meta.json`` naming its writer; ``overwrite`` rewrites only such a folder, never masks that
+    came from elsewhere (a dataset's own ground truth, another segmenter's).
     """
 
     @abstractmethod
@@ -149,6 +165,14 @@ class SegmentationMaskWriter(ABC):
 
         ``threshold`` binarises the probabilities (None keeps them soft, stored as 0..255).
         """
+        folder = dataset.root / MASKS_DIR
+        holds_files = folder.is_dir() and any(folder.iterdir())
+        if overwrite and holds_files and written_by(folder) != MASK_WRITER:
+            raise ConfigError(f"{folder} holds masks that `{MASK_WRITER}` did not write (its {META_FILE} does not "
+                              "say so); --overwrite replaces only masks it wrote: move that folder aside first")
+        if not holds_files:  # a folder of our own: mark it, so that --overwrite may replace it later
+            atomic_write_bytes(folder / META_FILE, json.dumps(
+                {"written_by": MASK_WRITER, "writer": type(self).__name__, "threshold": threshold}, indent=2).encode())
         paths = sorted({s.path for split in ("train", "query", "gallery") for s in dataset.split(split)})
         todo = [p for p in paths if overwrite or not mask_path(dataset.root, p).exists()]
         written = 0
