@@ -41,7 +41,7 @@ from torch.nn.utils import spectral_norm
 
 from ..errors import ConfigError
 from .generator import init_weights, norm_layer
-from .reid import InputNormalize, create_backbone
+from .reid import InputNormalize, create_backbone, pool_features
 
 DISCRIMINATOR_NORMS = ("instance", "batch", "spectral", "none")
 
@@ -175,8 +175,7 @@ class AuxiliaryClassifier(nn.Module):
         cam_logits = self.cam_head(feat) if self.cam_head is not None else None
         return id_logits, cam_logits
 
-    @contextmanager
-    def frozen(self) -> Iterator[AuxiliaryClassifier]:
+    def frozen(self):
         """Context in which the classifier is a fixed judge: eval mode (BatchNorm uses its running
         statistics and is not updated by generated images) and no parameter gradients, while
         gradients still flow to the input. The previous mode and ``requires_grad`` flags are
@@ -185,14 +184,71 @@ class AuxiliaryClassifier(nn.Module):
             with classifier.frozen():
                 id_logits, cam_logits = classifier(x_g)
         """
-        was_training = self.training
-        flags = [(p, p.requires_grad) for p in self.parameters()]
-        self.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
-        try:
-            yield self
-        finally:
-            for p, flag in flags:
-                p.requires_grad_(flag)
-            self.train(was_training)
+        return frozen(self)
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` in eval mode with no parameter gradients inside the context (gradients still
+    flow to its input); its mode and ``requires_grad`` flags are restored on exit."""
+    was_training = module.training
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    module.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        module.train(was_training)
+
+
+class ReIDJudge(nn.Module):
+    """The identity and camera judge of CR-GAN built on a source-trained re-id network.
+
+    A classifier trained from scratch next to the generator does not know the source people for
+    most of a short run (its identity loss on renderings stays near chance), so its gradient
+    cannot teach the generator to keep a person. This judge is the re-id network of the same
+    pair trained on the source labels (the direct-transfer checkpoint), **frozen** for the whole
+    run: its identity classifier scores ``-log p(y_id | x_g)`` from the first step. Only a linear
+    camera head on its (BN-neck) feature is trained, on real target images, to score
+    ``-log p(y_cam | x_g)``.
+
+    ``forward(x)`` returns ``(id_logits, cam_logits)`` like
+    :class:`AuxiliaryClassifier`, so :class:`~crgan_lightning.modules.crgan.CRGANModule` uses
+    either. The re-id network stays in eval mode whatever ``train()`` is asked.
+
+    Args:
+        net: a re-id network with its identity classifier (:func:`~crgan_lightning.models.reid.load_reid_net`).
+        num_cameras: target-domain cameras of the camera head.
+    """
+
+    def __init__(self, net: nn.Module, num_cameras: int) -> None:
+        super().__init__()
+        if getattr(net, "classifier", None) is None:
+            raise ConfigError("the judge's re-id network has no identity classifier (num_classes=0); "
+                              "expected the checkpoint of a re-id run trained on the source labels")
+        if num_cameras < 1:
+            raise ConfigError(f"ReIDJudge num_cameras={num_cameras}; expected >= 1")
+        self.net = net.eval().requires_grad_(False)
+        self.num_identities, self.num_cameras = net.classifier.out_features, num_cameras
+        self.cam_head = nn.Linear(net.feat_dim, num_cameras)
+
+    def train(self, mode: bool = True) -> ReIDJudge:
+        super().train(mode)
+        self.net.eval()  # frozen BatchNorm statistics: the judge never changes
+        return self
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The re-id network's BN-neck feature (B, C) of images in [-1, 1] (its training pooling)."""
+        net = self.net
+        return net.neck(pool_features(net.feature_map(x), net.pooling, net.lmp_parts))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feat = self.features(x)
+        return self.net.classifier(feat), self.cam_head(feat)
+
+    def frozen(self):
+        """Scoring renderings: as :meth:`AuxiliaryClassifier.frozen`."""
+        return frozen(self)

@@ -8,8 +8,9 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from ..data.keys import CAMID, IMAGE, MASK, PID, SOURCE, TARGET
 from ..errors import ConfigError
 from ..losses import AdversarialLoss, camera_loss, context_loss, identity_loss
-from ..models.discriminator import AuxiliaryClassifier, PatchDiscriminator
+from ..models.discriminator import AuxiliaryClassifier, PatchDiscriminator, ReIDJudge
 from ..models.generator import build_generator
+from ..models.reid import load_reid_net
 from .common import ManualGANModule
 from .image_pool import ImagePool
 
@@ -20,8 +21,12 @@ class CRGANModule(ManualGANModule):
     Each training step, on a batch ``{"source": {image, pid, camid, mask}, "target": {image,
     camid, mask}}`` (each source image is paired with one target image of the batch):
 
-    1. **Classifier** (identity head on real source images, camera head on real target images):
-       cross-entropy, its own optimiser. It is the judge of the identity and camera losses.
+    1. **Judge** of the identity and camera losses, its own optimiser. With ``judge`` (a re-id
+       checkpoint of the same source) it is that frozen re-id network with a camera head trained on
+       real target images; otherwise a classifier trained from scratch here (identity head on real
+       source images, camera head on real target images, cross-entropy). Its accuracies on real
+       images and on renderings are logged every epoch (``epoch/judge_id_acc_real``,
+       ``epoch/judge_id_acc_rendered``, ``epoch/judge_id_ratio``, ``epoch/judge_cam_acc_*``).
     2. **Generator**: ``x_g = G(x_s, x_t)`` and
        ``L_G = lambda_adv * L_adv + lambda_id * L_id + lambda_cam * L_cam + lambda_context * L_context``
        with ``L_adv`` the adversarial loss of the domain discriminator on ``x_g`` (as real),
@@ -50,7 +55,14 @@ class CRGANModule(ManualGANModule):
             depth, residual blocks, normalisation, fusion, target skips, dropout, space-to-depth
             factor, stem/output kernel and padding.
         d_*: PatchGAN discriminator width, layers and normalisation.
-        cls_backbone, cls_pretrained, cls_pretrained_path, cls_feat_dim: the identity/camera classifier.
+        cls_backbone, cls_pretrained, cls_pretrained_path, cls_feat_dim: the identity/camera classifier
+            trained from scratch beside the generator (when no ``judge`` is given).
+        judge: a re-id checkpoint of the same source (the direct-transfer run's ``last.ckpt``): its
+            frozen network, which knows the source people from the first step, judges identities;
+            only a camera head on its feature is trained (:class:`~crgan_lightning.models.discriminator.ReIDJudge`).
+        target_id_ratio: stop training at the end of the first epoch in which the judge recognises
+            the source identity in renderings at this fraction of its accuracy on real source
+            images (``epoch/judge_id_ratio``; 0 trains for ``max_epochs``).
         gan_mode: ``lsgan``, ``vanilla`` or ``hinge``.
         lambda_adv, lambda_id, lambda_cam, lambda_context: loss weights.
         context_reduction: ``l1`` or ``l2``.
@@ -90,6 +102,8 @@ class CRGANModule(ManualGANModule):
         cls_pretrained: bool = False,
         cls_pretrained_path: str | None = None,
         cls_feat_dim: int | None = None,
+        judge: str | None = None,
+        target_id_ratio: float = 0.0,
         gan_mode: str = "lsgan",
         lambda_adv: float = 1.0,
         lambda_id: float = 1.0,
@@ -117,6 +131,8 @@ class CRGANModule(ManualGANModule):
                 f"num_source_pids={num_source_pids}, num_target_cameras={num_target_cameras}: CR-GAN needs "
                 "both (the CLI links them from data.num_source_pids and data.num_target_cameras)"
             )
+        if not 0.0 <= target_id_ratio <= 1.0:
+            raise ConfigError(f"target_id_ratio={target_id_ratio}; expected a fraction in [0, 1] (0: off)")
         for name in ("lambda_adv", "lambda_id", "lambda_cam", "lambda_context", "grad_clip"):
             if locals()[name] < 0:
                 raise ConfigError(f"{name}={locals()[name]} must be >= 0")
@@ -125,9 +141,17 @@ class CRGANModule(ManualGANModule):
         self.automatic_optimization = False
         self.generator = build_generator(self.hparams)
         self.discriminator = PatchDiscriminator(base_channels=d_base_channels, n_layers=d_layers, norm=d_norm)
-        self.classifier = AuxiliaryClassifier(num_source_pids, num_target_cameras, backbone=cls_backbone,
-                                              pretrained=cls_pretrained, pretrained_path=cls_pretrained_path,
-                                              feat_dim=cls_feat_dim)
+        if judge:
+            self.classifier = ReIDJudge(load_reid_net(judge), num_target_cameras)
+            if self.classifier.num_identities != num_source_pids:
+                raise ConfigError(f"judge {judge} classifies {self.classifier.num_identities} identities, but the "
+                                  f"source has {num_source_pids}; expected a re-id run of the same source dataset")
+        else:
+            self.classifier = AuxiliaryClassifier(num_source_pids, num_target_cameras, backbone=cls_backbone,
+                                                  pretrained=cls_pretrained, pretrained_path=cls_pretrained_path,
+                                                  feat_dim=cls_feat_dim)
+        # judge accuracy counts of the epoch: identity on real source / rendered, camera on real target / rendered
+        self.register_buffer("judged", torch.zeros(4, 2), persistent=False)
         if channels_last:
             for net in (self.generator, self.discriminator, self.classifier):
                 net.to(memory_format=torch.channels_last)
@@ -142,7 +166,7 @@ class CRGANModule(ManualGANModule):
         hp = self.hparams
         opt_g = self._optimizer("g", self.generator.parameters(), hp.lr_g)
         opt_d = self._optimizer("d", self.discriminator.parameters(), hp.lr_d)
-        opt_c = self._optimizer("cls", self.classifier.parameters(), hp.lr_cls)
+        opt_c = self._optimizer("cls", [p for p in self.classifier.parameters() if p.requires_grad], hp.lr_cls)
         return [opt_g, opt_d, opt_c], self._schedulers({"g": opt_g, "d": opt_d})
 
     # ------------------------------------------------------------------ training
@@ -205,6 +229,10 @@ class CRGANModule(ManualGANModule):
             "train/cls_id_acc": (id_logits[:b].argmax(1) == pid).float().mean(),
             "train/cls_cam_acc": (cam_logits[b:].argmax(1) == cam_t).float().mean(),
         }, on_step=True, on_epoch=False)
+        with torch.no_grad():
+            for row, (logits, labels) in enumerate(((id_logits[:b], pid), (id_g, pid), (cam_logits[b:], cam_t),
+                                                    (cam_g, cam_t))):
+                self.judged[row] += torch.stack([(logits.argmax(1) == labels).sum(), labels.new_tensor(len(labels))])
         self.log("g", loss_g, prog_bar=True, logger=False)
         self.log("d", loss_d, prog_bar=True, logger=False)
 
@@ -215,7 +243,26 @@ class CRGANModule(ManualGANModule):
         if "image_pool" in checkpoint:
             self.pool.load_state_dict(checkpoint["image_pool"])
 
+    def on_train_epoch_start(self) -> None:
+        self.judged.zero_()
+
+    def judge_accuracies(self) -> dict[str, float]:
+        """The judge's accuracies over the epoch so far, summed over every process: identity on real
+        source images and on renderings, camera on real target images and on renderings, and
+        ``id_ratio`` = rendered / real identity accuracy (how well renderings keep the person)."""
+        counts = self.trainer.strategy.reduce(self.judged.clone(), reduce_op="sum")
+        acc = (counts[:, 0] / counts[:, 1].clamp(min=1)).tolist()
+        names = ("id_acc_real", "id_acc_rendered", "cam_acc_real", "cam_acc_rendered")
+        out = dict(zip(names, acc))
+        out["id_ratio"] = out["id_acc_rendered"] / out["id_acc_real"] if out["id_acc_real"] > 0 else 0.0
+        return out
+
     def on_train_epoch_end(self) -> None:
+        accuracies = self.judge_accuracies()
+        self.log_dict({f"epoch/judge_{name}": value for name, value in accuracies.items()},
+                      on_step=False, on_epoch=True)
+        if self.hparams.target_id_ratio > 0 and accuracies["id_ratio"] >= self.hparams.target_id_ratio:
+            self.trainer.should_stop = True  # the same sums on every process: all stop together
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
             scheduler.step()
