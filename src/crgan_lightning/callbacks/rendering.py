@@ -8,11 +8,28 @@ import os
 import pytorch_lightning as pl
 import torch
 
+from ..data.datamodule import ReIDImageDataset
 from ..data.keys import CAMID, IMAGE, MASK, PID, SOURCE, SYNTHETIC, TARGET
 from ..errors import ConfigError
 from ..translators import Translator, load_translator, translator_fingerprint
 
 log = logging.getLogger(__name__)
+
+
+#: Where the rendering callback draws target contexts from.
+CONTEXT_SOURCES = ("batch", "dataset")
+#: The value of a zero (black) pixel in the [-1, 1] images of the DataModule.
+BLACK = -1.0
+
+
+def pad_and_crop(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image of (B, C, H, W) zero-padded by ``pad`` pixels on every side and cropped back to
+    H x W at an offset drawn from ``generator``: the DataModule's pad-and-crop augmentation
+    (black padding), on tensors."""
+    b, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad), value=BLACK)
+    offsets = torch.randint(2 * pad + 1, (b, 2), generator=generator).tolist()
+    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
 
 
 def drop_rows(part: dict, rows: torch.Tensor) -> dict:
@@ -52,6 +69,20 @@ class ContextRenderingCallback(pl.Callback):
     direct transfer, so streaming costs only the rendering), and in each step a source
     identity is seen either as itself or rendered into target contexts.
 
+    Three options make streaming teach invariance (each off by default, the behaviour above):
+
+    * ``within_identity``: instead of whole identities, ``round(ratio * K)`` of each identity's
+      K images are rendered (K/2 at ratio 0.5), so every identity of the batch appears both in its
+      source context and in target contexts; with the re-id module's ``joint_triplet`` one triplet
+      loss runs over source and rendered images together and asks for exactly that invariance.
+    * ``contexts_from="dataset"``: contexts are drawn at random from the whole target training
+      set (read with the DataModule's training transform), not only from the target images of the
+      batch; the DataModule then needs no target loader (``with_target: false``).
+    * ``pad``: the re-id augmentation's zero-padding and random crop, applied here to every
+      training image (source and rendered) after rendering, with ``data.pad: 0``: the generator
+      then gets its inputs prepared as in its own training (``pad: 0``), not padded and shifted
+      crops, and re-id sees the same augmentation as direct transfer with ``data.pad: pad``.
+
     Under DDP every rank loads the translator on its own device and renders its own shard of
     the batch; the draws are seeded by ``seed``, the rank and the batch index, so a run is
     reproducible.
@@ -65,10 +96,16 @@ class ContextRenderingCallback(pl.Callback):
         seed: base seed of the random pairing.
         replace_source: drop the rendered identities' source images from ``batch["source"]``
             (needs ``ratio < 1``, so that source images remain).
+        within_identity: render a ``ratio`` of each identity's images instead of a ``ratio`` of the
+            identities.
+        contexts_from: ``"batch"`` (the batch's target images) or ``"dataset"`` (the whole target
+            training set).
+        pad: zero-padding of the random crop applied after rendering to every training image (0: none).
     """
 
     def __init__(self, translator: str, ratio: float = 1.0, contexts_per_image: int = 1, seed: int = 0,
-                 replace_source: bool = False) -> None:
+                 replace_source: bool = False, within_identity: bool = False, contexts_from: str = "batch",
+                 pad: int = 0) -> None:
         super().__init__()
         if not 0.0 < ratio <= 1.0:
             raise ConfigError(f"ratio={ratio}; expected a fraction in (0, 1]")
@@ -77,6 +114,12 @@ class ContextRenderingCallback(pl.Callback):
         if replace_source and ratio >= 1.0:
             raise ConfigError(f"replace_source=true with ratio={ratio} would leave no source image in the batch; "
                               "use a ratio below 1")
+        if contexts_from not in CONTEXT_SOURCES:
+            raise ConfigError(f"contexts_from={contexts_from!r}; expected one of {', '.join(CONTEXT_SOURCES)}")
+        if pad < 0:
+            raise ConfigError(f"pad={pad}; expected >= 0 pixels")
+        self.within_identity, self.contexts_from, self.pad = within_identity, contexts_from, pad
+        self.contexts: ReIDImageDataset | None = None
         self.translator = os.fspath(translator)
         self.ratio, self.contexts_per_image, self.seed = ratio, contexts_per_image, seed
         self.replace_source = replace_source
@@ -88,6 +131,12 @@ class ContextRenderingCallback(pl.Callback):
             self.model = load_translator(self.translator, map_location=pl_module.device)
             self.fingerprint = translator_fingerprint(self.model)
             log.info("rendering source images with %s (%s)", self.translator, self.model.kind)
+        if stage == "fit" and self.contexts_from == "dataset" and self.contexts is None:
+            dm = trainer.datamodule
+            if dm is None:
+                raise ConfigError("contexts_from='dataset' draws contexts from the DataModule's target training "
+                                  "set; fit with a CrossDomainDataModule")
+            self.contexts = ReIDImageDataset(dm.target_dataset.train, dm.train_transform, with_pid=False)
 
     def state_dict(self) -> dict:
         """Which translator rendered this run (saved in the re-id checkpoint)."""
@@ -108,10 +157,22 @@ class ContextRenderingCallback(pl.Callback):
 
     def choose(self, pids: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Sorted indices of the source images to render: every image of ``round(ratio * P)``
-        identities drawn at random among the P identities of the batch (at least one)."""
+        identities drawn at random among the P identities of the batch (at least one); with
+        ``within_identity``, ``round(ratio * K)`` images drawn at random among the K of every
+        identity (at least one, and one fewer than K when ``replace_source``, so each identity
+        keeps a source image)."""
         if self.ratio >= 1.0:
             return torch.arange(len(pids))
         identities = pids.unique()
+        if self.within_identity:
+            picked = []
+            for pid in identities:
+                rows = (pids == pid).nonzero().flatten()
+                keep = max(1, round(self.ratio * len(rows)))
+                if self.replace_source:
+                    keep = min(keep, len(rows) - 1)
+                picked.append(rows[torch.randperm(len(rows), generator=generator)[:keep]])
+            return torch.cat(picked).sort().values
         keep = max(1, round(self.ratio * len(identities)))
         picked = identities[torch.randperm(len(identities), generator=generator)[:keep]]
         return torch.isin(pids, picked).nonzero().flatten()
@@ -120,16 +181,27 @@ class ContextRenderingCallback(pl.Callback):
     def render(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """The synthetic part for one batch (see the class docstring); with ``replace_source``
         it also removes the rendered source images from ``batch["source"]``."""
-        if TARGET not in batch:
-            raise ConfigError("ContextRenderingCallback needs target images in the batch: set data.with_target=true")
-        src, tgt = batch[SOURCE], batch[TARGET]
+        src = batch[SOURCE]
         if self.model.needs_masks and MASK not in src:
             raise ConfigError(f"the {self.model.kind} translator needs source person masks: "
                               "set data.masks=auto (or folder/prior) instead of none")
-        bt = len(tgt[IMAGE])
         device = src[IMAGE].device
         chosen = self.choose(src[PID].cpu(), generator).repeat_interleave(self.contexts_per_image)
-        contexts = torch.randint(bt, (len(chosen),), generator=generator)
+        if len(chosen) == 0:
+            raise ConfigError("within_identity with replace_source keeps one source image of each identity, and "
+                              "this batch has one image per identity: set data.num_instances >= 2")
+        if self.contexts_from == "dataset":
+            drawn = torch.randint(len(self.contexts), (len(chosen),), generator=generator).tolist()
+            items = [self.contexts[i] for i in drawn]
+            tgt = {IMAGE: torch.stack([item[IMAGE] for item in items]).to(device),
+                   CAMID: torch.tensor([item[CAMID] for item in items], device=device)}
+            contexts = torch.arange(len(chosen))
+        else:
+            if TARGET not in batch:
+                raise ConfigError("ContextRenderingCallback needs target images in the batch: set "
+                                  "data.with_target=true (or contexts_from='dataset')")
+            tgt = batch[TARGET]
+            contexts = torch.randint(len(tgt[IMAGE]), (len(chosen),), generator=generator)
         chosen, contexts = chosen.to(device), contexts.to(device)
         dtype = self.model.dtype or src[IMAGE].dtype  # batches may arrive in half precision (16-true)
         masks = [part[MASK][idx].to(dtype) if MASK in part else None for part, idx in ((src, chosen), (tgt, contexts))]
@@ -143,3 +215,6 @@ class ContextRenderingCallback(pl.Callback):
         step = trainer.fit_loop.total_batch_idx
         generator = torch.Generator().manual_seed(hash((self.seed, trainer.global_rank, step)) % (2**63))
         batch[SYNTHETIC] = self.render(batch, generator)
+        if self.pad > 0:
+            for part in (batch[SOURCE], batch[SYNTHETIC]):
+                part[IMAGE] = pad_and_crop(part[IMAGE], self.pad, generator)

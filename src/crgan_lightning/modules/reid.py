@@ -76,7 +76,11 @@ class ReIDModule(pl.LightningModule):
         backbone, pretrained, pretrained_path, last_stride, neck, pooling, test_pooling,
         lmp_parts, flip_test: see :class:`~crgan_lightning.models.reid.ReIDNet`.
         ce_weight, label_smooth, triplet_weight, triplet_margin: the loss.
-        synthetic_weight: weight of the loss on ``batch["synthetic"]``.
+        synthetic_weight: weight of the identity loss on ``batch["synthetic"]`` (and of its triplet
+            loss, unless ``joint_triplet``).
+        joint_triplet: one batch-hard triplet loss over source and rendered images together instead
+            of one per part, so that the hardest positive of a person can be its rendering in a
+            target context (use with the rendering callback's ``within_identity``).
         batch_erasing_p: probability of random erasing applied here, to the whole training batch
             (source and rendered images) after the rendering callback has run. With streaming,
             set the DataModule's ``erasing_p`` to 0 and this one instead: the generator then
@@ -118,6 +122,7 @@ class ReIDModule(pl.LightningModule):
         triplet_weight: float = 1.0,
         triplet_margin: float | None = 0.3,
         synthetic_weight: float = 1.0,
+        joint_triplet: bool = False,
         batch_erasing_p: float = 0.0,
         lr: float = 3.5e-4,
         weight_decay: float = 5e-4,
@@ -176,13 +181,16 @@ class ReIDModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ training
 
-    def _part_loss(self, logits: torch.Tensor, feats: torch.Tensor, pids: torch.Tensor, prefix: str):
+    def _part_loss(self, logits: torch.Tensor, feats: torch.Tensor, pids: torch.Tensor, prefix: str,
+                   triplet: bool = True):
         hp = self.hparams
         ce = cross_entropy_label_smooth(logits, pids, hp.label_smooth)
-        tri = batch_hard_triplet_loss(feats, pids, hp.triplet_margin)
         acc = (logits.argmax(1) == pids).float().mean()
-        self.log_dict({f"train/{prefix}_ce": ce, f"train/{prefix}_triplet": tri, f"train/{prefix}_acc": acc},
-                      on_step=True, on_epoch=False)
+        self.log_dict({f"train/{prefix}_ce": ce, f"train/{prefix}_acc": acc}, on_step=True, on_epoch=False)
+        if not triplet:
+            return hp.ce_weight * ce
+        tri = batch_hard_triplet_loss(feats, pids, hp.triplet_margin)
+        self.log(f"train/{prefix}_triplet", tri, on_step=True, on_epoch=False)
         return hp.ce_weight * ce + hp.triplet_weight * tri
 
     def _input(self, images: torch.Tensor) -> torch.Tensor:
@@ -198,11 +206,16 @@ class ReIDModule(pl.LightningModule):
         if self.hparams.batch_erasing_p > 0:
             images = random_erasing(images, self.hparams.batch_erasing_p)
         logits, feats = self.net(self._input(images))
+        joint = self.hparams.joint_triplet and len(parts) > 1
         loss, start = images.new_zeros(()), 0
         for name, imgs, pids, weight in parts:
             end = start + len(imgs)
-            loss = loss + weight * self._part_loss(logits[start:end], feats[start:end], pids, name)
+            loss = loss + weight * self._part_loss(logits[start:end], feats[start:end], pids, name, not joint)
             start = end
+        if joint:  # one triplet over source and rendered images: a person's nearest is also in another context
+            tri = batch_hard_triplet_loss(feats, torch.cat([p[2] for p in parts]), self.hparams.triplet_margin)
+            self.log("train/joint_triplet", tri, on_step=True, on_epoch=False)
+            loss = loss + self.hparams.triplet_weight * tri
         if not finite_on_all_ranks(self, loss):
             raise TrainingDivergedError(
                 f"re-id loss is {loss.item()} on some process at step {self.global_step}; training stopped "
