@@ -219,3 +219,282 @@ def contrastive_loss(
     d2 = (x1_feat.float() - x2_feat.float()).pow(2).sum(1)
     push = F.relu(margin - d2.clamp_min(1e-12).sqrt()).pow(2)
     return (label * d2 + (1.0 - label) * push).mean()
+
+
+# --------------------------------------------------------------------------------------------
+# TAUDL losses: per-camera tracklet discrimination (PCTD) and cross-camera tracklet
+# association (CCTA) with a tracklet memory.
+#
+# TAUDL (Li, Zhu, Gong, ECCV 2018) and UTAL (TPAMI 2019) learn on an unlabelled target from
+# within-camera tracklets only (data/tracklets.py): each camera's tracklets are the classes of
+# that camera's own classifier branch (PCTD), and each image is drawn towards the tracklets of
+# OTHER cameras that are nearest to it in the shared feature space (CCTA). No cross-camera
+# label is ever used. The official code combines them as (1 - lambda) * PCTD + lambda * CCTA with
+# lambda = 0.7 (taudl_image.py / reid/trainers.py of liminxian/Tracklet-Association-Unsupervised-
+# Deep-Learning); that weighting belongs to the training module. Values taken from that code:
+# lambda, the neighbourhood K = cameras // 2 and the kernel; the papers' own text (UTAL's memory
+# update rate and any temperature) was not available to us, so the memory momentum (0.5) and the
+# temperature (0.1 on cosine similarity) are our choices, named as such below.
+# --------------------------------------------------------------------------------------------
+
+
+def per_camera_tracklet_loss(
+    features: torch.Tensor,
+    camids: torch.Tensor,
+    camera_tracklets: torch.Tensor,
+    classifiers,
+    epsilon: float = 0.0,
+) -> torch.Tensor:
+    """Per-camera tracklet discrimination (PCTD): softmax cross-entropy of each image against the
+    tracklets of its own camera, through that camera's own classifier branch.
+
+    Only the images of camera ``c`` go through ``classifiers[c]``; their label is their tracklet
+    id inside camera ``c``. The result is the mean over all images of the batch (TAUDL's
+    formulation, the CE averaged over the mini-batch; the official code instead sums the
+    per-camera means, which weights cameras rather than images). A branch without image in the
+    batch is still run on an empty slice, so that every branch takes part in the graph and DDP
+    needs no ``find_unused_parameters``.
+
+    Args:
+        features: (B, D) shared features.
+        camids: (B,) int, camera of each image, in ``[0, len(classifiers))``.
+        camera_tracklets: (B,) int, tracklet id of each image inside its camera.
+        classifiers: one callable per camera mapping (n, D) to (n, T_c) logits (e.g. an
+            ``nn.ModuleList`` of ``nn.Linear(D, T_c)`` built from the data module's
+            ``num_target_tracklets_per_camera``).
+        epsilon: label smoothing (0 in the papers).
+
+    Returns a scalar. Raises :class:`~crgan_lightning.errors.ConfigError` for a camera without
+    branch or a tracklet id beyond its branch's width.
+    """
+    if features.dim() != 2 or camids.shape != features.shape[:1] or camera_tracklets.shape != features.shape[:1]:
+        raise ConfigError(
+            f"per-camera tracklet loss expects features (B, D) with camids and camera_tracklets (B,); got "
+            f"{tuple(features.shape)}, {tuple(camids.shape)} and {tuple(camera_tracklets.shape)}")
+    num_cameras = len(classifiers)
+    if len(camids) and not (0 <= int(camids.min()) and int(camids.max()) < num_cameras):
+        raise ConfigError(f"camera ids {sorted(set(camids.tolist()))} out of range for {num_cameras} "
+                          f"classifier branches (one per camera, 0..{num_cameras - 1})")
+    total = features.new_zeros((), dtype=torch.float32)
+    for cam, classifier in enumerate(classifiers):
+        in_camera = camids == cam
+        logits = classifier(features[in_camera]).float()
+        labels = camera_tracklets[in_camera]
+        if len(labels) == 0:
+            total = total + logits.sum() * 0.0
+            continue
+        if int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]:
+            raise ConfigError(f"tracklet id {int(labels.max())} (or {int(labels.min())}) of camera {cam} is out of "
+                              f"range for its branch of {logits.shape[1]} tracklets")
+        total = total + F.cross_entropy(logits, labels, label_smoothing=epsilon, reduction="sum")
+    return total / max(len(features), 1)
+
+
+def _gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` (n_r, ...) of every rank in rank order (sizes may differ); ``x`` itself
+    when no process group is running."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    world = dist.get_world_size()
+    size = torch.tensor([x.shape[0]], device=x.device, dtype=torch.long)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    longest = max(int(s) for s in sizes)
+    padded = torch.cat([x, x.new_zeros((longest - x.shape[0], *x.shape[1:]))]).contiguous()
+    out = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(out, padded)
+    return torch.cat([o[: int(s)] for o, s in zip(out, sizes)])
+
+
+def _check_tracklet_layout(tracklets_per_camera) -> list[int]:
+    counts = [int(n) for n in tracklets_per_camera]
+    if not counts or min(counts) < 0 or sum(counts) < 1:
+        raise ConfigError(f"tracklets_per_camera={counts} must list one count >= 0 per camera, with at least "
+                          f"one tracklet in all")
+    return counts
+
+
+class TrackletMemory(nn.Module):
+    """One L2-normalised feature per tracklet of the target, updated by a moving average, the same
+    on every DDP rank.
+
+    Buffers (saved in checkpoints, so a resumed run continues with the same memory):
+    ``features`` (T, D), ``filled`` (T,) bool (whether the tracklet has been seen yet) and
+    ``cameras`` (T,) long, the camera of each global tracklet (camera-major layout of
+    :func:`crgan_lightning.data.tracklets.build_tracklet_view`).
+
+    :meth:`update` gathers the features and tracklet ids of all ranks (``all_gather``, in rank
+    order) before it writes, so every rank applies the same update to the same memory: the
+    memory stays identical across ranks without any broadcast (DDP's own buffer broadcast from
+    rank 0 then changes nothing). Per tracklet seen in the gathered batch, the mean of its
+    normalised image features ``m`` is normalised and written as ``s <- normalise(momentum * s +
+    (1 - momentum) * m)``; a tracklet seen for the first time takes ``m`` itself.
+
+    Args:
+        tracklets_per_camera: ``T_c`` per camera (``num_target_tracklets_per_camera`` of the data module).
+        feature_dim: D.
+        momentum: weight of the old entry in the moving average, in [0, 1). UTAL's value was not
+            available to us (see the section comment); 0.5 is our choice.
+    """
+
+    def __init__(self, tracklets_per_camera, feature_dim: int, momentum: float = 0.5) -> None:
+        super().__init__()
+        counts = _check_tracklet_layout(tracklets_per_camera)
+        if feature_dim < 1:
+            raise ConfigError(f"feature_dim={feature_dim} must be >= 1")
+        if not 0.0 <= momentum < 1.0:
+            raise ConfigError(f"tracklet memory momentum={momentum} must be in [0, 1)")
+        self.momentum = float(momentum)
+        self.tracklets_per_camera = tuple(counts)
+        cameras = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long))
+        self.register_buffer("features", torch.zeros(sum(counts), feature_dim))
+        self.register_buffer("filled", torch.zeros(sum(counts), dtype=torch.bool))
+        self.register_buffer("cameras", cameras)
+
+    @property
+    def num_tracklets(self) -> int:
+        return self.features.shape[0]
+
+    @property
+    def num_cameras(self) -> int:
+        return len(self.tracklets_per_camera)
+
+    def check(self, features: torch.Tensor, tracklets: torch.Tensor, camids: torch.Tensor | None = None) -> None:
+        """Raise :class:`ConfigError` unless ``features`` (B, D), ``tracklets`` (B,) in [0, T) and
+        ``camids`` (B,) (when given) match this memory's layout."""
+        dim = self.features.shape[1]
+        if features.dim() != 2 or features.shape[1] != dim or tracklets.shape != features.shape[:1]:
+            raise ConfigError(f"tracklet memory of {self.num_tracklets} x {dim} expects features (B, {dim}) and "
+                              f"tracklets (B,); got {tuple(features.shape)} and {tuple(tracklets.shape)}")
+        if len(tracklets) and not (0 <= int(tracklets.min()) and int(tracklets.max()) < self.num_tracklets):
+            raise ConfigError(f"tracklet id {int(tracklets.max())} (or {int(tracklets.min())}) is out of range; the "
+                              f"memory holds tracklets 0..{self.num_tracklets - 1}")
+        if camids is not None:
+            if camids.shape != tracklets.shape:
+                raise ConfigError(f"camids {tuple(camids.shape)} must match tracklets {tuple(tracklets.shape)}")
+            expected = self.cameras[tracklets.to(self.cameras.device)]
+            wrong = (expected != camids.to(expected.device)).nonzero().flatten()
+            if len(wrong):
+                i = int(wrong[0])
+                raise ConfigError(
+                    f"tracklet {int(tracklets[i])} belongs to camera {int(expected[i])} in the memory's layout "
+                    f"{list(self.tracklets_per_camera)}; the batch says camera {int(camids[i])} (a memory built for "
+                    f"another dataset?)")
+
+    @torch.no_grad()
+    def update(self, features: torch.Tensor, tracklets: torch.Tensor) -> None:
+        """Write this step's features (B, D) of tracklets (B,) of ALL ranks into the memory.
+
+        Under DDP this is a collective (``all_gather``): every rank must call it at the same
+        steps, as a training step that calls it unconditionally does."""
+        self.check(features, tracklets)
+        feats = _gather_rows(F.normalize(features.detach().float(), dim=1))
+        ids = _gather_rows(tracklets.detach().to(device=feats.device, dtype=torch.long))
+        seen, inverse = torch.unique(ids, return_inverse=True)
+        assign = F.one_hot(inverse, len(seen)).t().float()  # (U, N): a fixed-order mean, same on every rank
+        means = F.normalize(assign @ feats / assign.sum(1, keepdim=True), dim=1)
+        seen = seen.to(self.features.device)
+        old, filled = self.features[seen], self.filled[seen]
+        blended = self.momentum * old + (1.0 - self.momentum) * means.to(old.device)
+        self.features[seen] = torch.where(filled[:, None], F.normalize(blended, dim=1), means.to(old.device))
+        self.filled[seen] = True
+
+    @torch.no_grad()
+    def cross_camera_neighbours(self, features: torch.Tensor, camids: torch.Tensor, k: int
+                                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` memory tracklets most similar (cosine) to each feature among the filled
+        tracklets of OTHER cameras than ``camids``. Returns ``(index (B, k'), valid (B, k'))``
+        with ``k' = min(k, T)``; ``valid`` is False where fewer than ``k`` candidates exist."""
+        x = F.normalize(features.detach().float(), dim=1)
+        sim = x @ self.features.t()
+        eligible = self.filled[None, :] & (self.cameras[None, :] != camids.to(self.cameras.device)[:, None])
+        values, index = sim.masked_fill(~eligible, float("-inf")).topk(min(k, self.num_tracklets), dim=1)
+        return index, torch.isfinite(values)
+
+
+class CrossCameraAssociationLoss(nn.Module):
+    """Cross-camera tracklet association (CCTA) against a :class:`TrackletMemory`.
+
+    For an image with normalised feature ``x`` of tracklet ``y`` in camera ``c``, let ``N`` be the
+    ``num_neighbours`` memory tracklets of cameras other than ``c`` most similar to ``x`` (found
+    at each step in the current shared feature space) and ``A`` every filled memory tracklet
+    except ``y``::
+
+        loss(x) = -log( sum_{j in N} exp(x . s_j / T) / sum_{j in A} exp(x . s_j / T) )
+
+    averaged over the images that have at least one filled cross-camera tracklet (0, in the
+    graph, when none has). ``x`` is drawn towards its nearest tracklets of other cameras and
+    pushed from the rest, including the other tracklets of its own camera (TAUDL's "within-camera
+    tracklet dissimilarity": two tracklets of one camera are taken to be two people). The
+    gradient flows into ``x`` only; the memory is a buffer.
+
+    How this follows the papers, and where it departs:
+
+    - TAUDL (ECCV 2018) computes the same ratio inside the mini-batch: tracklet features are the
+      means of their K in-batch images, similarity is a Gaussian kernel of the Euclidean distance,
+      the numerator holds the K nearest cross-camera tracklets and the denominator all in-batch
+      tracklets. The official code (reid/loss/poset_G2G.py) uses ``exp(-d / (2 sigma))`` with
+      sigma = 4 on unnormalised 2048-d features, K = floor(number of cameras / 2), and detaches
+      the numerator (so only the denominator trains; we do not copy that). UTAL (TPAMI 2019)
+      keeps a memory of per-tracklet representations updated by a moving average, which is what
+      this class does, so that every image sees all tracklets, not just the batch's.
+    - On L2-normalised features ``||x - s||^2 = 2 - 2 x . s``, so a Gaussian kernel
+      ``exp(-||x - s||^2 / (2 sigma^2))`` is ``exp(x . s / sigma^2)`` up to a constant that
+      cancels: ``temperature`` plays ``sigma^2``. 0.1 is our choice.
+    - The image's own tracklet is left out of the denominator: with a memory, ``x . s_y`` is
+      not a constant (as the in-batch self-distance 0 is), and keeping it would push images away
+      from their own tracklet, against PCTD.
+    - ``num_neighbours=None`` takes the official code's K = max(1, cameras // 2).
+
+    The memory starts empty and fills as tracklets are seen (one epoch sees them all); images
+    with no filled cross-camera tracklet do not count. A module may warm the memory with a
+    feature pass (``memory.update``) or ramp the CCTA weight in over the first epoch.
+
+    ``forward(features, tracklets, camids, update=True)``: features (B, D) float, global tracklet
+    ids (B,) and cameras (B,) int; returns a scalar computed against the memory as it was BEFORE
+    this batch, then (``update=True``) writes the batch of every rank into the memory.
+    """
+
+    def __init__(
+        self,
+        tracklets_per_camera,
+        feature_dim: int,
+        num_neighbours: int | None = None,
+        temperature: float = 0.1,
+        momentum: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.memory = TrackletMemory(tracklets_per_camera, feature_dim, momentum)
+        if num_neighbours is None:
+            num_neighbours = max(1, self.memory.num_cameras // 2)
+        if num_neighbours < 1:
+            raise ConfigError(f"num_neighbours={num_neighbours} must be >= 1 (or None for cameras // 2)")
+        if temperature <= 0:
+            raise ConfigError(f"CCTA temperature={temperature} must be > 0")
+        self.num_neighbours = int(num_neighbours)
+        self.temperature = float(temperature)
+
+    def forward(
+        self, features: torch.Tensor, tracklets: torch.Tensor, camids: torch.Tensor, update: bool = True
+    ) -> torch.Tensor:
+        memory = self.memory
+        memory.check(features, tracklets, camids)
+        x = F.normalize(features.float(), dim=1)
+        bank = memory.features.clone()  # a snapshot: the update below writes the buffer in place before backward
+        logits = x @ bank.t() / self.temperature  # (B, T)
+        index, valid = memory.cross_camera_neighbours(x, camids, self.num_neighbours)
+        neighbours = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, index, valid)
+        own = F.one_hot(tracklets.to(logits.device).long(), memory.num_tracklets).bool()
+        others = memory.filled[None, :] & ~own
+        rows = neighbours.any(1)
+        if not rows.any():
+            loss = features.sum() * 0.0
+        else:
+            log_num = logits.masked_fill(~neighbours, float("-inf"))[rows].logsumexp(1)
+            log_den = logits.masked_fill(~others, float("-inf"))[rows].logsumexp(1)
+            loss = (log_den - log_num).mean()
+        if update:
+            memory.update(features, tracklets)
+        return loss

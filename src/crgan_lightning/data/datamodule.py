@@ -6,8 +6,11 @@ Training batches (a :class:`~pytorch_lightning.utilities.CombinedLoader` of two 
      "target": {"image": (Bt,3,H,W), "camid": (Bt,), "mask": (Bt,1,H,W)}}
 
 Source batches are P x K identity batches (:class:`RandomIdentitySampler`); target batches are
-random unlabelled images (their camera is known, their identity is not used). Validation and
-test batches run over the target query set followed by the target gallery::
+random unlabelled images (their camera is known, their identity is not used). With
+``target_tracklets=True`` (TAUDL), target batches are instead P x K *tracklet* batches
+(:class:`RandomTrackletSampler`) and carry ``"tracklet"`` (global tracklet id) and
+``"camera_tracklet"`` (id inside the camera); see :mod:`crgan_lightning.data.tracklets`.
+Validation and test batches run over the target query set followed by the target gallery::
 
     {"image", "pid" (as in the file name), "camid", "index" (0..num_query-1 are queries)}
 
@@ -33,7 +36,8 @@ from .datasets import ReIDDataset, ReIDSample, get_spec, load_reid_dataset
 from .images import read_image
 from .keys import CAMID, INDEX, PID, SOURCE, TARGET
 from .masks import MaskProvider, build_mask_provider, check_mask_source
-from .samplers import RandomIdentitySampler, ShardedRandomSampler
+from .samplers import RandomIdentitySampler, RandomTrackletSampler, ShardedRandomSampler
+from .tracklets import TrackletDataset, TrackletView, build_tracklet_view
 from .transforms import apply_transforms, build_transforms, pipeline_random_state, set_pipeline_random_state
 
 log = logging.getLogger(__name__)
@@ -130,6 +134,12 @@ class CrossDomainDataModule(pl.LightningDataModule):
         generate_synthetic: create ``synth_a``/``synth_b`` under ``root`` when missing.
         synthetic_seed: the seed for that generation.
         seed: seed of the training samplers (mixed with the epoch).
+        target_tracklets: TAUDL's view of the target (off by default). Each target training image
+            gets a tracklet (the images of one person under one camera; the ids say which images
+            of a camera belong together and nothing across cameras, see
+            :mod:`crgan_lightning.data.tracklets`); target batches are P x K tracklet batches
+            (``target_batch_size`` images, K = ``num_instances``, as many batches as the source
+            loader) that carry ``"tracklet"`` and ``"camera_tracklet"``. Needs ``with_target``.
     """
 
     def __init__(
@@ -152,6 +162,7 @@ class CrossDomainDataModule(pl.LightningDataModule):
         generate_synthetic: bool = True,
         synthetic_seed: int = 0,
         seed: int = 0,
+        target_tracklets: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -163,7 +174,16 @@ class CrossDomainDataModule(pl.LightningDataModule):
                             ("eval_batch_size", eval_batch_size), ("target_batch_size", target_batch_size or 1)):
             if value < 1:
                 raise ConfigError(f"data.{name}={value} must be >= 1")
+        if target_tracklets and not with_target:
+            raise ConfigError("data.target_tracklets=true needs the target training images; set data.with_target=true")
+        tracklet_batch = target_batch_size or batch_size
+        if target_tracklets and tracklet_batch % num_instances:
+            raise ConfigError(
+                f"data.target_batch_size={tracklet_batch} must be a multiple of data.num_instances={num_instances} "
+                f"when data.target_tracklets=true (P tracklets x K images)")
         self.source_name, self.target_name = source, target
+        self.target_tracklets = target_tracklets
+        self._tracklet_view: TrackletView | None = None
         self.root = Path(root)
         self.height, self.width = height, width
         self.batch_size, self.num_instances = batch_size, num_instances
@@ -232,6 +252,24 @@ class CrossDomainDataModule(pl.LightningDataModule):
         return self.target_dataset.num_cameras
 
     @property
+    def target_tracklet_view(self) -> TrackletView:
+        """Tracklet ids of the target training images (:func:`build_tracklet_view`)."""
+        if self._tracklet_view is None:
+            tgt = self.target_dataset
+            self._tracklet_view = build_tracklet_view(tgt.train, tgt.num_cameras)
+        return self._tracklet_view
+
+    @property
+    def num_target_tracklets(self) -> int:
+        """Number of target training tracklets over all cameras (width of TAUDL's tracklet memory)."""
+        return self.target_tracklet_view.num_tracklets
+
+    @property
+    def num_target_tracklets_per_camera(self) -> list[int]:
+        """Tracklets of each target camera 0..C-1 (widths of TAUDL's per-camera classifier branches)."""
+        return list(self.target_tracklet_view.tracklets_per_camera)
+
+    @property
     def num_query(self) -> int:
         """Evaluation items with ``index < num_query`` are target queries, the rest gallery."""
         return len(self.target_dataset.query)
@@ -251,6 +289,8 @@ class CrossDomainDataModule(pl.LightningDataModule):
             self.target_train = ReIDImageDataset(
                 tgt.train, self.train_transform, mask_provider=build_mask_provider(masks, tgt), with_pid=False,
             )
+            if self.target_tracklets:
+                self.target_train = TrackletDataset(self.target_train, self.target_tracklet_view)
         self.target_eval = ReIDImageDataset(tgt.query + tgt.gallery, self.test_transform, with_index=True)
 
     # ------------------------------------------------------------------ loaders
@@ -283,9 +323,13 @@ class CrossDomainDataModule(pl.LightningDataModule):
         source = self.source_loader()
         loaders = {SOURCE: source}
         if self.with_target:
-            sampler = ShardedRandomSampler(
-                len(self.target_train), len(source) * self.target_batch_size, seed=self.seed + 1
-            )
+            if self.target_tracklets:
+                sampler = RandomTrackletSampler(self.target_tracklet_view.tracklets, self.target_batch_size,
+                                                self.num_instances, seed=self.seed + 1, num_batches=len(source))
+            else:
+                sampler = ShardedRandomSampler(
+                    len(self.target_train), len(source) * self.target_batch_size, seed=self.seed + 1
+                )
             loaders[TARGET] = self._loader(self.target_train, self.target_batch_size, sampler=sampler, drop_last=True)
         return CombinedLoader(loaders, mode="min_size")
 

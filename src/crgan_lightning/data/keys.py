@@ -23,3 +23,7 @@ PID = "pid"
 CAMID = "camid"
 MASK = "mask"
 INDEX = "index"
+
+# TAUDL target batches (``CrossDomainDataModule(target_tracklets=True)``) also carry, per image:
+TRACKLET = "tracklet"  # global tracklet id 0..T-1 (camera-major, see data/tracklets.py)
+CAMERA_TRACKLET = "camera_tracklet"  # tracklet id inside the image's own camera, 0..T_c-1

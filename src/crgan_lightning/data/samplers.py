@@ -169,3 +169,101 @@ class ShardedRandomSampler(_EpochSampler):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class RandomTrackletSampler(_EpochSampler):
+    """P x K tracklet sampling for TAUDL: every ``batch_size`` consecutive indices hold
+    ``P = batch_size // K`` distinct tracklets with ``K = num_instances`` images each.
+
+    ``tracklets`` gives the global tracklet id of each dataset item
+    (:func:`crgan_lightning.data.tracklets.build_tracklet_view`); tracklets of all cameras are
+    drawn alike, so a batch mixes cameras in proportion to their tracklets. One pass over the
+    data cuts each tracklet's shuffled images into chunks of K (a tracklet with fewer than K
+    images is drawn with replacement to one chunk) and builds batches from P random tracklets
+    that still have chunks, until fewer than P have; the next pass reshuffles. Batches are dealt
+    to the ranks as in :class:`RandomIdentitySampler`, so a rank receives whole tracklet chunks,
+    no two ranks share an image within a pass, and every rank yields the same number of batches.
+
+    Args:
+        tracklets: the global tracklet id of each dataset item.
+        batch_size: P * K, images per batch on one rank.
+        num_instances: K.
+        seed: base seed; the epoch (from ``set_epoch``) is mixed in.
+        num_batches: batches per rank and epoch. ``None``: one pass over the chunks. Given (the
+            data module passes the length of the source loader, so that both loaders of a
+            ``min_size`` CombinedLoader end together), as many passes as needed, cut to length.
+        num_replicas, rank: taken from the process group when not given.
+    """
+
+    def __init__(
+        self,
+        tracklets: Sequence[int],
+        batch_size: int = 64,
+        num_instances: int = 4,
+        seed: int = 0,
+        num_batches: int | None = None,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        super().__init__(seed, num_replicas, rank)
+        if num_instances < 1 or batch_size < num_instances or batch_size % num_instances:
+            raise ConfigError(
+                f"tracklet batch_size={batch_size} must be a positive multiple of num_instances={num_instances}"
+            )
+        if num_batches is not None and num_batches < 1:
+            raise ConfigError(f"num_batches={num_batches} must be >= 1 (or None for one pass)")
+        self.batch_size = batch_size
+        self.num_instances = num_instances
+        self.num_tracklets_per_batch = batch_size // num_instances
+        self.index_by_tracklet: dict[int, list[int]] = defaultdict(list)
+        for idx, tracklet in enumerate(tracklets):
+            self.index_by_tracklet[int(tracklet)].append(idx)
+        self.tracklets = sorted(self.index_by_tracklet)
+        if len(self.tracklets) < self.num_tracklets_per_batch:
+            raise ConfigError(
+                f"P x K tracklet sampling needs at least P={self.num_tracklets_per_batch} tracklets "
+                f"(batch_size / num_instances = {batch_size} / {num_instances}); the data has {len(self.tracklets)}"
+            )
+        if num_batches is None:
+            k = num_instances
+            num_chunks = sum(max(len(v), k) // k for v in self.index_by_tracklet.values())
+            num_batches = (num_chunks // self.num_tracklets_per_batch) // self.num_replicas
+            if num_batches == 0:
+                raise ConfigError(
+                    f"too little data for {self.num_replicas} process(es) at tracklet batch_size={batch_size}: "
+                    f"{num_chunks} chunks of K={k} images make no full batch per process"
+                )
+        self.batches_per_rank = num_batches
+
+    def _one_pass(self, rng: np.random.Generator) -> list[list[int]]:
+        k, p = self.num_instances, self.num_tracklets_per_batch
+        chunks: dict[int, list[list[int]]] = {}
+        for tracklet in self.tracklets:
+            idxs = np.asarray(self.index_by_tracklet[tracklet])
+            idxs = rng.choice(idxs, size=k, replace=True) if len(idxs) < k else rng.permutation(idxs)
+            chunks[tracklet] = [idxs[i * k:(i + 1) * k].tolist() for i in range(len(idxs) // k)]
+        batches: list[list[int]] = []
+        available = list(self.tracklets)
+        while len(available) >= p:  # every tracklet has >= 1 chunk, so a pass makes >= 1 batch
+            batch: list[int] = []
+            for j in sorted(rng.choice(len(available), size=p, replace=False)):
+                batch += chunks[available[j]].pop()
+            batches.append(batch)
+            available = [t for t in available if chunks[t]]
+        return batches
+
+    def _all_batches(self) -> list[list[int]]:
+        rng = self._rng()
+        needed = self.batches_per_rank * self.num_replicas
+        batches: list[list[int]] = []
+        while len(batches) < needed:
+            batches += self._one_pass(rng)
+        return batches[:needed]
+
+    def __iter__(self) -> Iterator[int]:
+        batches = self._all_batches()
+        for batch in batches[self.rank::self.num_replicas]:
+            yield from batch
+
+    def __len__(self) -> int:
+        return self.batches_per_rank * self.batch_size
