@@ -84,14 +84,17 @@ def write_config(name: str, configs: Path, run: Path, seed: int, root: str, epoc
 
 
 def fit_finished(ckpt: Path, config: Path) -> bool:
-    """Whether the checkpoint ends a fit of ``config``: all of its ``trainer.max_epochs`` epochs
-    processed (read from the checkpoint's loop state, memory-mapped; an epoch-end checkpoint
-    counts its epoch as processed before Lightning marks it completed)."""
+    """Whether the checkpoint ends a fit of ``config``: a CR-GAN run stopped by its
+    ``target_id_ratio``, or all of its ``trainer.max_epochs`` epochs processed (read from the
+    checkpoint's loop state, memory-mapped; an epoch-end checkpoint counts its epoch as processed
+    before Lightning marks it completed)."""
     import torch
     import yaml
 
     max_epochs = yaml.safe_load(config.read_text())["trainer"].get("max_epochs")
     state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    if state.get("reached_target_id_ratio"):  # a CR-GAN run that stopped once renderings kept identities
+        return True
     try:
         processed = state["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
     except (KeyError, TypeError):

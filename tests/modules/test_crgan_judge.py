@@ -11,7 +11,8 @@ from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.errors import ConfigError, WeightsError
 from crgan_lightning.models.discriminator import ReIDJudge
 from crgan_lightning.models.reid import load_reid_net
-from crgan_lightning.modules.crgan import CRGANModule
+from crgan_lightning.demo import fit_finished
+from crgan_lightning.modules.crgan import REACHED_KEY, CRGANModule
 from crgan_lightning.modules.reid import ReIDModule
 
 
@@ -83,18 +84,30 @@ def test_judge_accuracies_and_the_stop_rule(reid_ckpt, dm, tmp_path):
     class Counted(CRGANModule):
         """Accuracies as if the judge had scored: real 60 %, rendered 45 % (ratio 0.75)."""
 
-        def on_train_epoch_end(self) -> None:
+        def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
             self.judged.copy_(torch.tensor([[6.0, 10.0], [4.5, 10.0], [10.0, 10.0], [9.0, 10.0]]))
-            super().on_train_epoch_end()
+            super().on_train_batch_end(outputs, batch, batch_idx)
 
     for target, epochs in ((0.7, 1), (0.8, 3)):
         module = Counted(num_source_pids=dm.num_source_pids, num_target_cameras=dm.num_target_cameras,
                          judge=str(path), target_id_ratio=target, **TINY_CRGAN)
-        trainer = quiet_trainer(tmp_path, max_epochs=3, limit_train_batches=1)
+        trainer = quiet_trainer(tmp_path, max_epochs=3, limit_train_batches=2)
         trainer.fit(module, datamodule=dm)
         assert trainer.current_epoch == epochs
         assert float(trainer.callback_metrics["epoch/judge_id_ratio"]) == pytest.approx(0.75)
         assert float(trainer.callback_metrics["epoch/judge_cam_acc_rendered"]) == pytest.approx(0.9)
+        ckpt = tmp_path / f"stopped-{target}.ckpt"
+        trainer.save_checkpoint(ckpt)
+        assert torch.load(ckpt, weights_only=True)[REACHED_KEY] is (target == 0.7)
+
+
+def test_a_run_stopped_by_its_ratio_counts_as_finished(tmp_path):
+    config = tmp_path / "crgan.yaml"
+    config.write_text("trainer:\n  max_epochs: 5\n")
+    loops = {"fit_loop": {"epoch_progress": {"current": {"processed": 2}}}}
+    for reached, finished in ((True, True), (False, False)):
+        torch.save({"loops": loops, REACHED_KEY: reached}, tmp_path / "last.ckpt")
+        assert fit_finished(tmp_path / "last.ckpt", config) is finished
 
 
 def test_a_judge_of_another_source_or_a_bad_ratio_is_refused(reid_ckpt, dm):

@@ -15,6 +15,10 @@ from .common import ManualGANModule
 from .image_pool import ImagePool
 
 
+#: The checkpoint entry that says a run ended because renderings reached ``target_id_ratio``.
+REACHED_KEY = "reached_target_id_ratio"
+
+
 class CRGANModule(ManualGANModule):
     """CR-GAN training (manual optimisation, three optimisers).
 
@@ -152,6 +156,7 @@ class CRGANModule(ManualGANModule):
                                                   feat_dim=cls_feat_dim)
         # judge accuracy counts of the epoch: identity on real source / rendered, camera on real target / rendered
         self.register_buffer("judged", torch.zeros(4, 2), persistent=False)
+        self.reached_id_ratio = False  # the run stopped because renderings reached target_id_ratio
         if channels_last:
             for net in (self.generator, self.discriminator, self.classifier):
                 net.to(memory_format=torch.channels_last)
@@ -238,10 +243,12 @@ class CRGANModule(ManualGANModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["image_pool"] = self.pool.state_dict()
+        checkpoint[REACHED_KEY] = self.reached_id_ratio
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "image_pool" in checkpoint:
             self.pool.load_state_dict(checkpoint["image_pool"])
+        self.reached_id_ratio = bool(checkpoint.get(REACHED_KEY, False))
 
     def on_train_epoch_start(self) -> None:
         self.judged.zero_()
@@ -257,12 +264,20 @@ class CRGANModule(ManualGANModule):
         out["id_ratio"] = out["id_acc_rendered"] / out["id_acc_real"] if out["id_acc_real"] > 0 else 0.0
         return out
 
-    def on_train_epoch_end(self) -> None:
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        """After the epoch's last batch (before the epoch-end checkpoint is written): log the judge's
+        accuracies of the epoch and, once ``id_ratio`` reaches ``target_id_ratio``, stop training;
+        the checkpoint records that the run ended there (:meth:`on_save_checkpoint`)."""
+        if batch_idx + 1 != self.trainer.num_training_batches:
+            return
         accuracies = self.judge_accuracies()
         self.log_dict({f"epoch/judge_{name}": value for name, value in accuracies.items()},
                       on_step=False, on_epoch=True)
         if self.hparams.target_id_ratio > 0 and accuracies["id_ratio"] >= self.hparams.target_id_ratio:
             self.trainer.should_stop = True  # the same sums on every process: all stop together
+            self.reached_id_ratio = True
+
+    def on_train_epoch_end(self) -> None:
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
             scheduler.step()
