@@ -134,3 +134,55 @@ def test_cut_and_paste_gets_its_own_row_with_masks_from_the_dataset(synth_root, 
     assert pasted["fid"] != real["fid"]
     text = format_quality_table(table).splitlines()
     assert text[-2].startswith("cut-and-paste ") and "(cut_and_paste)" not in text[-2]
+
+
+# ------------------------------------------------------------------ offline stand-ins (re-id feature space)
+
+def test_feature_diversity_is_the_mean_pairwise_distance_of_unit_features():
+    from crgan_lightning.metrics.quality import feature_diversity
+
+    two = torch.tensor([[[3.0, 0.0], [0.0, 2.0]]])  # unit vectors (1, 0) and (0, 1): distance sqrt(2)
+    assert feature_diversity(two) == pytest.approx(math.sqrt(2))
+    three = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [-5.0, 0.0]], [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]])
+    assert feature_diversity(three) == pytest.approx(((2 * math.sqrt(2) + 2) / 3 + 0.0) / 2)
+    with pytest.raises(ConfigError, match="expected \\(S, T >= 2, D\\)"):
+        feature_diversity(torch.zeros(2, 1, 4))
+
+
+@pytest.fixture(scope="module")
+def reid_ckpt(tmp_path_factory) -> Path:
+    """An untrained tiny re-id checkpoint of the test source (12 identities) with the keys Lightning writes."""
+    from crgan_lightning.modules.reid import ReIDModule
+
+    torch.manual_seed(0)
+    module = ReIDModule(num_source_pids=12, num_query=1, backbone="resnet10t", pretrained=False)
+    path = tmp_path_factory.mktemp("reid") / "reid.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+def test_reid_stand_ins_stand_in_for_missing_weights(synth_root, reid_ckpt, tmp_path):
+    from crgan_lightning.data.datamodule import CrossDomainDataModule
+    from crgan_lightning.metrics.quality import frechet_distance
+    from crgan_lightning.models.reid import load_reid_net
+    from crgan_lightning.reports import _ImageSet
+
+    missing = tmp_path / "alexnet.pth"
+    with pytest.raises(WeightsError, match="alexnet.pth"):  # without the stand-ins a missing file stops the table
+        quality_table("cut_and_paste", root=str(synth_root), lpips_path=str(missing), **ARGS)
+    table = quality_table("cut_and_paste", root=str(synth_root), lpips_path=str(missing), reid_ckpt=str(reid_ckpt),
+                          **ARGS)
+    assert str(missing) in table["missing"]
+    real, pasted = table["rows"]
+    assert real["fid"] is None and pasted["lpips"] is None and real["reid_diversity"] == 0.0
+    assert pasted["reid_diversity"] > 0  # the same person pasted on other backgrounds: other features
+    # the real-source row's re-id FD, recomputed from the same images
+    dm = CrossDomainDataModule(root=str(synth_root), height=128, width=64, num_workers=0)
+    src, tgt = dm.source_dataset, dm.target_dataset
+    pick = choose_samples(len(src.query + src.gallery), len(tgt.query + tgt.gallery), len(tgt.train), 2, 3, 10, 0)
+    net = load_reid_net(reid_ckpt)
+    a = net.extract(_ImageSet(src.query + src.gallery, dm.test_transform).load(pick["fid_source"]))
+    b = net.extract(_ImageSet(tgt.query + tgt.gallery, dm.test_transform).load(pick["fid_reference"]))
+    assert real["reid_fd"] == pytest.approx(frechet_distance(a, b), rel=1e-4)
+    text = format_quality_table(table)
+    assert "re-id FD" in text and "LPIPS/FID/KID left out" in text

@@ -34,7 +34,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 #: The flags of ``crgan quality`` and ``crgan compare`` that carry the Table 1 weight files, by the
 #: name of the argument they fill.
-QUALITY_FLAGS = {"lpips_path": "--lpips-weights", "inception_path": "--inception-weights"}
+QUALITY_FLAGS = {"lpips_path": "--lpips-weights", "inception_path": "--inception-weights", "reid_ckpt": "--reid-ckpt"}
 
 # DataModule properties linked into every module's __init__ argument of the same name.
 DATA_LINKS = ("num_source_pids", "num_query", "num_target_cameras")
@@ -193,7 +193,7 @@ def _cmd_quality(args: argparse.Namespace) -> None:
             num_contexts=args.num_contexts, num_fid=args.num_fid, height=args.height, width=args.width,
             lpips_net=args.lpips_net,
             lpips_path=args.lpips_weights, inception_path=args.inception_weights, seed=args.seed,
-            device=args.device, progress=not args.quiet,
+            device=args.device, progress=not args.quiet, reid_ckpt=args.reid_ckpt,
         )
     print(format_quality_table(table))
 
@@ -307,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local torchvision weights of the LPIPS backbone (offline), e.g. alexnet-owt-7be5be79.pth")
     p.add_argument("--inception-weights", default=None,
                    help="local FID Inception weights (offline): weights-inception-2015-12-05-6726825d.pth")
+    p.add_argument("--reid-ckpt", default=None,
+                   help="a re-id checkpoint trained on the source (direct transfer): adds the offline stand-ins "
+                        "re-id FD and re-id diversity, computed in its feature space (no downloads)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

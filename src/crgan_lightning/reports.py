@@ -43,14 +43,17 @@ from .data.datamodule import CrossDomainDataModule, ReIDImageDataset
 from .data.datasets import ReIDSample
 from .data.keys import IMAGE
 from .data.masks import build_mask_provider
-from .errors import ConfigError, arguments_named
+from .errors import ConfigError, WeightsError, arguments_named
 from .metrics.quality import (
     build_inception,
     build_lpips,
+    feature_diversity,
     fid_kid_from_features,
+    frechet_distance,
     inception_features,
     lpips_diversity,
 )
+from .models.reid import load_reid_net
 from .translators import CUT_AND_PASTE, load_translator
 
 log = logging.getLogger(__name__)
@@ -126,6 +129,7 @@ def quality_table(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    reid_ckpt: str | os.PathLike | None = None,
 ) -> dict:
     """LPIPS diversity and FID / KID of real source images and of each translator's renderings.
 
@@ -148,6 +152,14 @@ def quality_table(
         seed: chooses every image (same seed, same images, with or without ``ckpt``).
         device: where the networks run.
         progress: show progress bars.
+        reid_ckpt: a re-id checkpoint trained on the source (the direct-transfer run's
+            ``last.ckpt``). Adds the offline stand-ins computed in its feature space, which need no
+            downloaded weights: ``reid_fd``, the Fréchet distance between the re-id features of
+            the rendered (or real source) images and of real target images, and
+            ``reid_diversity`` (:func:`~crgan_lightning.metrics.quality.feature_diversity` of the
+            renderings of one person in different contexts). With it, missing LPIPS/Inception
+            weights no longer stop the table: their columns stay empty and ``"missing"`` says
+            which file was not found.
 
     Returns:
         ``{"source", "target", "num_fid", "num_sources", "num_contexts", "seed", "rows"}``
@@ -164,9 +176,26 @@ def quality_table(
     # everything that can fail fast (checkpoint, weight files, dataset layout) before any heavy work
     specs = [] if ckpt is None else [ckpt] if isinstance(ckpt, (str, os.PathLike)) else list(ckpt)
     translators = [(spec, load_translator(spec, map_location=device)) for spec in specs]
-    with arguments_named({"pretrained_path": "lpips_path", "weights_path": "inception_path"}):
-        lpips_model = build_lpips(lpips_net, lpips_path, device) if translators else None
-        inception = build_inception(inception_path, device)
+    reid_net = load_reid_net(reid_ckpt, map_location=device) if reid_ckpt is not None else None
+    lpips_model, inception, missing = None, None, None
+    try:
+        with arguments_named({"pretrained_path": "lpips_path", "weights_path": "inception_path"}):
+            lpips_model = build_lpips(lpips_net, lpips_path, device) if translators else None
+            inception = build_inception(inception_path, device)
+    except WeightsError as exc:
+        if reid_net is None:
+            raise
+        lpips_model, missing = None, str(exc)
+        log.warning("LPIPS/FID/KID left out (%s); the re-id stand-ins are computed", exc)
+
+    def extract(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {}
+        if inception is not None:
+            out["inception"] = inception_features(images, inception, batch_size)
+        if reid_net is not None:
+            out["reid"] = torch.cat([reid_net.extract(chunk.to(device)).float().cpu()
+                                     for chunk in images.split(batch_size)])
+        return out
     dm = CrossDomainDataModule(source=source, target=target, root=str(root), height=height, width=width,
                                num_workers=0)
     src, tgt = dm.source_dataset, dm.target_dataset
@@ -195,31 +224,48 @@ def quality_table(
     chunks = zip(_chunks(pick["fid_reference"], batch_size), _chunks(pick["fid_source"], batch_size),
                  _chunks(pick["fid_context"], batch_size))
     for ref_idx, src_idx, ctx_idx in bar(chunks, "FID/KID images", math.ceil(n / batch_size)):
-        feats["reference"].append(inception_features(reference.load(ref_idx), inception, batch_size))
+        feats["reference"].append(extract(reference.load(ref_idx)))
         x_s = sources.load(src_idx)
-        feats["source"].append(inception_features(x_s, inception, batch_size))
+        feats["source"].append(extract(x_s))
         for i, (_, translator) in enumerate(translators):
-            feats[i].append(inception_features(render(translator, x_s, src_idx, ctx_idx), inception, batch_size))
-    reference_feats = torch.cat(feats["reference"])
-    scores = fid_kid_from_features(torch.cat(feats["source"]), reference_feats, kid=kid)
-    rows = [_row(REAL_SOURCE, 0.0, scores)]
+            feats[i].append(extract(render(translator, x_s, src_idx, ctx_idx)))
+
+    def joined(key, kind: str) -> torch.Tensor:
+        return torch.cat([chunk[kind] for chunk in feats[key]])
+
+    def distances(key) -> dict:
+        scores = {}
+        if inception is not None:
+            scores = fid_kid_from_features(joined(key, "inception"), joined("reference", "inception"), kid=kid)
+        if reid_net is not None:
+            scores["reid_fd"] = frechet_distance(joined(key, "reid"), joined("reference", "reid"))
+        return scores
+
+    # without rendering a source image looks the same in every context: both diversities are 0
+    rows = [_row(REAL_SOURCE, 0.0, distances("source"), 0.0 if reid_net is not None else None)]
     table: dict = {"source": source, "target": target, "num_fid": n, "num_sources": len(pick["lpips_source"]),
                    "num_contexts": num_contexts, "seed": seed, "rows": rows}
+    if missing:
+        table["missing"] = missing
 
     per_chunk = max(1, batch_size // num_contexts)  # source images per rendering batch
     num_grids = math.ceil(len(pick["lpips_source"]) / per_chunk)
     for i, (spec, translator) in enumerate(translators):
-        total, count = 0.0, 0
+        total, reid_total, count = 0.0, 0.0, 0
         grids = zip(_chunks(pick["lpips_source"], per_chunk), _chunks(pick["lpips_context"], per_chunk))
-        for src_idx, ctx_idx in bar(grids, f"LPIPS diversity ({translator.kind})", num_grids):
+        for src_idx, ctx_idx in bar(grids, f"diversity ({translator.kind})", num_grids):
             repeated = np.repeat(src_idx, num_contexts)
             x_s = sources.load(repeated)
             rendered = render(translator, x_s, repeated, ctx_idx.reshape(-1))
             grid = rendered.view(len(src_idx), num_contexts, *x_s.shape[1:])
-            total += lpips_diversity(grid, lpips_model, batch_size) * len(src_idx)
+            if lpips_model is not None:
+                total += lpips_diversity(grid, lpips_model, batch_size) * len(src_idx)
+            if reid_net is not None:
+                reid_feats = extract(rendered)["reid"]
+                reid_total += feature_diversity(reid_feats.view(len(src_idx), num_contexts, -1)) * len(src_idx)
             count += len(src_idx)
-        scores = fid_kid_from_features(torch.cat(feats[i]), reference_feats, kid=kid)
-        row = _row(translator.kind, total / count, scores)
+        row = _row(translator.kind, total / count if lpips_model is not None else None, distances(i),
+                   reid_total / count if reid_net is not None else None)
         row["checkpoint"] = str(spec)
         rows.append(row)
 
@@ -229,9 +275,10 @@ def quality_table(
     return table
 
 
-def _row(method: str, diversity: float, scores: Mapping) -> dict:
-    row = {"method": method, "lpips": diversity, "fid": scores["fid"],
-           "kid_mean": scores.get("kid_mean"), "kid_std": scores.get("kid_std")}
+def _row(method: str, diversity: float | None, scores: Mapping, reid_diversity: float | None = None) -> dict:
+    row = {"method": method, "lpips": diversity, "fid": scores.get("fid"),
+           "kid_mean": scores.get("kid_mean"), "kid_std": scores.get("kid_std"),
+           "reid_fd": scores.get("reid_fd"), "reid_diversity": reid_diversity}
     if "kid_skipped" in scores:
         row["kid_skipped"] = scores["kid_skipped"]
     return row
@@ -248,13 +295,15 @@ def format_quality_table(table: Mapping | Sequence[Mapping]) -> str:
     printed) or just its ``rows``.
     """
     rows = table["rows"] if isinstance(table, Mapping) else list(table)
-    header = ["method", "LPIPS diversity", "FID", "KID"]
+    stand_ins = any(row.get("reid_fd") is not None for row in rows)
+    header = ["method", "LPIPS diversity", "FID", "KID"] + (["re-id FD", "re-id diversity"] if stand_ins else [])
     body = []
     for row in rows:
         spec = row.get("checkpoint")
         method = row["method"] + (f" ({Path(spec).name})" if spec and spec != CUT_AND_PASTE else "")
         kid = "-" if row.get("kid_mean") is None else f"{row['kid_mean']:.4f} +/- {row['kid_std']:.4f}"
-        body.append([method, _fmt(row.get("lpips"), 4), _fmt(row.get("fid"), 2), kid])
+        body.append([method, _fmt(row.get("lpips"), 4), _fmt(row.get("fid"), 2), kid]
+                    + ([_fmt(row.get("reid_fd"), 2), _fmt(row.get("reid_diversity"), 4)] if stand_ins else []))
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -269,6 +318,12 @@ def format_quality_table(table: Mapping | Sequence[Mapping]) -> str:
     lines += [line(header), line(["-" * w for w in widths])] + [line(cells) for cells in body]
     lines.append("LPIPS diversity: higher = more diverse renderings (0 without rendering); "
                  "FID, KID: lower = closer to the real target images")
+    if stand_ins:
+        lines.append("re-id FD, re-id diversity: offline stand-ins in the feature space of the source-trained "
+                     "re-id network (Frechet distance to real target images; mean distance between one person's "
+                     "renderings in different contexts)")
+    if isinstance(table, Mapping) and table.get("missing"):
+        lines.append(f"LPIPS/FID/KID left out: {table['missing']}")
     if isinstance(table, Mapping) and table.get("kid_skipped"):
         lines.append(f"KID skipped: {table['kid_skipped']}")
     return "\n".join(lines)

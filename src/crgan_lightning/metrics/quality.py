@@ -376,3 +376,16 @@ def fid_kid(
     feats_a = inception_features(images_a, extractor, batch_size, progress)
     feats_b = inception_features(images_b, extractor, batch_size, progress)
     return fid_kid_from_features(feats_a, feats_b, kid=kid)
+
+
+def feature_diversity(features: torch.Tensor) -> float:
+    """The diversity of renderings in a re-id network's feature space (the offline stand-in of
+    LPIPS diversity): ``features`` (S, T, D) of S source images each rendered into T contexts;
+    the mean over sources of the mean pairwise Euclidean distance between the L2-normalised
+    features of one source's T renderings, in [0, 2] (0: every context gives the same feature)."""
+    if features.dim() != 3 or features.shape[1] < 2:
+        raise ConfigError(f"features have shape {tuple(features.shape)}; expected (S, T >= 2, D)")
+    unit = torch.nn.functional.normalize(features.double(), dim=2)
+    t = unit.shape[1]
+    j, k = torch.triu_indices(t, t, offset=1)
+    return float((unit[:, j] - unit[:, k]).norm(dim=2).mean())
