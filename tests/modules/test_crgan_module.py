@@ -183,3 +183,24 @@ def test_make_train_crgan_runs_a_handful_of_steps(tmp_path, synth_root):
     unknown = subprocess.run(["make", "-s", "train-crgan", "SRC=market", "TGT=viper", f"DATA_ROOT={synth_root}"],
                              cwd=REPO, capture_output=True, text=True)
     assert unknown.returncode != 0 and "unknown dataset 'viper'" in unknown.stderr
+
+
+def test_source_and_decoder_norm_options_keep_absolute_colour_and_are_rebuilt(tmp_path):
+    from crgan_lightning.models.generator import DualPathGenerator
+
+    x = torch.rand(2, 3, 64, 32) * 2 - 1
+    tinted = x + torch.tensor([0.3, -0.2, 0.1]).view(1, 3, 1, 1)  # the same person in another colour
+    stem = {norm: DualPathGenerator(base_channels=8, num_down=2, source_norm=norm).source_encoder.stem
+            for norm in ("instance", "none")}
+    with torch.no_grad():  # instance norm after the stem: a uniform colour shift leaves no trace
+        torch.testing.assert_close(stem["instance"](x), stem["instance"](tinted))
+        assert (stem["none"](x) - stem["none"](tinted)).abs().max() > 1e-3
+    options = dict(g_source_norm="none", g_decoder_norm="batch")
+    module = CRGANModule(num_source_pids=5, num_target_cameras=2, **{**TINY_MODEL, **options})
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, tmp_path / "g.ckpt")
+    gen = load_generator(tmp_path / "g.ckpt")
+    assert isinstance(gen.source_encoder.stem[1], torch.nn.Identity)
+    assert isinstance(gen.target_encoder.stem[1], torch.nn.InstanceNorm2d)
+    assert isinstance(gen.ups[0].merge[1], torch.nn.BatchNorm2d)
+    with pytest.raises(ConfigError, match="source_norm='layer'"):
+        DualPathGenerator(source_norm="layer")

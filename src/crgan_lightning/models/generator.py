@@ -240,6 +240,10 @@ class DualPathGenerator(nn.Module):
         norm: ``"instance"``, ``"batch"`` or ``"none"``.
         fuse: how target features join source features: ``"concat"`` (concat + 1x1 conv) or ``"add"``.
         target_skips: also fuse target features into every skip connection (default: bottleneck only).
+        source_norm, decoder_norm: the normalisation of the source encoder and of the decoder's
+            up-blocks (None: ``norm``). Instance normalisation removes each feature map's mean,
+            which in the full-resolution source path is the person's absolute colour (what
+            identifies people); ``"none"`` or ``"batch"`` there keeps it.
         use_dropout: dropout 0.5 inside the residual blocks.
         space_to_depth: 1 (default): the network starts at the input's resolution. ``s`` > 1: each
             input is rearranged losslessly into ``s*s*in_channels`` channels at ``H/s x W/s``
@@ -267,10 +271,15 @@ class DualPathGenerator(nn.Module):
         space_to_depth: int = 1,
         outer_kernel: int = 7,
         padding: str = "reflect",
+        source_norm: str | None = None,
+        decoder_norm: str | None = None,
     ) -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ConfigError(f"generator norm={norm!r}; expected one of {NORMS}")
+        source_norm = norm if source_norm is None else source_norm
+        decoder_norm = norm if decoder_norm is None else decoder_norm
+        for name, value in (("norm", norm), ("source_norm", source_norm), ("decoder_norm", decoder_norm)):
+            if value not in NORMS:
+                raise ConfigError(f"generator {name}={value!r}; expected one of {NORMS}")
         if fuse not in FUSIONS:
             raise ConfigError(f"generator fuse={fuse!r}; expected one of {FUSIONS}")
         if padding not in PADDINGS:
@@ -296,7 +305,7 @@ class DualPathGenerator(nn.Module):
         widths = [min(base_channels * 2**i, max_channels) for i in range(num_down + 1)]
         self.widths = widths
         self.unshuffle = nn.PixelUnshuffle(space_to_depth) if space_to_depth > 1 else nn.Identity()
-        self.source_encoder = Encoder(s2 * in_channels, widths, norm, outer_kernel, padding)
+        self.source_encoder = Encoder(s2 * in_channels, widths, source_norm, outer_kernel, padding)
         self.target_encoder = Encoder(s2 * in_channels, widths, norm, outer_kernel, padding)
         self.bottleneck_fusion = Fusion(widths[-1], fuse, norm)
         self.skip_fusions = (
@@ -306,7 +315,7 @@ class DualPathGenerator(nn.Module):
             *(ResidualBlock(widths[-1], norm, use_dropout, padding) for _ in range(num_res_blocks))
         )
         self.ups = nn.ModuleList(
-            UpBlock(widths[i + 1], widths[i], norm, padding) for i in reversed(range(num_down))
+            UpBlock(widths[i + 1], widths[i], decoder_norm, padding) for i in reversed(range(num_down))
         )
         self.to_rgb = nn.Sequential(
             nn.Conv2d(widths[0], 3 * s2, outer_kernel, 1, outer_kernel // 2, padding_mode=padding),
@@ -378,6 +387,7 @@ def build_generator(hparams) -> DualPathGenerator:
         norm=get("g_norm", "instance"), fuse=get("g_fuse", "concat"), target_skips=get("g_target_skips", False),
         use_dropout=get("g_dropout", False), space_to_depth=get("g_space_to_depth", 1),
         outer_kernel=get("g_outer_kernel", 7), padding=get("g_padding", "reflect"),
+        source_norm=get("g_source_norm"), decoder_norm=get("g_decoder_norm"),
     )
 
 

@@ -56,8 +56,9 @@ class CRGANModule(ManualGANModule):
         num_target_cameras: cameras of the target domain (linked from the DataModule).
         num_query: unused by this stage; accepted so that one CLI links every module.
         g_*: generator (:class:`~crgan_lightning.models.generator.DualPathGenerator`) widths,
-            depth, residual blocks, normalisation, fusion, target skips, dropout, space-to-depth
-            factor, stem/output kernel and padding.
+            depth, residual blocks, normalisation (and that of the source encoder and of the
+            decoder, None: ``g_norm``), fusion, target skips, dropout, space-to-depth factor,
+            stem/output kernel and padding.
         d_*: PatchGAN discriminator width, layers and normalisation.
         cls_backbone, cls_pretrained, cls_pretrained_path, cls_feat_dim: the identity/camera classifier
             trained from scratch beside the generator (when no ``judge`` is given).
@@ -93,6 +94,8 @@ class CRGANModule(ManualGANModule):
         g_max_channels: int = 256,
         g_res_blocks: int = 4,
         g_norm: str = "instance",
+        g_source_norm: str | None = None,
+        g_decoder_norm: str | None = None,
         g_fuse: str = "concat",
         g_target_skips: bool = False,
         g_dropout: bool = False,
