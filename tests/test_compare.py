@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 from conftest import TINY_CRGAN
 
-from crgan_lightning.compare import METHODS, format_compare, pair_configs, run_compare, summarize
+from crgan_lightning.compare import format_compare, pair_configs, run_compare, summarize
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_DATA = {"data.height": 64, "data.width": 32, "data.batch_size": 8, "data.num_workers": 0,
@@ -39,20 +40,38 @@ def test_pair_configs_fall_back_to_market2duke_pointed_at_the_pair():
             assert (REPO / "experiments" / pair / f"{stage}.yaml").is_file(), (pair, stage)
 
 
+@pytest.fixture(scope="module")
+def roots(synth_root, tmp_path_factory) -> tuple[Path, Path]:
+    """The test benchmark with its oracle domain, and the same images with segmentation-like masks."""
+    from crgan_lightning.data.synthetic import generate_benchmark
+
+    size = dict(seed=0, num_train_ids=12, num_test_ids=8, height=128, width=64, progress=False)
+    root = tmp_path_factory.mktemp("with_oracle")
+    shutil.copytree(synth_root, root, dirs_exist_ok=True)
+    generate_benchmark(root, domains=(), oracle=True, **size)
+    seg = tmp_path_factory.mktemp("segmentation")
+    generate_benchmark(seg, mask_quality="segmentation", **size)
+    return root, seg
+
+
 @pytest.mark.slow
-def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, synth_root, capsys):
+def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, roots, capsys):
+    root, seg = roots
     translators = {"crgan": {**SMALL_DATA, **{f"model.init_args.{k}": v for k, v in TINY_CRGAN.items()}},
                    "spgan": {**SMALL_DATA, **{f"model.init_args.{k}": v for k, v in TINY_SPGAN.items()}}}
     reid = {**SMALL_DATA, "model.init_args.backbone": "resnet10t"}
     out = tmp_path / "compare"
     missing = tmp_path / "no-alexnet.pth"
-    record = run_compare("synth_a", "synth_b", root=str(synth_root), out=str(out), seeds=[0, 1], crgan_epochs=1,
+    record = run_compare("synth_a", "synth_b", root=str(root), out=str(out), seeds=[0, 1], crgan_epochs=1,
                          spgan_epochs=1, reid_epochs=1, translator_overrides=translators, reid_overrides=reid,
-                         quality={"lpips_path": str(missing), "num_fid": 10, "progress": False})
-    assert list(record["table2"]) == ["LOMO"] + [m for m, _, _ in METHODS]
+                         quality={"lpips_path": str(missing), "num_fid": 10, "progress": False},
+                         mask_roots={"segmentation": str(seg)})
+    assert list(record["table2"]) == ["LOMO", "direct transfer", "oracle rendering", "cut-and-paste", "SPGAN+LMP",
+                                      "CR-GAN+LMP", "cut-and-paste [segmentation masks]",
+                                      "CR-GAN+LMP [segmentation masks]"]
     from crgan_lightning.descriptors import evaluate_descriptor
 
-    lomo = evaluate_descriptor("synth_b", str(synth_root), height=64, width=32, progress=False)
+    lomo = evaluate_descriptor("synth_b", str(root), height=64, width=32, progress=False)
     assert record["table2"]["LOMO"]["mean"] == pytest.approx(lomo) and record["table2"]["LOMO"]["sd"]["mAP"] == 0
     for method, row in record["table2"].items():
         assert set(row["seeds"]) == {0, 1}
@@ -60,9 +79,19 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, sy
             assert 0.0 <= metrics["mAP"] <= 100.0 and metrics["rank1"] <= metrics["rank5"] <= metrics["rank10"]
         maps = [m["mAP"] for m in row["seeds"].values()]
         assert row["mean"]["mAP"] == pytest.approx(sum(maps) / 2)
-    assert record["table1"] is None and "no-alexnet.pth" in record["table1_missing"]
+    # Table 1: the LPIPS weights are missing, the re-id stand-ins (first seed's direct transfer) are there
+    assert "no-alexnet.pth" in record["table1"]["missing"] and record["table1_missing"] is None
+    assert [r["method"] for r in record["table1"]["rows"]] == ["real source", "cut-and-paste", "SPGAN", "CR-GAN"]
+    assert all(r["reid_fd"] > 0 and r["fid"] is None for r in record["table1"]["rows"])
     text = capsys.readouterr().out
-    assert "Table 2: synth_a -> synth_b" in text and "CR-GAN+LMP" in text and "Table 1 not measured" in text
+    assert "Table 2: synth_a -> synth_b" in text and "CR-GAN+LMP [segmentation masks]" in text and "re-id FD" in text
+    # the judge of each CR-GAN is the seed's direct-transfer model; the second mask quality reads its own root
+    for stage, data_root in (("crgan", root), ("crgan_segmentation", seg)):
+        cfg = yaml.safe_load((out / "seed1" / stage / "crgan.yaml").read_text())
+        assert cfg["model"]["init_args"]["judge"] == str(out / "seed1" / "reid_direct" / "checkpoints" / "last.ckpt")
+        assert cfg["data"]["root"] == str(data_root)
+    cfg = yaml.safe_load((out / "seed1" / "reid_cut_and_paste_segmentation" / "reid_cut_and_paste.yaml").read_text())
+    assert cfg["data"]["root"] == str(seg) and cfg["data"]["masks"] == "auto"
     run = out / "seed1"
     for stage, translator in (("reid_cut_and_paste", "cut_and_paste"),
                               ("reid_spgan", str(run / "spgan" / "checkpoints" / "last.ckpt")),
@@ -77,7 +106,7 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, sy
     assert saved["table2"]["CR-GAN+LMP"]["mean"]["mAP"] == pytest.approx(record["table2"]["CR-GAN+LMP"]["mean"]["mAP"])
     assert "Table 2" in format_compare(saved)  # a saved record prints again (seed keys are strings in JSON)
     stamps = {p: p.stat().st_mtime_ns for p in run.glob("*/checkpoints/last.ckpt")}
-    again = run_compare("synth_a", "synth_b", root=str(synth_root), out=str(out), seeds=[1], crgan_epochs=1,
+    again = run_compare("synth_a", "synth_b", root=str(root), out=str(out), seeds=[1], crgan_epochs=1,
                         spgan_epochs=1, reid_epochs=1, translator_overrides=translators, reid_overrides=reid,
                         quality={"skip": True})
     assert again["table2"]["SPGAN+LMP"]["seeds"][1]["mAP"] == pytest.approx(

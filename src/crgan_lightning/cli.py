@@ -212,10 +212,22 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         run_compare(args.source, args.target, root=args.root,
                     out=args.out or f"runs/compare/{args.source}2{args.target}",
                     seeds=args.seeds, crgan_epochs=args.crgan_epochs, spgan_epochs=args.spgan_epochs,
-                    reid_epochs=args.reid_epochs,
+                    reid_epochs=args.reid_epochs, mask_roots=_mask_roots(args.mask_root),
                     quality={"skip": True} if args.no_quality else {
                         "lpips_path": args.lpips_weights, "inception_path": args.inception_weights,
                         "num_fid": args.num_fid, "progress": not args.quiet})
+
+
+def _mask_roots(values: Sequence[str]) -> dict[str, str]:
+    """``["segmentation=data_seg"]`` -> ``{"segmentation": "data_seg"}``; a malformed value is refused."""
+    roots = {}
+    for value in values:
+        name, sep, root = value.partition("=")
+        if not sep or not name or not root or not os.path.isdir(root):
+            raise ConfigError(f"--mask-root {value!r}: expected QUALITY=DIR naming an existing data root "
+                              "(e.g. segmentation=data_seg, written by crgan synth --mask-quality segmentation)")
+        roots[name] = root
+    return roots
 
 
 def _add_pair_arguments(p: argparse.ArgumentParser) -> None:
@@ -325,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-fid", type=int, default=1000, help="images per FID/KID set (default 1000)")
     p.add_argument("--lpips-weights", default=None, help="local AlexNet weights for LPIPS (offline)")
     p.add_argument("--inception-weights", default=None, help="local FID Inception weights (offline)")
+    p.add_argument("--mask-root", action="append", default=[], metavar="QUALITY=DIR",
+                   help="another mask quality, e.g. segmentation=data_seg (the same images with other masks, "
+                        "crgan synth --mask-quality segmentation): cut-and-paste and CR-GAN are trained again on it")
     p.add_argument("--no-quality", action="store_true", help="skip Table 1")
     p.add_argument("--quiet", action="store_true", help="no progress bars in Table 1")
     p.set_defaults(func=_cmd_compare)

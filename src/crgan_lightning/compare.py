@@ -30,12 +30,15 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from .demo import EXPERIMENTS, run_stage, write_config
+from .demo import EXPERIMENTS, JUDGE_KEY, config_value, run_stage, write_config
 from .errors import ConfigError, WeightsError
-from .fileio import claim_run_folder
+from .fileio import META_FILE, claim_run_folder
 from .translators import CUT_AND_PASTE
 
 KEYS = ("rank1", "rank5", "rank10", "mAP")
+ORACLE = "oracle rendering"
+#: The embedded benchmark's oracle domain (``crgan synth --oracle``), read by ``reid_oracle.yaml``.
+ORACLE_DATASET = "synth_a_in_b"
 # Table 2 rows: (method, re-id stage folder, translator: None | a translator stage | cut_and_paste)
 METHODS = (
     ("direct transfer", "reid_direct", None),
@@ -89,6 +92,7 @@ def run_compare(
     translator_overrides: dict[str, dict] | None = None,
     reid_overrides: dict | None = None,
     quality: dict | None = None,
+    mask_roots: dict[str, str] | None = None,
 ) -> dict:
     """Train and test every method for every seed; print and return both tables.
 
@@ -102,6 +106,19 @@ def run_compare(
         reid_overrides: dotted config overrides of every re-id stage.
         quality: keyword arguments of :func:`crgan_lightning.reports.quality_table` for Table 1
             (``lpips_path``, ``inception_path``, ``num_fid`` ...); ``{"skip": True}`` skips it.
+            Its ``reid_ckpt`` (the offline stand-ins) defaults to the first seed's direct-transfer
+            checkpoint.
+        mask_roots: further mask qualities, ``{"segmentation": "data_seg"}``: a data root holding
+            the same images with other person masks (``crgan synth --mask-quality segmentation``).
+            The rows that use masks (cut-and-paste, CR-GAN, whose context loss reads them) are
+            trained again on each and reported as ``"<method> [<quality> masks]"``; the others do
+            not read masks and are not repeated.
+
+    The direct-transfer model of a seed is trained first: a CR-GAN config whose ``judge`` is set
+    gets it as its judge (the frozen source-trained re-id network). With an ``reid_oracle.yaml``
+    in the config folder and its dataset under ``root`` (the embedded pair after
+    ``crgan synth --oracle``), the oracle rendering row is added: re-id trained on the source
+    people drawn by the benchmark itself in the target's contexts, the ceiling of every translator.
 
     Returns:
         ``{"table2": {method: {"seeds": {seed: metrics}, "mean": ..., "sd": ...}}, "table1": dict | None,
@@ -110,31 +127,51 @@ def run_compare(
     folder, pair = pair_configs(source, target, configs)
     claim_run_folder(out, "crgan compare", reuses=("crgan demo",))  # the demo's runs are its first rows
     translator_overrides = translator_overrides or {}
+    qualities = [("", root)] + [(name, mask_root) for name, mask_root in (mask_roots or {}).items()]
     results: dict[str, dict[int, dict]] = {method: {} for method, _, _ in METHODS}
+    oracle = (folder / "reid_oracle.yaml").is_file() and (Path(root) / ORACLE_DATASET / META_FILE).is_file()
     for seed in seeds:
         run = Path(out) / f"seed{seed}"
-        ckpts = {}
-        for stage, epochs in (("crgan", crgan_epochs), ("spgan", spgan_epochs)):
-            overrides = {**pair, **translator_overrides.get(stage, {})}
-            config = write_config(f"{stage}.yaml", folder, run / stage, seed, root, epochs, overrides=overrides)
-            run_stage(f"{stage} {source} -> {target} (seed {seed})", config, run / stage, test=False)
-            ckpts[stage] = str(run / stage / "checkpoints" / "last.ckpt")
-        for method, stage, translator in METHODS:
-            overrides = {**pair, **(reid_overrides or {})}
-            if translator is None:
-                config = write_config("reid_direct.yaml", folder, run / stage, seed, root, reid_epochs,
-                                      overrides=overrides)
-            else:
-                spec = ckpts.get(translator, translator)
+        overrides = {**pair, **(reid_overrides or {})}
+        config = write_config("reid_direct.yaml", folder, run / "reid_direct", seed, root, reid_epochs,
+                              overrides=overrides)
+        results["direct transfer"][seed] = run_stage(f"direct transfer (seed {seed})", config,
+                                                     run / "reid_direct", test=True)
+        judge = str(run / "reid_direct" / "checkpoints" / "last.ckpt")
+        if oracle:
+            config = write_config("reid_oracle.yaml", folder, run / "reid_oracle", seed, root, reid_epochs,
+                                  overrides=dict(reid_overrides or {}))
+            results.setdefault(ORACLE, {})[seed] = run_stage(f"{ORACLE} (seed {seed})", config,
+                                                             run / "reid_oracle", test=True)
+        for quality_name, data_root in qualities:
+            suffix = f"_{quality_name}" if quality_name else ""
+            ckpts = {}
+            for stage, epochs in (("crgan", crgan_epochs), ("spgan", spgan_epochs)):
+                if suffix and stage == "spgan":  # SPGAN reads no masks: one run serves every mask quality
+                    continue
+                stage_overrides = {**pair, **translator_overrides.get(stage, {})}
+                if stage == "crgan" and config_value(folder / "crgan.yaml", JUDGE_KEY):
+                    stage_overrides[JUDGE_KEY] = judge
+                config = write_config(f"{stage}.yaml", folder, run / f"{stage}{suffix}", seed, data_root, epochs,
+                                      overrides=stage_overrides)
+                run_stage(f"{stage}{suffix} {source} -> {target} (seed {seed})", config, run / f"{stage}{suffix}",
+                          test=False)
+                ckpts[stage] = str(run / f"{stage}{suffix}" / "checkpoints" / "last.ckpt")
+            for method, stage, translator in METHODS:
+                if translator is None or (suffix and translator == "spgan"):
+                    continue
+                name = f"{method} [{quality_name} masks]" if suffix else method
+                stage_overrides = dict(overrides)
                 if translator == CUT_AND_PASTE:
-                    overrides["data.masks"] = "auto"  # the source person masks cut the person out
-                config = write_config("reid_crgan.yaml", folder, run / stage, seed, root, reid_epochs,
-                                      {"ContextRenderingCallback": {"translator": spec}}, overrides,
-                                      save_as=f"{stage}.yaml")
-            results[method][seed] = run_stage(f"{method} (seed {seed})", config, run / stage, test=True)
+                    stage_overrides["data.masks"] = "auto"  # the source person masks cut the person out
+                config = write_config("reid_crgan.yaml", folder, run / f"{stage}{suffix}", seed, data_root,
+                                      reid_epochs, {"ContextRenderingCallback": {"translator": ckpts.get(
+                                          translator, translator)}}, stage_overrides, save_as=f"{stage}.yaml")
+                results.setdefault(name, {})[seed] = run_stage(f"{name} (seed {seed})", config,
+                                                               run / f"{stage}{suffix}", test=True)
 
     table2 = {"LOMO": lomo_row(target, root, folder, seeds, Path(out)),
-              **{method: summarize(per_seed) for method, per_seed in results.items()}}
+              **{method: summarize(per_seed) for method, per_seed in results.items() if per_seed}}
     table1, missing = None, None
     quality = dict(quality or {})
     if not quality.pop("skip", False):
@@ -146,9 +183,10 @@ def run_compare(
         data = yaml.safe_load((first / "crgan" / "crgan.yaml").read_text())["data"]
         quality.setdefault("height", data["height"])  # the size the generators were trained at
         quality.setdefault("width", data["width"])
+        quality.setdefault("reid_ckpt", str(first / "reid_direct" / "checkpoints" / "last.ckpt"))
         try:
-            table1 = quality_table([str(first / s / "checkpoints" / "last.ckpt") for s in ("spgan", "crgan")],
-                                   source, target, root, **quality)
+            table1 = quality_table([CUT_AND_PASTE] + [str(first / s / "checkpoints" / "last.ckpt")
+                                                      for s in ("spgan", "crgan")], source, target, root, **quality)
         except WeightsError as exc:
             missing = str(exc)
     record = {"source": source, "target": target, "seeds": list(seeds), "table2": table2, "table1": table1,
@@ -159,7 +197,7 @@ def run_compare(
     return record
 
 
-def summarize(per_seed: dict[int, dict[str, float]], keys: Sequence[str] = KEYS) -> dict:
+def summarize(per_seed: dict[int, dict[str, float]], keys: Sequence[str] = (*KEYS, "lmp_mAP")) -> dict:
     """Mean and sample standard deviation (0 for one seed) of each metric over the seeds."""
     keys = [k for k in keys if all(k in m for m in per_seed.values())]
     values = {k: [m[k] for m in per_seed.values()] for k in keys}
@@ -168,18 +206,29 @@ def summarize(per_seed: dict[int, dict[str, float]], keys: Sequence[str] = KEYS)
 
 
 def format_compare(record: dict) -> str:
-    """Table 2 (mean ± sd over seeds, then per seed) and Table 1 (or why it is missing)."""
+    """Table 2 (mean ± sd over seeds, then per seed) and Table 1 (or why it is missing). Beside the
+    configs' test features (rank-1/5/10, mAP), the LMP mAP column is the poster's LMP test pooling
+    of the same model (``also_test``; ``-`` where a row has none, e.g. LOMO)."""
     seeds = record["seeds"]
+    table = record["table2"]
+    width = max(18, *(len(method) + 2 for method in table))
+    columns = [*KEYS, "lmp_mAP"]
+
+    def cell(row: dict, key: str) -> str:
+        if key not in row["mean"]:
+            return f"{'-':>15}"
+        return f"{row['mean'][key]:>8.1f} ± {row['sd'][key]:<4.1f}"
+
     lines = [f"\nTable 2: {record['source']} -> {record['target']}, tested on {record['target']} "
              f"(mean ± sd over {len(seeds)} seed{'s' * (len(seeds) > 1)}: {', '.join(map(str, seeds))})",
-             f"{'method':<18}" + "".join(f"{k:>15}" for k in KEYS)]
-    for method, row in record["table2"].items():
-        lines.append(f"{method:<18}" + "".join(f"{row['mean'][k]:>8.1f} ± {row['sd'][k]:<4.1f}" for k in KEYS))
+             f"{'method':<{width}}" + "".join(f"{k.replace('lmp_mAP', 'LMP mAP'):>15}" for k in columns)]
+    for method, row in table.items():
+        lines.append(f"{method:<{width}}" + "".join(cell(row, k) for k in columns))
     lines.append("\nper seed (rank-1 / mAP)")
-    lines.append(f"{'method':<18}" + "".join(f"{'seed ' + str(s):>14}" for s in seeds))
-    for method, row in record["table2"].items():
+    lines.append(f"{'method':<{width}}" + "".join(f"{'seed ' + str(s):>14}" for s in seeds))
+    for method, row in table.items():
         cells = [row["seeds"][s] if s in row["seeds"] else row["seeds"][str(s)] for s in seeds]
-        lines.append(f"{method:<18}" + "".join(f"{m['rank1']:>7.1f} /{m['mAP']:>5.1f}" for m in cells))
+        lines.append(f"{method:<{width}}" + "".join(f"{m['rank1']:>7.1f} /{m['mAP']:>5.1f}" for m in cells))
     lines.append("")
     if record["table1"] is not None:
         from .reports import format_quality_table
