@@ -22,7 +22,13 @@ The generator is the one of ``experiments/synth_a2synth_b/crgan.yaml`` with fres
 its default threads; the figures are CPU-bound and move with the machine's load, so compare
 the variants of one run (they are interleaved for that reason).
 
+With ``--invariance`` it measures instead the streaming choices that teach invariance, each added
+to the one before: half of each identity's images rendered with one triplet over source and
+rendered images (``within_identity`` + ``joint_triplet``), contexts drawn from the whole target
+training set (``contexts_from: dataset``), and the pad-and-crop moved after rendering (``pad``).
+
     python benchmarks/bench_streaming.py [--steps 40] [--warmup 5] [--repeats 2] [--ratios 0.25 1] [--root data]
+    python benchmarks/bench_streaming.py --invariance [--crgan-ckpt runs/.../last.ckpt]
 """
 
 from __future__ import annotations
@@ -87,8 +93,10 @@ def fresh_crgan_checkpoint(folder: Path, num_source_pids: int, num_target_camera
     return path
 
 
-def run(variant: str, ckpt: Path, rendering_args: dict | None, args, data_cfg: dict, model_cfg: dict) -> dict:
+def run(variant: str, ckpt: Path, rendering_args: dict | None, args, data_cfg: dict, model_cfg: dict,
+        data_changes: dict | None = None, model_changes: dict | None = None) -> dict:
     pl.seed_everything(0, verbose=False)
+    data_cfg, model_cfg = {**data_cfg, **(data_changes or {})}, {**model_cfg, **(model_changes or {})}
     dm = CrossDomainDataModule(**{**data_cfg, "root": args.root})
     dm.setup("fit")
     module = ReIDModule(num_source_pids=dm.num_source_pids, num_query=dm.num_query, **model_cfg)
@@ -119,6 +127,9 @@ def main() -> None:
     parser.add_argument("--crgan-ckpt", default=None, help="a trained CR-GAN checkpoint (default: fresh weights)")
     parser.add_argument("--ratios", type=float, nargs="+", default=[1.0],
                         help="rendering ratios measured besides the config's (default: 1)")
+    parser.add_argument("--invariance", action="store_true",
+                        help="measure the invariance choices instead (within_identity + joint_triplet, contexts "
+                             "from the target set, pad after rendering), each added to the one before")
     args = parser.parse_args()
     cfg = yaml.safe_load((CONFIGS / "reid_crgan.yaml").read_text())
     data_cfg, model_cfg = cfg["data"], cfg["model"]["init_args"]
@@ -138,6 +149,18 @@ def main() -> None:
         variants.append((name(config_ratio, not config_replace), {**config_args, "replace_source": not config_replace}))
     variants += [(name(r, False), {**config_args, "ratio": r, "replace_source": False})
                  for r in sorted(set(args.ratios)) if (r, False) != (config_ratio, config_replace)]
+    if args.invariance:  # the streaming choices that teach invariance, added one after the other
+        old = {**config_args, "within_identity": False, "contexts_from": "batch", "pad": 0}
+        pad = data_cfg.get("pad", 0) or config_args.get("pad", 0)
+        variants = [v for v in variants if v[1] is None] + [
+            ("whole identities, batch contexts", old, {"pad": pad}, {"joint_triplet": False}),
+            ("+ half of each identity, joint triplet", {**old, "within_identity": True}, {"pad": pad},
+             {"joint_triplet": True}),
+            ("+ contexts from the target set", {**old, "within_identity": True, "contexts_from": "dataset"},
+             {"pad": pad}, {"joint_triplet": True}),
+            ("+ pad and crop after rendering", {**old, "within_identity": True, "contexts_from": "dataset",
+                                                "pad": pad}, {"pad": 0}, {"joint_triplet": True}),
+        ]
     with tempfile.TemporaryDirectory() as tmp:
         if args.crgan_ckpt:
             ckpt = Path(args.crgan_ckpt)
@@ -145,8 +168,8 @@ def main() -> None:
             probe = CrossDomainDataModule(**{**data_cfg, "root": args.root})
             probe.setup("fit")
             ckpt = fresh_crgan_checkpoint(Path(tmp), probe.num_source_pids, probe.num_target_cameras)
-        rounds = [[run(variant, ckpt, rendering, args, data_cfg, model_cfg) for variant, rendering in variants]
-                  for _ in range(args.repeats)]
+        rounds = [[run(variant, ckpt, rendering, args, data_cfg, model_cfg, *changes)
+                   for variant, rendering, *changes in variants] for _ in range(args.repeats)]
     best = [min((r[i] for r in rounds), key=lambda x: x["step"]) for i in range(len(variants))]
     plain = best[0]
     print(f"\n{'variant':<44}{'images':>7}{'step s':>9}{'render s':>10}{'re-id img/s':>13}{'batch s':>9}"
