@@ -16,9 +16,13 @@ pair_config = $(if $(wildcard experiments/$(PAIR)/$(1).yaml),experiments/$(PAIR)
 pair_args = --data.source=$(SRC) --data.target=$(TGT) --data.root=$(DATA_ROOT) \
 	--trainer.default_root_dir=runs/$(PAIR)/$(1) --trainer.logger.init_args.save_dir=runs/$(PAIR) \
 	--trainer.logger.init_args.name=$(1)
-# train-reid: direct transfer, or CR-GAN streaming when CRGAN_CKPT names a CR-GAN checkpoint.
-REID_STAGE = $(if $(CRGAN_CKPT),reid_crgan,reid_direct)
-REID_EXTRA = $(if $(CRGAN_CKPT),--trainer.callbacks.init_args.translator=$(CRGAN_CKPT))
+# train-reid: direct transfer, or CR-GAN streaming when CRGAN_CKPT names a CR-GAN checkpoint. TAUDL=1 adds TAUDL
+# on the target's within-camera tracklets: reid_taudl (TAUDL alone, no source label), reid_crgan_taudl with
+# CRGAN_CKPT, reid_spgan_taudl with SPGAN_CKPT (an SPGAN checkpoint of make train-spgan; TAUDL=1 only).
+TAUDL_ON = $(filter 1 yes true,$(TAUDL))
+REID_STAGE = $(if $(TAUDL_ON),$(if $(SPGAN_CKPT),reid_spgan_taudl,$(if $(CRGAN_CKPT),reid_crgan_taudl,reid_taudl)),$(if $(CRGAN_CKPT),reid_crgan,reid_direct))
+REID_TRANSLATOR = $(or $(SPGAN_CKPT),$(CRGAN_CKPT))
+REID_EXTRA = $(if $(REID_TRANSLATOR),--trainer.callbacks.init_args.translator=$(REID_TRANSLATOR))
 
 .DEFAULT_GOAL := help
 SRC    ?= synth_a
@@ -64,7 +68,9 @@ summary: install  ## print a dataset's statistics: make summary DATASET=market D
 train-crgan: install  ## CR-GAN: make train-crgan SRC=market TGT=duke [DATA_ROOT=...] [ARGS="--trainer.max_steps=300"]
 	$(BIN)/crgan fit --config $(call pair_config,crgan) $(call pair_args,crgan) $(ARGS)
 
-train-reid: install  ## re-id: make train-reid SRC=market TGT=duke [CRGAN_CKPT=runs/market2duke/crgan/checkpoints/last.ckpt] [ARGS=...]
+train-reid: install  ## re-id: make train-reid SRC=market TGT=duke [CRGAN_CKPT=runs/market2duke/crgan/checkpoints/last.ckpt] [ARGS=...]; TAUDL=1 adds TAUDL on the target tracklets (alone, or CR-GAN+TAUDL with CRGAN_CKPT, SPGAN+TAUDL with SPGAN_CKPT=<make train-spgan last.ckpt>)
+	@test -z "$(SPGAN_CKPT)" -o -z "$(CRGAN_CKPT)" || { echo "give CRGAN_CKPT or SPGAN_CKPT, not both"; exit 2; }
+	@test -z "$(SPGAN_CKPT)" -o -n "$(TAUDL_ON)" || { echo "SPGAN_CKPT=$(SPGAN_CKPT) selects SPGAN+TAUDL: add TAUDL=1"; exit 2; }
 	$(BIN)/crgan fit --config $(call pair_config,$(REID_STAGE)) $(call pair_args,$(REID_STAGE)) $(REID_EXTRA) $(ARGS)
 
 train-spgan: install  ## SPGAN baseline: make train-spgan SRC=market TGT=duke [DATA_ROOT=...] [ARGS=...]

@@ -65,6 +65,8 @@ def test_fit_then_test_through_the_cli_writes_metrics_and_pictures(tmp_path, syn
 @pytest.mark.parametrize("pair", sorted(p.name for p in (REPO / "experiments").iterdir() if p.is_dir()))
 def test_every_reid_config_parses(pair, capsys):
     for cfg in sorted((REPO / "experiments" / pair).glob("reid_*.yaml")):
+        if cfg.stem.endswith("_taudl"):  # TAUDLModule configs: tests/modules/test_taudl_module.py
+            continue
         with pytest.raises(SystemExit) as exc:
             main(["fit", "--config", str(cfg), "--print_config"])
         assert exc.value.code == 0

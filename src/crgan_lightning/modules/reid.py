@@ -196,18 +196,20 @@ class ReIDModule(pl.LightningModule):
     def _input(self, images: torch.Tensor) -> torch.Tensor:
         return images.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else images
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def _labelled_parts(self, batch: dict) -> list[tuple[str, torch.Tensor, torch.Tensor, float]]:
+        """``(name, images, pids, weight)`` of the labelled parts of a training batch: the source
+        images and, when the rendering callback added them, the rendered ones."""
         src = batch[SOURCE]
         parts = [(SOURCE, src[IMAGE], src[PID], 1.0)]
         if SYNTHETIC in batch:
             syn = batch[SYNTHETIC]
             parts.append((SYNTHETIC, syn[IMAGE], syn[PID], self.hparams.synthetic_weight))
-        images = torch.cat([p[1] for p in parts])
-        if self.hparams.batch_erasing_p > 0:
-            images = random_erasing(images, self.hparams.batch_erasing_p)
-        logits, feats = self.net(self._input(images))
+        return parts
+
+    def _labelled_loss(self, parts: list, logits: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        """The identity loss of ``parts`` (rows of ``logits`` and ``feats`` in the order of the parts)."""
         joint = self.hparams.joint_triplet and len(parts) > 1
-        loss, start = images.new_zeros(()), 0
+        loss, start = feats.new_zeros(()), 0
         for name, imgs, pids, weight in parts:
             end = start + len(imgs)
             loss = loss + weight * self._part_loss(logits[start:end], feats[start:end], pids, name, not joint)
@@ -216,12 +218,24 @@ class ReIDModule(pl.LightningModule):
             tri = batch_hard_triplet_loss(feats, torch.cat([p[2] for p in parts]), self.hparams.triplet_margin)
             self.log("train/joint_triplet", tri, on_step=True, on_epoch=False)
             loss = loss + self.hparams.triplet_weight * tri
+        return loss
+
+    def _stop_if_diverged(self, loss: torch.Tensor) -> None:
         if not finite_on_all_ranks(self, loss):
             raise TrainingDivergedError(
                 f"re-id loss is {loss.item()} on some process at step {self.global_step}; training stopped "
                 f"before this update. "
                 f"Lower lr (now {self.hparams.lr}) or check the input data"
             )
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        parts = self._labelled_parts(batch)
+        images = torch.cat([p[1] for p in parts])
+        if self.hparams.batch_erasing_p > 0:
+            images = random_erasing(images, self.hparams.batch_erasing_p)
+        logits, feats = self.net(self._input(images))
+        loss = self._labelled_loss(parts, logits, feats)
+        self._stop_if_diverged(loss)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
