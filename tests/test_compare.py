@@ -68,7 +68,7 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
                          mask_roots={"segmentation": str(seg)})
     assert list(record["table2"]) == ["LOMO", "direct transfer", "oracle rendering", "cut-and-paste", "SPGAN+LMP",
                                       "CR-GAN+LMP", "cut-and-paste [segmentation masks]",
-                                      "CR-GAN+LMP [segmentation masks]"]
+                                      "CR-GAN+LMP [segmentation masks]", "TAUDL", "SPGAN+TAUDL", "CR-GAN+TAUDL"]
     from crgan_lightning.descriptors import evaluate_descriptor
 
     lomo = evaluate_descriptor("synth_b", str(root), height=64, width=32, progress=False)
@@ -95,7 +95,9 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
     run = out / "seed1"
     for stage, translator in (("reid_cut_and_paste", "cut_and_paste"),
                               ("reid_spgan", str(run / "spgan" / "checkpoints" / "last.ckpt")),
-                              ("reid_crgan", str(run / "crgan" / "checkpoints" / "last.ckpt"))):
+                              ("reid_crgan", str(run / "crgan" / "checkpoints" / "last.ckpt")),
+                              ("reid_spgan_taudl", str(run / "spgan" / "checkpoints" / "last.ckpt")),
+                              ("reid_crgan_taudl", str(run / "crgan" / "checkpoints" / "last.ckpt"))):
         cfg = yaml.safe_load((run / stage / f"{stage}.yaml").read_text())
         rendering = [c for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("ContextRenderingCallback")]
         assert rendering[0]["init_args"]["translator"] == translator

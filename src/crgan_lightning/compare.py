@@ -46,6 +46,13 @@ METHODS = (
     ("SPGAN+LMP", "reid_spgan", "spgan"),
     ("CR-GAN+LMP", "reid_crgan", "crgan"),
 )
+#: The poster's TAUDL rows (re-id stage = config name; translator: None or a translator stage):
+#: the target's within-camera tracklets alone, and beside source labels and streamed renderings.
+TAUDL_METHODS = (
+    ("TAUDL", "reid_taudl", None),
+    ("SPGAN+TAUDL", "reid_spgan_taudl", "spgan"),
+    ("CR-GAN+TAUDL", "reid_crgan_taudl", "crgan"),
+)
 
 
 def pair_configs(source: str, target: str, configs: str | Path | None = None) -> tuple[Path, dict]:
@@ -93,6 +100,7 @@ def run_compare(
     reid_overrides: dict | None = None,
     quality: dict | None = None,
     mask_roots: dict[str, str] | None = None,
+    taudl: bool = True,
 ) -> dict:
     """Train and test every method for every seed; print and return both tables.
 
@@ -113,6 +121,8 @@ def run_compare(
             The rows that use masks (cut-and-paste, CR-GAN, whose context loss reads them) are
             trained again on each and reported as ``"<method> [<quality> masks]"``; the others do
             not read masks and are not repeated.
+        taudl: also train the TAUDL rows (:data:`TAUDL_METHODS`) whose configs the folder has
+            (``reid_taudl.yaml``, ``reid_spgan_taudl.yaml``, ``reid_crgan_taudl.yaml``).
 
     The direct-transfer model of a seed is trained first: a CR-GAN config whose ``judge`` is set
     gets it as its judge (the frozen source-trained re-id network). With an ``reid_oracle.yaml``
@@ -128,8 +138,9 @@ def run_compare(
     claim_run_folder(out, "crgan compare", reuses=("crgan demo",))  # the demo's runs are its first rows
     translator_overrides = translator_overrides or {}
     qualities = [("", root)] + [(name, mask_root) for name, mask_root in (mask_roots or {}).items()]
-    results: dict[str, dict[int, dict]] = {method: {} for method, _, _ in METHODS}
     oracle = (folder / "reid_oracle.yaml").is_file() and (Path(root) / ORACLE_DATASET / META_FILE).is_file()
+    names = [METHODS[0][0], *([ORACLE] if oracle else []), *(method for method, _, _ in METHODS[1:])]
+    results: dict[str, dict[int, dict]] = {name: {} for name in names}  # the table's row order
     for seed in seeds:
         run = Path(out) / f"seed{seed}"
         overrides = {**pair, **(reid_overrides or {})}
@@ -169,6 +180,16 @@ def run_compare(
                                           translator, translator)}}, stage_overrides, save_as=f"{stage}.yaml")
                 results.setdefault(name, {})[seed] = run_stage(f"{name} (seed {seed})", config,
                                                                run / f"{stage}{suffix}", test=True)
+            if suffix or not taudl:
+                continue
+            for method, stage, translator in TAUDL_METHODS:
+                if not (folder / f"{stage}.yaml").is_file():
+                    continue
+                callback = {"ContextRenderingCallback": {"translator": ckpts[translator]}} if translator else None
+                config = write_config(f"{stage}.yaml", folder, run / stage, seed, data_root, reid_epochs, callback,
+                                      dict(overrides))
+                results.setdefault(method, {})[seed] = run_stage(f"{method} (seed {seed})", config, run / stage,
+                                                                 test=True)
 
     table2 = {"LOMO": lomo_row(target, root, folder, seeds, Path(out)),
               **{method: summarize(per_seed) for method, per_seed in results.items() if per_seed}}
