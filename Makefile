@@ -65,8 +65,9 @@ synth: install  ## write the embedded benchmark under DATA_ROOT (default: data)
 summary: install  ## print a dataset's statistics: make summary DATASET=market DATA_ROOT=/datasets
 	$(BIN)/crgan summary --dataset $(DATASET) --root $(DATA_ROOT)
 
-train-crgan: install  ## CR-GAN: make train-crgan SRC=market TGT=duke [DATA_ROOT=...] [ARGS="--trainer.max_steps=300"]
-	$(BIN)/crgan fit --config $(call pair_config,crgan) $(call pair_args,crgan) $(ARGS)
+train-crgan: install  ## CR-GAN, judged by the pair's direct-transfer run (make train-reid first): make train-crgan SRC=market TGT=duke [ARGS=...]
+	$(BIN)/crgan fit --config $(call pair_config,crgan) $(call pair_args,crgan) \
+		--model.init_args.judge=runs/$(PAIR)/reid_direct/checkpoints/last.ckpt $(ARGS)
 
 train-reid: install  ## re-id: make train-reid SRC=market TGT=duke [CRGAN_CKPT=runs/market2duke/crgan/checkpoints/last.ckpt] [ARGS=...]; TAUDL=1 adds TAUDL on the target tracklets (alone, or CR-GAN+TAUDL with CRGAN_CKPT, SPGAN+TAUDL with SPGAN_CKPT=<make train-spgan last.ckpt>)
 	@test -z "$(SPGAN_CKPT)" -o -z "$(CRGAN_CKPT)" || { echo "give CRGAN_CKPT or SPGAN_CKPT, not both"; exit 2; }

@@ -49,6 +49,8 @@ def test_demo_trains_every_stage_prints_one_table_and_resumes(tmp_path, synth_ro
     rendering = [c for c in streamed["trainer"]["callbacks"] if c["class_path"].endswith("ContextRenderingCallback")]
     assert rendering[0]["init_args"]["translator"] == str(run / "crgan" / "checkpoints" / "last.ckpt")
     assert streamed["seed_everything"] == 3 and streamed["trainer"]["max_epochs"] == 1
+    gan = yaml.safe_load((run / "crgan" / "crgan.yaml").read_text())  # judged by the seed's direct transfer
+    assert gan["model"]["init_args"]["judge"] == str(run / "reid_direct" / "checkpoints" / "last.ckpt")
     for stage in ("crgan", "reid_direct", "reid_crgan"):
         assert (run / stage / "checkpoints" / "last.ckpt").is_file()
     assert list(run.glob("reid_*/logs/*/plots/cmc_test_*.png"))

@@ -33,7 +33,7 @@ def tiny_config(tmp_path: Path, synth_root: Path) -> Path:
     cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(run)
     cfg["trainer"]["callbacks"][-1]["init_args"].update(dirpath=str(run / "checkpoints"), every_n_train_steps=None)
     cfg["trainer"]["callbacks"][0]["init_args"]["every_n_steps"] = 2
-    cfg["model"]["init_args"].update(TINY_MODEL)
+    cfg["model"]["init_args"].update(TINY_MODEL, judge=None)  # a classifier from scratch: no re-id run needed
     cfg["data"].update(root=str(synth_root), height=64, width=32, batch_size=8, target_batch_size=8, num_workers=0)
     path = tmp_path / "crgan.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -174,7 +174,8 @@ def test_make_train_crgan_runs_a_handful_of_steps(tmp_path, synth_root):
     tiny = " ".join(f"--model.init_args.{k}={v}" for k, v in TINY_MODEL.items())
     args = (f"--trainer.max_steps=6 --trainer.default_root_dir={run} --trainer.logger.init_args.save_dir={run} "
             f"--trainer.enable_progress_bar=false "  # checkpoints: <default_root_dir>/checkpoints
-            f"--data.height=64 --data.width=32 --data.batch_size=8 --data.num_workers=0 {tiny}")
+            f"--data.height=64 --data.width=32 --data.batch_size=8 --data.num_workers=0 {tiny} "
+            "--model.init_args.judge=null")
     proc = subprocess.run(["make", "-s", "train-crgan", "SRC=synth_a", "TGT=synth_b", f"DATA_ROOT={synth_root}",
                            f"ARGS={args}"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
