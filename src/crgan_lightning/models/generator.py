@@ -42,6 +42,10 @@ leaves the details below open; these are the choices of this library)::
 - **Normalisation**: ``"instance"`` (default; per-image statistics, the usual choice for
   image-to-image translation, independent of batch size), ``"batch"`` or ``"none"``. Convs
   followed by a norm layer carry no bias (it would be removed by the normalisation).
+  ``source_norm`` and ``decoder_norm`` set the source encoder's and the decoder's apart:
+  instance norm right after the full-resolution stem removes each feature map's mean, which
+  there is the person's absolute colour (what identifies people), so ``source_norm="none"``
+  keeps it on the skip path.
 - **Cheaper layout for CPUs** (``space_to_depth=2``, ``outer_kernel=3``, ``padding="zeros"``):
   the inputs are pixel-unshuffled (every 2x2 block of RGB pixels becomes 12 channels at half
   the resolution, losslessly), the whole network runs at H/2 x W/2, and the last conv predicts
