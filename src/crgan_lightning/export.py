@@ -115,6 +115,9 @@ def export_rendered(
     mask_of = build_mask_provider(masks, src) if translator.needs_masks else None
     if translator.needs_masks and mask_of is None:
         raise ConfigError(f"the {translator.kind} translator needs source masks; masks={masks!r} gives none")
+    target_mask_of = build_mask_provider(masks, tgt) if translator.needs_target_masks else None
+    if translator.needs_target_masks and target_mask_of is None:
+        raise ConfigError(f"the {translator.kind} generator needs the target masks; masks={masks!r} gives none")
     transform = build_transforms(height, width, train=False)
     partial = out.with_name(out.name + ".partial")
     settings = {"translator": translator_fingerprint(translator), "source": src.name, "target": tgt.name,
@@ -138,8 +141,8 @@ def export_rendered(
     def load(path: str) -> torch.Tensor:
         return apply_transforms(transform, read_image(path), None)["image"]
 
-    def load_mask(path: str) -> torch.Tensor:
-        return torch.from_numpy(mask_of(path, height, width)).float().unsqueeze(0)
+    def load_mask(path: str, provider=None) -> torch.Tensor:
+        return torch.from_numpy((provider or mask_of)(path, height, width)).float().unsqueeze(0)
 
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"render {src.name}->{tgt.name}",
                unit="img", disable=not progress)
@@ -149,7 +152,9 @@ def export_rendered(
             x_s = torch.stack([load(src.train[i].path) for i, _ in chunk]).to(device)
             x_t = torch.stack([load(tgt.train[contexts[i, k]].path) for i, k in chunk]).to(device)
             m_s = torch.stack([load_mask(src.train[i].path) for i, _ in chunk]).to(device) if mask_of else None
-            for (i, k), image in zip(chunk, translator.render(x_s, x_t, m_s).cpu()):
+            m_t = (torch.stack([load_mask(tgt.train[contexts[i, k]].path, target_mask_of) for i, k in chunk])
+                   .to(device) if target_mask_of else None)
+            for (i, k), image in zip(chunk, translator.render(x_s, x_t, m_s, m_t).cpu()):
                 atomic_save_image(train_dir / name(i, k), to_uint8(image))
             bar.update(len(chunk))
     bar.close()

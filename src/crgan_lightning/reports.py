@@ -200,6 +200,8 @@ def quality_table(
                                num_workers=0)
     src, tgt = dm.source_dataset, dm.target_dataset
     mask_of = build_mask_provider("auto", src) if any(t.needs_masks for _, t in translators) else None
+    target_mask_of = (build_mask_provider("auto", tgt) if any(t.needs_target_masks for _, t in translators)
+                      else None)
     sources = _ImageSet(src.query + src.gallery, dm.test_transform)
     reference = _ImageSet(tgt.query + tgt.gallery, dm.test_transform)
     contexts = _ImageSet(tgt.train, dm.test_transform)
@@ -214,11 +216,14 @@ def quality_table(
 
     @torch.no_grad()
     def render(translator, x_s: torch.Tensor, src_idx: np.ndarray, context_idx: np.ndarray) -> torch.Tensor:
-        masks = None
+        masks, target_masks = None, None
         if translator.needs_masks:
             masks = torch.stack([torch.from_numpy(mask_of(sources.samples[int(i)].path, height, width))
                                  for i in src_idx]).unsqueeze(1).to(device)
-        return translator.render(x_s.to(device), contexts.load(context_idx).to(device), masks).cpu()
+        if translator.needs_target_masks:
+            target_masks = torch.stack([torch.from_numpy(target_mask_of(contexts.samples[int(i)].path, height, width))
+                                        for i in context_idx]).unsqueeze(1).to(device)
+        return translator.render(x_s.to(device), contexts.load(context_idx).to(device), masks, target_masks).cpu()
 
     feats: dict = {"reference": [], "source": [], **{i: [] for i in range(len(translators))}}
     chunks = zip(_chunks(pick["fid_reference"], batch_size), _chunks(pick["fid_source"], batch_size),

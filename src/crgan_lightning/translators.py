@@ -34,10 +34,11 @@ CUT_AND_PASTE = "cut_and_paste"
 
 class Translator(nn.Module):
     """Base class: ``render(x_s, x_t, m_s=None, m_t=None) -> x_g``; ``needs_masks`` says whether
-    ``m_s`` (the source person masks) is required."""
+    ``m_s`` (the source person masks) is required, ``needs_target_masks`` whether ``m_t`` is."""
 
     kind = "translator"
     needs_masks = False
+    needs_target_masks = False
 
     def render(self, source_images: torch.Tensor, target_images: torch.Tensor,
                source_masks: torch.Tensor | None = None, target_masks: torch.Tensor | None = None) -> torch.Tensor:
@@ -65,10 +66,11 @@ class CRGANTranslator(Translator):
     def __init__(self, generator: nn.Module) -> None:
         super().__init__()
         self.generator = generator
+        self.needs_target_masks = bool(getattr(generator, "needs_target_masks", False))
         self.frozen()
 
     def render(self, source_images, target_images, source_masks=None, target_masks=None):
-        return self.generator(source_images, target_images)
+        return self.generator(source_images, target_images, target_masks)
 
 
 class SPGANTranslator(Translator):

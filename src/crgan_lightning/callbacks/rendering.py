@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from ..data.datamodule import ReIDImageDataset
+from ..data.masks import build_mask_provider
 from ..data.keys import CAMID, IMAGE, MASK, PID, SOURCE, SYNTHETIC, TARGET
 from ..errors import ConfigError
 from ..translators import Translator, load_translator, translator_fingerprint
@@ -136,7 +137,11 @@ class ContextRenderingCallback(pl.Callback):
             if dm is None:
                 raise ConfigError("contexts_from='dataset' draws contexts from the DataModule's target training "
                                   "set; fit with a CrossDomainDataModule")
-            self.contexts = ReIDImageDataset(dm.target_dataset.train, dm.train_transform, with_pid=False)
+            masks = None
+            if self.model.needs_target_masks:  # a generator that blanks out the context's own person
+                masks = build_mask_provider(dm.masks if dm.masks != "none" else "auto", dm.target_dataset)
+            self.contexts = ReIDImageDataset(dm.target_dataset.train, dm.train_transform, mask_provider=masks,
+                                             with_pid=False)
 
     def state_dict(self) -> dict:
         """Which translator rendered this run (saved in the re-id checkpoint)."""
@@ -195,12 +200,17 @@ class ContextRenderingCallback(pl.Callback):
             items = [self.contexts[i] for i in drawn]
             tgt = {IMAGE: torch.stack([item[IMAGE] for item in items]).to(device),
                    CAMID: torch.tensor([item[CAMID] for item in items], device=device)}
+            if MASK in items[0]:
+                tgt[MASK] = torch.stack([item[MASK] for item in items]).to(device)
             contexts = torch.arange(len(chosen))
         else:
             if TARGET not in batch:
                 raise ConfigError("ContextRenderingCallback needs target images in the batch: set "
                                   "data.with_target=true (or contexts_from='dataset')")
             tgt = batch[TARGET]
+            if self.model.needs_target_masks and MASK not in tgt:
+                raise ConfigError(f"the {self.model.kind} generator blanks out the context's own person and needs "
+                                  "the target masks: set data.masks=auto (or folder/prior) instead of none")
             contexts = torch.randint(len(tgt[IMAGE]), (len(chosen),), generator=generator)
         chosen, contexts = chosen.to(device), contexts.to(device)
         dtype = self.model.dtype or src[IMAGE].dtype  # batches may arrive in half precision (16-true)

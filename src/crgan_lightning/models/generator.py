@@ -79,6 +79,8 @@ from ..errors import ConfigError, WeightsError
 NORMS = ("instance", "batch", "none")
 FUSIONS = ("concat", "add")
 PADDINGS = ("reflect", "zeros")
+#: What the target encoder sees: the target image, or the image with its own person blanked out.
+TARGET_INPUTS = ("image", "masked")
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
@@ -248,6 +250,10 @@ class DualPathGenerator(nn.Module):
             up-blocks (None: ``norm``). Instance normalisation removes each feature map's mean,
             which in the full-resolution source path is the person's absolute colour (what
             identifies people); ``"none"`` or ``"batch"`` there keeps it.
+        target_input: ``"image"`` (the target image as it is) or ``"masked"``: the target encoder
+            sees the target image with its own person blanked out (``x_t * (1 - m_t)``, the person
+            at 0, mid-grey), so no cue of that person can reach the rendering through the target
+            path (not even with ``target_skips``); every call then needs the target masks ``m_t``.
         use_dropout: dropout 0.5 inside the residual blocks.
         space_to_depth: 1 (default): the network starts at the input's resolution. ``s`` > 1: each
             input is rearranged losslessly into ``s*s*in_channels`` channels at ``H/s x W/s``
@@ -277,8 +283,12 @@ class DualPathGenerator(nn.Module):
         padding: str = "reflect",
         source_norm: str | None = None,
         decoder_norm: str | None = None,
+        target_input: str = "image",
     ) -> None:
         super().__init__()
+        if target_input not in TARGET_INPUTS:
+            raise ConfigError(f"generator target_input={target_input!r}; expected one of {TARGET_INPUTS}")
+        self.target_input = target_input
         source_norm = norm if source_norm is None else source_norm
         decoder_norm = norm if decoder_norm is None else decoder_norm
         for name, value in (("norm", norm), ("source_norm", source_norm), ("decoder_norm", decoder_norm)):
@@ -361,16 +371,28 @@ class DualPathGenerator(nn.Module):
                 "use larger images or lower num_down"
             )
 
-    def render(self, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+    @property
+    def needs_target_masks(self) -> bool:
+        """Whether every call needs the target person masks ``m_t`` (``target_input="masked"``)."""
+        return self.target_input == "masked"
+
+    def render(self, x_s: torch.Tensor, x_t: torch.Tensor, m_t: torch.Tensor | None = None) -> torch.Tensor:
         """Same as calling the generator; lets a bare generator stand wherever a model with
         ``render(x_s, x_t)`` is expected (e.g. :func:`crgan_lightning.callbacks.images.render_grid`)."""
-        return self(x_s, x_t)
+        return self(x_s, x_t, m_t)
 
-    def forward(self, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
-        """Render ``x_s`` (B, C, H, W) into the context of ``x_t`` (B, C, H, W).
+    def forward(self, x_s: torch.Tensor, x_t: torch.Tensor, m_t: torch.Tensor | None = None) -> torch.Tensor:
+        """Render ``x_s`` (B, C, H, W) into the context of ``x_t`` (B, C, H, W); ``m_t`` (B, 1, H, W),
+        the target person masks, is read with ``target_input="masked"`` only.
 
         Returns ``x_g`` (B, 3, H, W) in [-1, 1]."""
         self._check_inputs(x_s, x_t)
+        if self.needs_target_masks:
+            if m_t is None or m_t.shape[-2:] != x_t.shape[-2:]:
+                raise ConfigError("this generator encodes the target context without its own person "
+                                  "(target_input='masked'): give the target person masks m_t (B, 1, H, W) "
+                                  "(data.masks: auto, folder or prior)")
+            x_t = x_t * (1 - m_t.to(x_t.dtype).clamp(0, 1))
         src = self.source_encoder(self.unshuffle(x_s))
         tgt = self.target_encoder(self.unshuffle(x_t))
         x = self.res_blocks(self.bottleneck_fusion(src[-1], tgt[-1]))
@@ -392,6 +414,7 @@ def build_generator(hparams) -> DualPathGenerator:
         use_dropout=get("g_dropout", False), space_to_depth=get("g_space_to_depth", 1),
         outer_kernel=get("g_outer_kernel", 7), padding=get("g_padding", "reflect"),
         source_norm=get("g_source_norm"), decoder_norm=get("g_decoder_norm"),
+        target_input=get("g_target_input") or "image",
     )
 
 

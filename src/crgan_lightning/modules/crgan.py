@@ -57,8 +57,9 @@ class CRGANModule(ManualGANModule):
         num_query: unused by this stage; accepted so that one CLI links every module.
         g_*: generator (:class:`~crgan_lightning.models.generator.DualPathGenerator`) widths,
             depth, residual blocks, normalisation (and that of the source encoder and of the
-            decoder, None: ``g_norm``), fusion, target skips, dropout, space-to-depth factor,
-            stem/output kernel and padding.
+            decoder, None: ``g_norm``), fusion, target skips, target input (``image``, or
+            ``masked``: the target encoder sees the target image without its own person),
+            dropout, space-to-depth factor, stem/output kernel and padding.
         d_*: PatchGAN discriminator width, layers and normalisation.
         cls_backbone, cls_pretrained, cls_pretrained_path, cls_feat_dim: the identity/camera classifier
             trained from scratch beside the generator (when no ``judge`` is given).
@@ -98,6 +99,7 @@ class CRGANModule(ManualGANModule):
         g_decoder_norm: str | None = None,
         g_fuse: str = "concat",
         g_target_skips: bool = False,
+        g_target_input: str = "image",
         g_dropout: bool = False,
         g_space_to_depth: int = 1,
         g_outer_kernel: int = 7,
@@ -179,9 +181,10 @@ class CRGANModule(ManualGANModule):
 
     # ------------------------------------------------------------------ training
 
-    def render(self, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
-        """``G(x_s, x_t)``: source persons (B,3,H,W) rendered into target contexts (B,3,H,W), in [-1, 1]."""
-        return self.generator(self._cl(x_s), self._cl(x_t))
+    def render(self, x_s: torch.Tensor, x_t: torch.Tensor, m_t: torch.Tensor | None = None) -> torch.Tensor:
+        """``G(x_s, x_t)``: source persons (B,3,H,W) rendered into target contexts (B,3,H,W), in [-1, 1];
+        ``m_t``, the target person masks, is read by a generator with ``g_target_input: masked``."""
+        return self.generator(self._cl(x_s), self._cl(x_t), m_t)
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         hp = self.hparams
@@ -206,7 +209,7 @@ class CRGANModule(ManualGANModule):
 
         # 2. generator
         self.toggle_optimizer(opt_g)
-        x_g = self.render(x_s, x_t)
+        x_g = self.render(x_s, x_t, m_t)
         adv_g = self.adversarial(self.discriminator(self._cl(x_g)), True, for_discriminator=False)
         with self.classifier.frozen():
             id_g, cam_g = self.classifier(self._cl(x_g))
