@@ -1,8 +1,9 @@
 """Samplers for training loaders, distributed-aware and reproducible.
 
 :class:`RandomIdentitySampler` yields P x K batches (P identities, K images each) for the
-triplet loss; :class:`ShardedRandomSampler` yields a fixed number of random indices per epoch
-(the unlabelled target images). Both subclass :class:`torch.utils.data.DistributedSampler`
+triplet loss, :class:`RandomTrackletSampler` the same over the target's within-camera tracklets
+(TAUDL), both from one P x K chunking; :class:`ShardedRandomSampler` yields a fixed number of
+random indices per epoch (the unlabelled target images). All subclass :class:`torch.utils.data.DistributedSampler`
 so that Lightning leaves them in place under DDP instead of wrapping them: each reads the
 process group itself, gives every rank its own disjoint share, and is reseeded each epoch
 through ``set_epoch`` (which Lightning calls), so that epochs are reproducible for a seed.
@@ -48,7 +49,78 @@ class _EpochSampler(DistributedSampler):
         return np.random.default_rng([self.seed, self.epoch])
 
 
-class RandomIdentitySampler(_EpochSampler):
+class _PKSampler(_EpochSampler):
+    """P x K sampling over groups of items (identities, tracklets): one pass over the data cuts
+    every group's shuffled items into chunks of K (a group with fewer than K items is drawn with
+    replacement to one chunk) and builds batches of P random groups that still have chunks; the
+    batches are dealt to the ranks, so a rank receives whole chunks. ``what`` names the groups in
+    messages."""
+
+    what = "groups"
+
+    def __init__(self, groups: Sequence[int], batch_size: int, num_instances: int, seed: int,
+                 num_replicas: int | None, rank: int | None) -> None:
+        super().__init__(seed, num_replicas, rank)
+        if num_instances < 1 or batch_size < num_instances or batch_size % num_instances:
+            raise ConfigError(
+                f"batch_size={batch_size} must be a positive multiple of num_instances={num_instances}"
+            )
+        self.batch_size = batch_size
+        self.num_instances = num_instances
+        self.per_batch = batch_size // num_instances
+        self.index_by_group: dict[int, list[int]] = defaultdict(list)
+        for idx, group in enumerate(groups):
+            self.index_by_group[int(group)].append(idx)
+        self.groups = sorted(self.index_by_group)
+        if len(self.groups) < self.per_batch:
+            raise ConfigError(
+                f"P x K sampling needs at least P={self.per_batch} {self.what} "
+                f"(batch_size / num_instances = {batch_size} / {num_instances}); the data has {len(self.groups)}"
+            )
+
+    def _batches_in_one_pass(self) -> int:
+        """Full batches per rank that the chunks of one pass hold (a ConfigError when none)."""
+        k = self.num_instances
+        num_chunks = sum(max(len(v), k) // k for v in self.index_by_group.values())
+        batches = (num_chunks // self.per_batch) // self.num_replicas
+        if batches == 0:
+            raise ConfigError(
+                f"too little data for {self.num_replicas} process(es) at batch_size={self.batch_size}: "
+                f"{num_chunks} chunks of K={k} images make no full batch per process"
+            )
+        return batches
+
+    def _one_pass(self, rng: np.random.Generator, limit: int | None = None) -> list[list[int]]:
+        """The batches of one pass over every group's chunks (at most ``limit``)."""
+        k, p = self.num_instances, self.per_batch
+        chunks: dict[int, list[list[int]]] = {}
+        for group in self.groups:
+            idxs = np.asarray(self.index_by_group[group])
+            idxs = rng.choice(idxs, size=k, replace=True) if len(idxs) < k else rng.permutation(idxs)
+            chunks[group] = [idxs[i * k:(i + 1) * k].tolist() for i in range(len(idxs) // k)]
+        batches: list[list[int]] = []
+        available = [group for group in self.groups if chunks[group]]
+        while (limit is None or len(batches) < limit) and len(available) >= p:
+            batch: list[int] = []
+            for j in sorted(rng.choice(len(available), size=p, replace=False)):
+                batch += chunks[available[j]].pop()
+            batches.append(batch)
+            available = [group for group in available if chunks[group]]
+        return batches
+
+    def _all_batches(self) -> list[list[int]]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[int]:
+        batches = self._all_batches()
+        for batch in batches[self.rank::self.num_replicas]:
+            yield from batch
+
+    def __len__(self) -> int:
+        return self.batches_per_rank * self.batch_size
+
+
+class RandomIdentitySampler(_PKSampler):
     """P x K identity sampling: every ``batch_size`` consecutive indices hold ``batch_size // K``
     distinct identities with ``K = num_instances`` images each.
 
@@ -67,6 +139,8 @@ class RandomIdentitySampler(_EpochSampler):
         num_replicas, rank: taken from the process group when not given.
     """
 
+    what = "identities"
+
     def __init__(
         self,
         pids: Sequence[int],
@@ -76,69 +150,21 @@ class RandomIdentitySampler(_EpochSampler):
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> None:
-        super().__init__(seed, num_replicas, rank)
-        if num_instances < 1 or batch_size < num_instances or batch_size % num_instances:
-            raise ConfigError(
-                f"batch_size={batch_size} must be a positive multiple of num_instances={num_instances}"
-            )
-        self.batch_size = batch_size
-        self.num_instances = num_instances
-        self.num_pids_per_batch = batch_size // num_instances
-        self.index_by_pid: dict[int, list[int]] = defaultdict(list)
-        for idx, pid in enumerate(pids):
-            self.index_by_pid[int(pid)].append(idx)
-        self.pids = sorted(self.index_by_pid)
-        if len(self.pids) < self.num_pids_per_batch:
-            raise ConfigError(
-                f"P x K sampling needs at least P={self.num_pids_per_batch} identities "
-                f"(batch_size / num_instances); the data has {len(self.pids)}"
-            )
-        k = num_instances
-        num_chunks = sum(max(len(v), k) // k for v in self.index_by_pid.values())
-        self.batches_per_rank = (num_chunks // self.num_pids_per_batch) // self.num_replicas
-        if self.batches_per_rank == 0:
-            raise ConfigError(
-                f"too little data for {self.num_replicas} process(es) at batch_size={batch_size}: "
-                f"{num_chunks} chunks of K={k} images make no full batch per process"
-            )
+        super().__init__(pids, batch_size, num_instances, seed, num_replicas, rank)
+        self.batches_per_rank = self._batches_in_one_pass()
 
     def _all_batches(self) -> list[list[int]]:
         rng = self._rng()
-        k, p = self.num_instances, self.num_pids_per_batch
-        chunks: dict[int, list[list[int]]] = {}
-        for pid in self.pids:
-            idxs = np.asarray(self.index_by_pid[pid])
-            if len(idxs) < k:
-                idxs = rng.choice(idxs, size=k, replace=True)
-            else:
-                idxs = rng.permutation(idxs)
-            n = len(idxs) // k
-            chunks[pid] = [idxs[i * k:(i + 1) * k].tolist() for i in range(n)]
         needed = self.batches_per_rank * self.num_replicas
-        batches: list[list[int]] = []
-        available = [pid for pid in self.pids if chunks[pid]]
-        while len(batches) < needed and len(available) >= p:
-            chosen = rng.choice(len(available), size=p, replace=False)
-            batch: list[int] = []
-            for j in sorted(chosen):
-                batch += chunks[available[j]].pop()
-            batches.append(batch)
-            available = [pid for pid in available if chunks[pid]]
+        batches = self._one_pass(rng, limit=needed)
+        k, p = self.num_instances, self.per_batch
         while len(batches) < needed:  # few identities left with many images: refill at random
-            chosen = rng.choice(len(self.pids), size=p, replace=False)
-            batch = []
+            chosen = rng.choice(len(self.groups), size=p, replace=False)
+            batch: list[int] = []
             for j in chosen:
-                batch += rng.choice(self.index_by_pid[self.pids[j]], size=k, replace=True).tolist()
+                batch += rng.choice(self.index_by_group[self.groups[j]], size=k, replace=True).tolist()
             batches.append(batch)
         return batches
-
-    def __iter__(self) -> Iterator[int]:
-        batches = self._all_batches()
-        for batch in batches[self.rank::self.num_replicas]:
-            yield from batch
-
-    def __len__(self) -> int:
-        return self.batches_per_rank * self.batch_size
 
 
 class ShardedRandomSampler(_EpochSampler):
@@ -171,7 +197,7 @@ class ShardedRandomSampler(_EpochSampler):
         return self.num_samples
 
 
-class RandomTrackletSampler(_EpochSampler):
+class RandomTrackletSampler(_PKSampler):
     """P x K tracklet sampling for TAUDL: every ``batch_size`` consecutive indices hold
     ``P = batch_size // K`` distinct tracklets with ``K = num_instances`` images each.
 
@@ -195,6 +221,8 @@ class RandomTrackletSampler(_EpochSampler):
         num_replicas, rank: taken from the process group when not given.
     """
 
+    what = "tracklets"
+
     def __init__(
         self,
         tracklets: Sequence[int],
@@ -205,65 +233,15 @@ class RandomTrackletSampler(_EpochSampler):
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> None:
-        super().__init__(seed, num_replicas, rank)
-        if num_instances < 1 or batch_size < num_instances or batch_size % num_instances:
-            raise ConfigError(
-                f"tracklet batch_size={batch_size} must be a positive multiple of num_instances={num_instances}"
-            )
         if num_batches is not None and num_batches < 1:
             raise ConfigError(f"num_batches={num_batches} must be >= 1 (or None for one pass)")
-        self.batch_size = batch_size
-        self.num_instances = num_instances
-        self.num_tracklets_per_batch = batch_size // num_instances
-        self.index_by_tracklet: dict[int, list[int]] = defaultdict(list)
-        for idx, tracklet in enumerate(tracklets):
-            self.index_by_tracklet[int(tracklet)].append(idx)
-        self.tracklets = sorted(self.index_by_tracklet)
-        if len(self.tracklets) < self.num_tracklets_per_batch:
-            raise ConfigError(
-                f"P x K tracklet sampling needs at least P={self.num_tracklets_per_batch} tracklets "
-                f"(batch_size / num_instances = {batch_size} / {num_instances}); the data has {len(self.tracklets)}"
-            )
-        if num_batches is None:
-            k = num_instances
-            num_chunks = sum(max(len(v), k) // k for v in self.index_by_tracklet.values())
-            num_batches = (num_chunks // self.num_tracklets_per_batch) // self.num_replicas
-            if num_batches == 0:
-                raise ConfigError(
-                    f"too little data for {self.num_replicas} process(es) at tracklet batch_size={batch_size}: "
-                    f"{num_chunks} chunks of K={k} images make no full batch per process"
-                )
-        self.batches_per_rank = num_batches
-
-    def _one_pass(self, rng: np.random.Generator) -> list[list[int]]:
-        k, p = self.num_instances, self.num_tracklets_per_batch
-        chunks: dict[int, list[list[int]]] = {}
-        for tracklet in self.tracklets:
-            idxs = np.asarray(self.index_by_tracklet[tracklet])
-            idxs = rng.choice(idxs, size=k, replace=True) if len(idxs) < k else rng.permutation(idxs)
-            chunks[tracklet] = [idxs[i * k:(i + 1) * k].tolist() for i in range(len(idxs) // k)]
-        batches: list[list[int]] = []
-        available = list(self.tracklets)
-        while len(available) >= p:  # every tracklet has >= 1 chunk, so a pass makes >= 1 batch
-            batch: list[int] = []
-            for j in sorted(rng.choice(len(available), size=p, replace=False)):
-                batch += chunks[available[j]].pop()
-            batches.append(batch)
-            available = [t for t in available if chunks[t]]
-        return batches
+        super().__init__(tracklets, batch_size, num_instances, seed, num_replicas, rank)
+        self.batches_per_rank = self._batches_in_one_pass() if num_batches is None else num_batches
 
     def _all_batches(self) -> list[list[int]]:
         rng = self._rng()
         needed = self.batches_per_rank * self.num_replicas
         batches: list[list[int]] = []
-        while len(batches) < needed:
+        while len(batches) < needed:  # every tracklet has a chunk, so a pass makes at least one batch
             batches += self._one_pass(rng)
         return batches[:needed]
-
-    def __iter__(self) -> Iterator[int]:
-        batches = self._all_batches()
-        for batch in batches[self.rank::self.num_replicas]:
-            yield from batch
-
-    def __len__(self) -> int:
-        return self.batches_per_rank * self.batch_size
