@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 
 class WeightsDigest(pl.Callback):
@@ -66,3 +73,34 @@ class FailAtEpoch(pl.Callback):
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if trainer.current_epoch == self.epoch:
             raise RuntimeError(f"simulated crash at epoch {self.epoch}")
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface for a process group's rendezvous."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gloo_group(rank: int, world_size: int, port: int):
+    """Inside a spawned worker: one CPU thread and a gloo process group for the block."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def spawn_two_ranks(worker, out_dir: Path, timeout: float = 120) -> None:
+    """Run ``worker(rank, 2, port, str(out_dir))`` in two spawned processes; fail the test when they
+    do not finish within ``timeout`` seconds (a worker's exception fails it too)."""
+    context = mp.start_processes(worker, args=(2, free_port(), str(out_dir)), nprocs=2, join=False,
+                                 start_method="spawn")
+    deadline = time.monotonic() + timeout
+    while not context.join(timeout=2):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the DDP workers did not finish within {timeout:.0f} s")

@@ -3,14 +3,11 @@ one process's memory fed with the two ranks' batches."""
 
 from __future__ import annotations
 
-import socket
-import time
 from pathlib import Path
 
-import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+
+from ddp_helpers import gloo_group, spawn_two_ranks
 
 from crgan_lightning.losses import CrossCameraAssociationLoss
 
@@ -40,21 +37,11 @@ def run_steps(loss_fn: CrossCameraAssociationLoss, ranks) -> list[float]:
     return losses
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
-    try:
+    with gloo_group(rank, world_size, port):
         loss_fn = CrossCameraAssociationLoss(LAYOUT, DIM, num_neighbours=1, temperature=0.5)
         losses = run_steps(loss_fn, [rank])
         torch.save({"memory": loss_fn.state_dict(), "losses": losses}, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_two_gloo_ranks_hold_the_same_memory_as_one_process_fed_both_batches(tmp_path):
@@ -63,14 +50,7 @@ def test_two_gloo_ranks_hold_the_same_memory_as_one_process_fed_both_batches(tmp
     expected = single.state_dict()
     assert expected["memory.filled"].all()
 
-    context = mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False,
-                                 start_method="spawn")
-    deadline = time.monotonic() + 120
-    while not context.join(timeout=2):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the DDP workers did not finish within 120 s")
+    spawn_two_ranks(_worker, tmp_path)
 
     results = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
     for rank, result in enumerate(results):

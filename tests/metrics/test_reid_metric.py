@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch.utils.data import DistributedSampler
+
+from ddp_helpers import gloo_group, spawn_two_ranks
 
 from crgan_lightning.errors import ConfigError
 from crgan_lightning.metrics import ReIDMetric, compute_distance, evaluate_rank, re_ranking
@@ -120,25 +118,15 @@ def test_no_gallery_and_bad_arguments_raise_config_error():
         ReIDMetric(num_query=3).update(torch.zeros(2, 4), torch.zeros(3), torch.zeros(2), torch.arange(2))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     """One DDP rank: update with this rank's DistributedSampler shard, compute, save the result."""
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
-    try:
+    with gloo_group(rank, world_size, port):
         sampler = DistributedSampler(range(NUM_IMAGES), num_replicas=world_size, rank=rank, shuffle=False)
         shard = list(sampler)
         metric = ReIDMetric(num_query=NUM_QUERY)
         feed(metric, shard, batch_size=5)
         scores = metric.compute()
         torch.save({"shard": shard, "scores": scores}, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_two_process_gloo_ddp_gives_the_same_numbers_as_one_process(tmp_path):
@@ -146,14 +134,7 @@ def test_two_process_gloo_ddp_gives_the_same_numbers_as_one_process(tmp_path):
     feed(single, range(NUM_IMAGES))
     expected = single.compute()
 
-    context = mp.start_processes(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False,
-                                 start_method="spawn")
-    deadline = time.monotonic() + 120
-    while not context.join(timeout=2):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the DDP workers did not finish within 120 s")
+    spawn_two_ranks(_ddp_worker, tmp_path)
 
     shards = []
     for rank in range(2):
