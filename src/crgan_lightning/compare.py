@@ -180,16 +180,16 @@ def run_compare(
                                           translator, translator)}}, stage_overrides, save_as=f"{stage}.yaml")
                 results.setdefault(name, {})[seed] = run_stage(f"{name} (seed {seed})", config,
                                                                run / f"{stage}{suffix}", test=True)
-            if suffix or not taudl:
+            if not suffix:
+                translators = ckpts  # the TAUDL hybrids stream the renderings of the benchmark's own masks
+        for method, stage, translator in TAUDL_METHODS if taudl else ():
+            if not (folder / f"{stage}.yaml").is_file():
                 continue
-            for method, stage, translator in TAUDL_METHODS:
-                if not (folder / f"{stage}.yaml").is_file():
-                    continue
-                callback = {"ContextRenderingCallback": {"translator": ckpts[translator]}} if translator else None
-                config = write_config(f"{stage}.yaml", folder, run / stage, seed, data_root, reid_epochs, callback,
-                                      dict(overrides))
-                results.setdefault(method, {})[seed] = run_stage(f"{method} (seed {seed})", config, run / stage,
-                                                                 test=True)
+            callback = {"ContextRenderingCallback": {"translator": translators[translator]}} if translator else None
+            config = write_config(f"{stage}.yaml", folder, run / stage, seed, root, reid_epochs, callback,
+                                  dict(overrides))
+            results.setdefault(method, {})[seed] = run_stage(f"{method} (seed {seed})", config, run / stage,
+                                                             test=True)
 
     table2 = {"LOMO": lomo_row(target, root, folder, seeds, Path(out)),
               **{method: summarize(per_seed) for method, per_seed in results.items() if per_seed}}
