@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", type=int, default=2, help="pixel repetition of the 64x32 images")
     parser.add_argument("--columns", type=int, default=2, help="blocks side by side")
+    parser.add_argument("--jpeg-quality", type=int, default=80, help="for a .jpg --out")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     rng = np.random.default_rng(args.seed)
@@ -78,7 +79,7 @@ def main() -> None:
     cells += [np.full_like(cells[0], 255)] * (-len(cells) % args.columns)  # fill the last row
     figure = np.concatenate([np.concatenate(cells[i:i + args.columns], axis=1)
                              for i in range(0, len(cells), args.columns)])
-    atomic_save_image(args.out, figure)
+    atomic_save_image(args.out, figure, jpeg_quality=args.jpeg_quality)
     print(f"{args.out}: {figure.shape[1]}x{figure.shape[0]} px, {len(grids)} blocks")
 
 
