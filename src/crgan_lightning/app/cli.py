@@ -1,10 +1,13 @@
 """The ``crgan`` command.
 
-``crgan fit|validate|test|predict --config FILE`` is a LightningCLI over the library's modules
-(``model.class_path: crgan_lightning.modules.reid.ReIDModule`` ...) and the shared
-:class:`~crgan_lightning.data.datamodule.CrossDomainDataModule`; the numbers the data
-decides (source identities, target cameras, queries) are linked from the DataModule into the
-module. The data and tool commands are plain sub-commands:
+``crgan fit|validate|test|predict --stage S --pair P`` (or ``--config FILE ...``) is the
+LightningCLI of :mod:`crgan_lightning.app.lightning` over the library's modules and the shared
+:class:`~crgan_lightning.data.datamodule.CrossDomainDataModule`; ``--stage``/``--pair`` stand for
+the shipped configs of :mod:`crgan_lightning.app.stages`. The data and tool commands are plain
+sub-commands:
+
+* ``crgan configs [--stage S --pair P | --source A --target B]``: the stages, pairs and config
+  files (``--stage``: the arguments it stands for).
 
 * ``crgan synth --out data/``: write the embedded two-domain benchmark (synth_a, synth_b).
 * ``crgan summary --dataset market --root data/``: print a dataset's statistics table.
@@ -28,115 +31,17 @@ import time
 from collections.abc import Sequence
 
 from .demo import add_run_arguments
-from .errors import ConfigError, CRGANError, arguments_named
-
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+from ..errors import ConfigError, CRGANError, arguments_named
+from .lightning import LIGHTNING_COMMANDS, one_line, run_lightning_cli
 
 #: The flags of ``crgan quality`` and ``crgan compare`` that carry the Table 1 weight files, by the
 #: name of the argument they fill.
 QUALITY_FLAGS = {"lpips_path": "--lpips-weights", "inception_path": "--inception-weights", "reid_ckpt": "--reid-ckpt"}
 
-# DataModule properties linked into every module's __init__ argument of the same name.
-DATA_LINKS = ("num_source_pids", "num_query", "num_target_cameras")
-
-
-def checkpoint_dir_under_root(trainer) -> None:
-    """A ``ModelCheckpoint`` whose ``dirpath`` is null saves to ``<trainer.default_root_dir>/checkpoints``
-    (Lightning's own default would be a per-version folder of the logger). The shipped configs
-    rely on it, so ``--trainer.default_root_dir=DIR`` alone moves a run and ``DIR/checkpoints/last.ckpt``
-    is where an interrupted run resumes from."""
-    root = trainer.get("default_root_dir") if trainer is not None else None
-    if not root:
-        return
-    callbacks = trainer.get("callbacks") or []
-    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
-        class_path = callback.get("class_path", "") if hasattr(callback, "get") else ""
-        init_args = callback.get("init_args") if hasattr(callback, "get") else None
-        if class_path.endswith(".ModelCheckpoint") and init_args is not None and init_args.get("dirpath") is None:
-            init_args["dirpath"] = os.path.join(str(root), "checkpoints")
-
-
-def check_checkpoint_kind(ckpt_path: str, expected: str | None) -> None:
-    """Refuse a ``--ckpt_path`` that is missing, unreadable or truncated, or whose module (re-id,
-    CR-GAN, SPGAN: the ``_class_path`` the CLI saved in its hyperparameters) is not ``expected``."""
-    import torch
-
-    path = os.fspath(ckpt_path)
-    if not os.path.isfile(path):
-        raise ConfigError(f"--ckpt_path {path} does not exist; expected a checkpoint (.ckpt) of this run")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # truncated, not a torch file, pickled objects
-        raise ConfigError(f"--ckpt_path {path} is not a readable checkpoint ({type(exc).__name__}); "
-                          "expected a .ckpt written by crgan fit") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ConfigError(f"--ckpt_path {path} holds no Lightning checkpoint (no state_dict); "
-                          "expected a .ckpt written by crgan fit")
-    found = (ckpt.get("hyper_parameters") or {}).get("_class_path")
-    if expected and found and found != expected:
-        raise ConfigError(f"--ckpt_path {path} is a {found.rsplit('.', 1)[-1]} checkpoint; this config trains "
-                          f"a {expected.rsplit('.', 1)[-1]} (give a checkpoint of the same stage)")
-
-
-def run_lightning_cli(argv: Sequence[str]):
-    """Run the LightningCLI over the library's modules (``argv`` starts with the subcommand)."""
-    import pytorch_lightning as pl
-    from pytorch_lightning.cli import LightningCLI
-
-    from .callbacks.tidy import RemoveEmptyRunFolder
-    from .data.datamodule import CrossDomainDataModule
-
-    class CRGANLightningCLI(LightningCLI):
-        def add_arguments_to_parser(self, parser) -> None:
-            for name in DATA_LINKS:
-                parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
-
-        def instantiate_classes(self) -> None:
-            """A user error met while building the model, data or callbacks reaches ``main`` as
-            the library's own one-line error, not as jsonargparse's report on every type it tried."""
-            try:
-                super().instantiate_classes()
-            except (ValueError, TypeError) as exc:
-                raise ConfigError(_one_line(exc)) from exc
-
-        def _parse_ckpt_path(self) -> None:
-            """``--ckpt_path`` brings weights and training state, not settings: the config and
-            the command line decide every module argument (LightningCLI would otherwise replace
-            them, and even the module class, with the checkpoint's hyperparameters). A file that
-            is not a checkpoint, or a checkpoint of another module, is refused in one line."""
-            subcommand = self.config.get("subcommand")
-            ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-            if ckpt_path:
-                model = self.config[subcommand].get("model")
-                check_checkpoint_kind(ckpt_path, model.get("class_path") if model is not None else None)
-
-        def before_instantiate_classes(self) -> None:
-            config = self.config.get(self.subcommand) if self.subcommand else self.config
-            if config is not None:
-                checkpoint_dir_under_root(config.get("trainer"))
-
-    # The command is parsed from sys.argv, set to exactly this command: DDP starts the other ranks
-    # with sys.argv, and the demo and the comparison run several commands in one process.
-    command_line, sys.argv = sys.argv, [sys.argv[0], *argv]
-    try:
-        raise_errors = {"exit_on_error": False}  # main() prints one line instead of jsonargparse's report
-        return CRGANLightningCLI(
-            model_class=pl.LightningModule,
-            subclass_mode_model=True,
-            datamodule_class=CrossDomainDataModule,
-            args=None,
-            auto_configure_optimizers=False,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [RemoveEmptyRunFolder()]},
-            parser_kwargs={**raise_errors, **{command: raise_errors for command in LIGHTNING_COMMANDS}},
-        )
-    finally:
-        sys.argv = command_line
-
 
 def _cmd_synth(args: argparse.Namespace) -> None:
-    from .data import load_reid_dataset
-    from .data.synthetic import generate_benchmark
+    from ..data import load_reid_dataset
+    from ..data.synthetic import generate_benchmark
 
     start = time.perf_counter()
     paths = generate_benchmark(
@@ -154,13 +59,13 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
-    from .data import load_reid_dataset
+    from ..data import load_reid_dataset
 
     print(load_reid_dataset(args.dataset, args.root).summary())
 
 
 def _cmd_masks(args: argparse.Namespace) -> None:
-    from .data.segmentation import write_masks
+    from ..data.segmentation import write_masks
 
     with arguments_named({"weights_path": "--weights"}):
         folder, written = write_masks(
@@ -179,7 +84,7 @@ def _cmd_render(args: argparse.Namespace) -> None:
         contexts_per_image=args.contexts, batch_size=args.batch_size, seed=args.seed, overwrite=args.overwrite,
         device=args.device, progress=not args.quiet, masks=args.masks,
     )
-    from .data import load_reid_dataset
+    from ..data import load_reid_dataset
 
     print(load_reid_dataset("rendered", out).summary())
 
@@ -196,6 +101,20 @@ def _cmd_quality(args: argparse.Namespace) -> None:
             device=args.device, progress=not args.quiet, reid_ckpt=args.reid_ckpt,
         )
     print(format_quality_table(table))
+
+
+def _cmd_configs(args: argparse.Namespace) -> None:
+    from .stages import STAGES, config_root, stage_arguments
+
+    if args.stage:
+        print(" ".join(stage_arguments(args.stage, args.pair, source=args.source, target=args.target)))
+        return
+    root = config_root()
+    print(f"configs: {root}")
+    print(f"stages:  {', '.join(STAGES)}")
+    print(f"pairs:   {', '.join(sorted(p.stem for p in (root / 'pairs').glob('*.yaml')))}")
+    print("train one: crgan fit --stage STAGE --pair PAIR [--data.root=DIR ...]")
+    print("           crgan fit --stage STAGE --source DATASET --target DATASET [...]  (a pair without a file)")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -241,11 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crgan",
         description="CR-GAN context rendering for cross-domain person re-id. "
-        f"Training and evaluation: crgan {{{','.join(LIGHTNING_COMMANDS)}}} --config FILE (LightningCLI).",
+        f"Training and evaluation: crgan {{{','.join(LIGHTNING_COMMANDS)}}} --stage STAGE --pair PAIR "
+        "(or --config FILE; LightningCLI); crgan configs lists them.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from .data.synthetic import HEIGHT, NUM_TEST_IDS, NUM_TRAIN_IDS, WIDTH
+    from ..data.synthetic import HEIGHT, NUM_TEST_IDS, NUM_TRAIN_IDS, WIDTH
 
     p = sub.add_parser("synth", help="write the embedded two-domain benchmark (synth_a, synth_b)")
     p.add_argument("--out", default="data", help="data root to write synth_a/ and synth_b/ into (default: data)")
@@ -266,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an existing complete dataset written by crgan synth")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("configs", help="the shipped stages, pairs and config files; with --stage, what it expands to")
+    p.add_argument("--stage", default=None, help="a stage (reid_direct, crgan, reid_crgan, ...)")
+    p.add_argument("--pair", default=None, help="a pair (market2duke, synth_a2synth_b, ...) or a pair file")
+    p.add_argument("--source", default=None, help="instead of --pair: the source dataset (market, msmt17, ...)")
+    p.add_argument("--target", default=None, help="instead of --pair: the target dataset")
+    p.set_defaults(func=_cmd_configs)
 
     p = sub.add_parser("summary", help="print a dataset's statistics (# ids, # images, # cameras)")
     p.add_argument("--dataset", required=True, help="registered name: market, duke, msmt17, cuhk03np, synth_a...")
@@ -365,26 +292,6 @@ def _resume_hint(argv: Sequence[str]) -> str:
     return "run the same command again to continue where it stopped"
 
 
-_BOILERPLATE = ("Expected a ", "Does not validate", "Not a valid", "a class path", "a dict", "a string",
-                "Given value", "Problem with given class_path", "Type ", "Import path")
-
-
-def _one_line(exc: BaseException) -> str:
-    """One line for a LightningCLI parsing or instantiation error: the library's own message when
-    one caused it (jsonargparse wraps it in a report on every type it tried), else the report's
-    first specific line."""
-    seen, cause = set(), exc
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, CRGANError):
-            return str(cause)
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    specific = [line[2:] for line in lines if line.startswith("- ") and not line[2:].startswith(_BOILERPLATE)]
-    head = lines[0] if lines else type(exc).__name__
-    return f"{head.rstrip(':')}: {specific[0]}" if specific and specific[0] not in head else head
-
-
 #: File-system conditions a user fixes by choosing another folder (or freeing space): one line, exit 2.
 _USER_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR)
 
@@ -431,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 run_lightning_cli(argv)
             except argparse.ArgumentError as exc:
-                print(f"crgan: error: {_one_line(exc)}", file=sys.stderr)
+                print(f"crgan: error: {one_line(exc)}", file=sys.stderr)
                 return 2
             return 0
         parser = build_parser()

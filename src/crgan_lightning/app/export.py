@@ -30,16 +30,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import load_reid_dataset
-from .data.datasets import SPLIT_FOLDERS
-from .data.images import read_image
-from .data.masks import build_mask_provider
-from .data.transforms import apply_transforms, build_transforms
-from .errors import ConfigError
-from .fileio import (META_FILE, atomic_save_image, atomic_write_bytes, check_output_folder, remove_leftovers,
-                     replace_folder, written_by)
-from .metrics.plots import to_uint8
-from .translators import load_translator, translator_fingerprint
+from ..data import load_reid_dataset
+from ..data.datasets import SPLIT_FOLDERS
+from ..data.images import read_image
+from ..data.masks import build_mask_provider
+from ..data.transforms import apply_transforms, build_transforms
+from ..errors import ConfigError
+from ..fileio import (META_FILE, atomic_save_image, atomic_write_bytes, check_output_folder, remove_leftovers,
+                      replace_folder, written_by)
+from ..metrics.plots import to_picture
+from ..translators import load_translator, translator_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def export_rendered(
             m_t = (torch.stack([load_mask(tgt.train[contexts[i, k]].path, target_mask_of) for i, k in chunk])
                    .to(device) if target_mask_of else None)
             for (i, k), image in zip(chunk, translator.render(x_s, x_t, m_s, m_t).cpu()):
-                atomic_save_image(train_dir / name(i, k), to_uint8(image))
+                atomic_save_image(train_dir / name(i, k), to_picture(image))
             bar.update(len(chunk))
     bar.close()
     _copy_test_split(tgt.query, partial / SPLIT_FOLDERS["query"])

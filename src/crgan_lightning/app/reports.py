@@ -39,12 +39,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data.datamodule import CrossDomainDataModule, ReIDImageDataset
-from .data.datasets import ReIDSample
-from .data.keys import IMAGE
-from .data.masks import build_mask_provider
-from .errors import ConfigError, WeightsError, arguments_named
-from .metrics.quality import (
+from ..data.datamodule import CrossDomainDataModule, ReIDImageDataset
+from ..data.datasets import ReIDSample
+from ..data.keys import IMAGE
+from ..data.masks import build_mask_provider
+from ..errors import ConfigError, WeightsError, arguments_named
+from ..metrics.quality import (
     build_inception,
     build_lpips,
     feature_diversity,
@@ -53,8 +53,8 @@ from .metrics.quality import (
     inception_features,
     lpips_diversity,
 )
-from .models.reid import load_reid_net
-from .translators import CUT_AND_PASTE, load_translator
+from ..networks import load_reid_net
+from ..translators import CUT_AND_PASTE, load_translator
 
 log = logging.getLogger(__name__)
 

@@ -1,15 +1,14 @@
 """CR-GAN against the alternatives on the data at hand: the paper's two tables (``make compare``).
 
 For a source -> target pair and each seed, :func:`run_compare` trains, through the same
-LightningCLI and configs a user runs (``experiments/<source>2<target>/`` when the pair has
-them, else the Market -> Duke configs pointed at the pair):
+LightningCLI and shipped configs a user runs (``crgan fit --stage S --source A --target B``):
 
-* the translators: CR-GAN (``crgan.yaml``) and SPGAN (``spgan.yaml``);
+* the translators: CR-GAN (stage ``crgan``) and SPGAN (``spgan``);
 * LOMO (Liao et al. 2015) on the target, training-free (:mod:`crgan_lightning.descriptors`);
-* four re-id models, each tested on the target: direct transfer (``reid_direct.yaml``) and,
-  from ``reid_crgan.yaml`` with the rendering callback's translator swapped, re-id with
-  cut-and-paste, SPGAN and CR-GAN renderings streamed into every batch (LMP test features, as
-  the configs set them).
+* four re-id models, each tested on the target: direct transfer (``reid_direct``) and, from
+  ``reid_crgan`` with the rendering group's translator swapped, re-id with cut-and-paste, SPGAN
+  and CR-GAN renderings streamed into every batch (LMP test features, as the configs set them);
+* the TAUDL rows (``reid_taudl``, ``reid_spgan_taudl``, ``reid_crgan_taudl``).
 
 Then it prints Table 2 (target rank-1/5/10 and mAP of each method, mean and sample standard
 deviation over the seeds, and per seed) and Table 1 (LPIPS diversity and FID/KID of the real
@@ -17,7 +16,7 @@ source images, SPGAN and CR-GAN, for the first seed's translators). Table 1 need
 (LPIPS) and Inception (FID) weights: downloaded online, or given as local files; without them
 it says which file is missing and Table 2 still stands.
 
-Every stage lives in ``<out>/seed<N>/<stage>/`` (config copy, logs, checkpoints, pictures) and
+Every stage lives in ``<out>/seed<N>/<stage>/`` (logs with its config, checkpoints, pictures) and
 a finished stage is read back rather than trained again, so an interrupted comparison resumes.
 The stage names are the demo's (``crgan``, ``reid_direct``, ``reid_crgan``), so a comparison on
 the embedded pair pointed at the demo's run folder reuses the demo's runs.
@@ -30,15 +29,17 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from .demo import EXPERIMENTS, JUDGE_KEY, config_value, run_stage, write_config
-from .errors import ConfigError, WeightsError
-from .fileio import META_FILE, claim_run_folder
-from .translators import CUT_AND_PASTE
+from ..errors import WeightsError
+from ..fileio import META_FILE, claim_run_folder
+from ..translators import CUT_AND_PASTE
+from .demo import JUDGE_KEY, TRANSLATOR_KEY, run_stage, saved_config, stage_command
+from .stages import config_value, last_checkpoint
 
 KEYS = ("rank1", "rank5", "rank10", "mAP")
 ORACLE = "oracle rendering"
-#: The embedded benchmark's oracle domain (``crgan synth --oracle``), read by ``reid_oracle.yaml``.
-ORACLE_DATASET = "synth_a_in_b"
+#: The oracle domain of a pair: its source people drawn by the benchmark itself in the target's
+#: cameras and contexts (``crgan synth --oracle``), trained on as the source of ``reid_direct``.
+ORACLES = {("synth_a", "synth_b"): "synth_a_in_b"}
 # Table 2 rows: (method, re-id stage folder, translator: None | a translator stage | cut_and_paste)
 METHODS = (
     ("direct transfer", "reid_direct", None),
@@ -46,7 +47,7 @@ METHODS = (
     ("SPGAN+LMP", "reid_spgan", "spgan"),
     ("CR-GAN+LMP", "reid_crgan", "crgan"),
 )
-#: The poster's TAUDL rows (re-id stage = config name; translator: None or a translator stage):
+#: The poster's TAUDL rows (re-id stage; translator: None or a translator stage):
 #: the target's within-camera tracklets alone, and beside source labels and streamed renderings.
 TAUDL_METHODS = (
     ("TAUDL", "reid_taudl", None),
@@ -55,33 +56,17 @@ TAUDL_METHODS = (
 )
 
 
-def pair_configs(source: str, target: str, configs: str | Path | None = None) -> tuple[Path, dict]:
-    """The config folder of a pair and the overrides that point its configs at the pair: the
-    pair's own folder when it exists, else ``market2duke`` with ``data.source/target`` set."""
-    if configs is not None:
-        folder = Path(configs)
-    else:
-        folder = EXPERIMENTS / f"{source}2{target}"
-        if not folder.is_dir():
-            folder = EXPERIMENTS / "market2duke"
-    if not folder.is_dir():
-        raise ConfigError(f"config folder {folder} is missing; run from a checkout of crgan-lightning")
-    return folder, {"data.source": source, "data.target": target}
-
-
-def lomo_row(target: str, root: str, folder: Path, seeds: Sequence[int], out: Path) -> dict:
+def lomo_row(source: str, target: str, root: str, seeds: Sequence[int], out: Path) -> dict:
     """The training-free LOMO row: LOMO on the target's test split at the re-id configs' image size
     (the same for every seed: nothing is trained), kept in ``<out>/lomo.json``."""
-    import yaml
-
-    from .descriptors import evaluate_descriptor
+    from ..descriptors import evaluate_descriptor
 
     record = out / "lomo.json"
     if record.is_file():
         metrics = json.loads(record.read_text())
     else:
-        data = yaml.safe_load((folder / "reid_direct.yaml").read_text())["data"]
-        metrics = evaluate_descriptor(target, root, height=data["height"], width=data["width"])
+        size = [config_value("reid_direct", f"data.{key}", source=source, target=target) for key in ("height", "width")]
+        metrics = evaluate_descriptor(target, root, height=size[0], width=size[1])
         record.write_text(json.dumps(metrics))
     return summarize({seed: metrics for seed in seeds})
 
@@ -92,7 +77,6 @@ def run_compare(
     root: str = "data",
     out: str = "runs/compare",
     seeds: Sequence[int] = (0, 1, 2),
-    configs: str | Path | None = None,
     crgan_epochs: int | None = None,
     spgan_epochs: int | None = None,
     reid_epochs: int | None = None,
@@ -108,11 +92,10 @@ def run_compare(
         source, target: registered dataset names; root: the data root holding both.
         out: run folder (``<out>/seed<N>/<stage>/``); a rerun continues there.
         seeds: one full run (translators and re-id models) per seed.
-        configs: config folder (default: see :func:`pair_configs`).
         crgan_epochs, spgan_epochs, reid_epochs: schedules (None keeps the configs').
         translator_overrides: ``{"crgan": {...}, "spgan": {...}}`` dotted config overrides.
         reid_overrides: dotted config overrides of every re-id stage.
-        quality: keyword arguments of :func:`crgan_lightning.reports.quality_table` for Table 1
+        quality: keyword arguments of :func:`crgan_lightning.app.reports.quality_table` for Table 1
             (``lpips_path``, ``inception_path``, ``num_fid`` ...); ``{"skip": True}`` skips it.
             Its ``reid_ckpt`` (the offline stand-ins) defaults to the first seed's direct-transfer
             checkpoint.
@@ -121,92 +104,83 @@ def run_compare(
             The rows that use masks (cut-and-paste, CR-GAN, whose context loss reads them) are
             trained again on each and reported as ``"<method> [<quality> masks]"``; the others do
             not read masks and are not repeated.
-        taudl: also train the TAUDL rows (:data:`TAUDL_METHODS`) whose configs the folder has
-            (``reid_taudl.yaml``, ``reid_spgan_taudl.yaml``, ``reid_crgan_taudl.yaml``).
+        taudl: also train the TAUDL rows (:data:`TAUDL_METHODS`).
 
-    The direct-transfer model of a seed is trained first: a CR-GAN config whose ``judge`` is set
-    gets it as its judge (the frozen source-trained re-id network). With an ``reid_oracle.yaml``
-    in the config folder and its dataset under ``root`` (the embedded pair after
-    ``crgan synth --oracle``), the oracle rendering row is added: re-id trained on the source
-    people drawn by the benchmark itself in the target's contexts, the ceiling of every translator.
+    The direct-transfer model of a seed is trained first: it is CR-GAN's judge (the frozen
+    source-trained re-id network). When the pair has an oracle domain (:data:`ORACLES`) under
+    ``root`` (the embedded pair after ``crgan synth --oracle``), the oracle rendering row is added:
+    re-id trained on the source people drawn by the benchmark itself in the target's contexts, the
+    ceiling of every translator.
 
     Returns:
         ``{"table2": {method: {"seeds": {seed: metrics}, "mean": ..., "sd": ...}}, "table1": dict | None,
         "table1_missing": reason | None}``, also written to ``<out>/compare.json``.
     """
-    folder, pair = pair_configs(source, target, configs)
     claim_run_folder(out, "crgan compare", reuses=("crgan demo",))  # the demo's runs are its first rows
     translator_overrides = translator_overrides or {}
     qualities = [("", root)] + [(name, mask_root) for name, mask_root in (mask_roots or {}).items()]
-    oracle = (folder / "reid_oracle.yaml").is_file() and (Path(root) / ORACLE_DATASET / META_FILE).is_file()
+    oracle_dataset = ORACLES.get((source, target))
+    oracle = oracle_dataset is not None and (Path(root) / oracle_dataset / META_FILE).is_file()
     names = [METHODS[0][0], *([ORACLE] if oracle else []), *(method for method, _, _ in METHODS[1:])]
     results: dict[str, dict[int, dict]] = {name: {} for name in names}  # the table's row order
+
+    def train(name: str, stage: str, folder: str, seed: int, data_root: str, epochs: int | None,
+              overrides: dict, test: bool) -> dict:
+        run = Path(out) / f"seed{seed}" / folder
+        args = stage_command(stage, run, seed, data_root, epochs, overrides, source=source, target=target)
+        return run_stage(f"{name} (seed {seed})", args, run, test)
+
     for seed in seeds:
         run = Path(out) / f"seed{seed}"
-        overrides = {**pair, **(reid_overrides or {})}
-        config = write_config("reid_direct.yaml", folder, run / "reid_direct", seed, root, reid_epochs,
-                              overrides=overrides)
-        results["direct transfer"][seed] = run_stage(f"direct transfer (seed {seed})", config,
-                                                     run / "reid_direct", test=True)
-        judge = str(run / "reid_direct" / "checkpoints" / "last.ckpt")
+        reid = dict(reid_overrides or {})
+        results["direct transfer"][seed] = train("direct transfer", "reid_direct", "reid_direct", seed, root,
+                                                 reid_epochs, reid, test=True)
+        judge = str(last_checkpoint(run / "reid_direct"))
         if oracle:
-            config = write_config("reid_oracle.yaml", folder, run / "reid_oracle", seed, root, reid_epochs,
-                                  overrides=dict(reid_overrides or {}))
-            results.setdefault(ORACLE, {})[seed] = run_stage(f"{ORACLE} (seed {seed})", config,
-                                                             run / "reid_oracle", test=True)
+            results[ORACLE][seed] = train(ORACLE, "reid_direct", "reid_oracle", seed, root, reid_epochs,
+                                          {**reid, "data.source": oracle_dataset}, test=True)
         for quality_name, data_root in qualities:
             suffix = f"_{quality_name}" if quality_name else ""
             ckpts = {}
             for stage, epochs in (("crgan", crgan_epochs), ("spgan", spgan_epochs)):
                 if suffix and stage == "spgan":  # SPGAN reads no masks: one run serves every mask quality
                     continue
-                stage_overrides = {**pair, **translator_overrides.get(stage, {})}
-                if stage == "crgan" and config_value(folder / "crgan.yaml", JUDGE_KEY):
-                    stage_overrides[JUDGE_KEY] = judge
-                config = write_config(f"{stage}.yaml", folder, run / f"{stage}{suffix}", seed, data_root, epochs,
-                                      overrides=stage_overrides)
-                run_stage(f"{stage}{suffix} {source} -> {target} (seed {seed})", config, run / f"{stage}{suffix}",
-                          test=False)
-                ckpts[stage] = str(run / f"{stage}{suffix}" / "checkpoints" / "last.ckpt")
+                stage_overrides = dict(translator_overrides.get(stage, {}))
+                if stage == "crgan":
+                    stage_overrides = {JUDGE_KEY: judge, **stage_overrides}
+                train(f"{stage}{suffix} {source} -> {target}", stage, f"{stage}{suffix}", seed, data_root, epochs,
+                      stage_overrides, test=False)
+                ckpts[stage] = str(last_checkpoint(run / f"{stage}{suffix}"))
             for method, stage, translator in METHODS:
                 if translator is None or (suffix and translator == "spgan"):
                     continue
                 name = f"{method} [{quality_name} masks]" if suffix else method
-                stage_overrides = dict(overrides)
+                stage_overrides = {TRANSLATOR_KEY: ckpts.get(translator, translator), **reid}
                 if translator == CUT_AND_PASTE:
                     stage_overrides["data.masks"] = "auto"  # the source person masks cut the person out
-                config = write_config("reid_crgan.yaml", folder, run / f"{stage}{suffix}", seed, data_root,
-                                      reid_epochs, {"ContextRenderingCallback": {"translator": ckpts.get(
-                                          translator, translator)}}, stage_overrides, save_as=f"{stage}.yaml")
-                results.setdefault(name, {})[seed] = run_stage(f"{name} (seed {seed})", config,
-                                                               run / f"{stage}{suffix}", test=True)
+                results.setdefault(name, {})[seed] = train(name, "reid_crgan", f"{stage}{suffix}", seed, data_root,
+                                                           reid_epochs, stage_overrides, test=True)
             if not suffix:
                 translators = ckpts  # the TAUDL hybrids stream the renderings of the benchmark's own masks
         for method, stage, translator in TAUDL_METHODS if taudl else ():
-            if not (folder / f"{stage}.yaml").is_file():
-                continue
-            callback = {"ContextRenderingCallback": {"translator": translators[translator]}} if translator else None
-            config = write_config(f"{stage}.yaml", folder, run / stage, seed, root, reid_epochs, callback,
-                                  dict(overrides))
-            results.setdefault(method, {})[seed] = run_stage(f"{method} (seed {seed})", config, run / stage,
-                                                             test=True)
+            stage_overrides = {TRANSLATOR_KEY: translators[translator], **reid} if translator else reid
+            results.setdefault(method, {})[seed] = train(method, stage, stage, seed, root, reid_epochs,
+                                                         stage_overrides, test=True)
 
-    table2 = {"LOMO": lomo_row(target, root, folder, seeds, Path(out)),
+    table2 = {"LOMO": lomo_row(source, target, root, seeds, Path(out)),
               **{method: summarize(per_seed) for method, per_seed in results.items() if per_seed}}
     table1, missing = None, None
     quality = dict(quality or {})
     if not quality.pop("skip", False):
         from .reports import quality_table
 
-        import yaml
-
         first = Path(out) / f"seed{seeds[0]}"
-        data = yaml.safe_load((first / "crgan" / "crgan.yaml").read_text())["data"]
+        data = saved_config(first / "crgan")["data"]
         quality.setdefault("height", data["height"])  # the size the generators were trained at
         quality.setdefault("width", data["width"])
-        quality.setdefault("reid_ckpt", str(first / "reid_direct" / "checkpoints" / "last.ckpt"))
+        quality.setdefault("reid_ckpt", str(last_checkpoint(first / "reid_direct")))
         try:
-            table1 = quality_table([CUT_AND_PASTE] + [str(first / s / "checkpoints" / "last.ckpt")
+            table1 = quality_table([CUT_AND_PASTE] + [str(last_checkpoint(first / s))
                                                       for s in ("spgan", "crgan")], source, target, root, **quality)
         except WeightsError as exc:
             missing = str(exc)
