@@ -8,26 +8,21 @@ STAMP  := $(VENV)/.installed
 DATA_ROOT ?= data
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-# The config of a stage for SRC->TGT: experiments/<SRC>2<TGT>/<stage>.yaml when the pair has one,
-# else the real-data (256x128) config of market2duke; either way the pair, the data root and the
-# run folder runs/<SRC>2<TGT>/<stage> are set on the command line.
-pair_config = $(if $(wildcard experiments/$(PAIR)/$(1).yaml),experiments/$(PAIR)/$(1).yaml,experiments/market2duke/$(1).yaml)
-# (checkpoints go to <default_root_dir>/checkpoints: the configs leave ModelCheckpoint's dirpath null.)
-pair_args = --data.source=$(SRC) --data.target=$(TGT) --data.root=$(DATA_ROOT) \
-	--trainer.default_root_dir=runs/$(PAIR)/$(1) --trainer.logger.init_args.save_dir=runs/$(PAIR) \
-	--trainer.logger.init_args.name=$(1)
+# A stage of the pair SRC->TGT: its shipped configs (crgan_lightning/configs: base/ pieces, the embedded
+# recipe for the embedded pair, pairs/<SRC>2<TGT>.yaml when the pair has one) and its run folder
+# runs/<SRC>2<TGT>/<stage>, with the judge and translator of the same pair: `crgan configs --stage S` shows them.
+stage_args = --stage $(1) --source $(SRC) --target $(TGT) --data.root=$(DATA_ROOT)
 # train-reid: direct transfer, or CR-GAN streaming when CRGAN_CKPT names a CR-GAN checkpoint. TAUDL=1 adds TAUDL
 # on the target's within-camera tracklets: reid_taudl (TAUDL alone, no source label), reid_crgan_taudl with
 # CRGAN_CKPT, reid_spgan_taudl with SPGAN_CKPT (an SPGAN checkpoint of make train-spgan; TAUDL=1 only).
 TAUDL_ON = $(filter 1 yes true,$(TAUDL))
 REID_STAGE = $(if $(TAUDL_ON),$(if $(SPGAN_CKPT),reid_spgan_taudl,$(if $(CRGAN_CKPT),reid_crgan_taudl,reid_taudl)),$(if $(CRGAN_CKPT),reid_crgan,reid_direct))
 REID_TRANSLATOR = $(or $(SPGAN_CKPT),$(CRGAN_CKPT))
-REID_EXTRA = $(if $(REID_TRANSLATOR),--trainer.callbacks.init_args.translator=$(REID_TRANSLATOR))
+REID_EXTRA = $(if $(REID_TRANSLATOR),--rendering.init_args.translator=$(REID_TRANSLATOR))
 
 .DEFAULT_GOAL := help
 SRC    ?= synth_a
 TGT    ?= synth_b
-PAIR   := $(SRC)2$(TGT)
 ARGS   ?=
 SEEDS  ?= 0 1 2
 
@@ -66,23 +61,22 @@ summary: install  ## print a dataset's statistics: make summary DATASET=market D
 	$(BIN)/crgan summary --dataset $(DATASET) --root $(DATA_ROOT)
 
 train-crgan: install  ## CR-GAN, judged by the pair's direct-transfer run (make train-reid first): make train-crgan SRC=market TGT=duke [ARGS=...]
-	$(BIN)/crgan fit --config $(call pair_config,crgan) $(call pair_args,crgan) \
-		--model.init_args.judge=runs/$(PAIR)/reid_direct/checkpoints/last.ckpt $(ARGS)
+	$(BIN)/crgan fit $(call stage_args,crgan) $(ARGS)
 
 train-reid: install  ## re-id: make train-reid SRC=market TGT=duke [CRGAN_CKPT=runs/market2duke/crgan/checkpoints/last.ckpt] [ARGS=...]; TAUDL=1 adds TAUDL on the target tracklets (alone, or CR-GAN+TAUDL with CRGAN_CKPT, SPGAN+TAUDL with SPGAN_CKPT=<make train-spgan last.ckpt>)
 	@test -z "$(SPGAN_CKPT)" -o -z "$(CRGAN_CKPT)" || { echo "give CRGAN_CKPT or SPGAN_CKPT, not both"; exit 2; }
 	@test -z "$(SPGAN_CKPT)" -o -n "$(TAUDL_ON)" || { echo "SPGAN_CKPT=$(SPGAN_CKPT) selects SPGAN+TAUDL: add TAUDL=1"; exit 2; }
-	$(BIN)/crgan fit --config $(call pair_config,$(REID_STAGE)) $(call pair_args,$(REID_STAGE)) $(REID_EXTRA) $(ARGS)
+	$(BIN)/crgan fit $(call stage_args,$(REID_STAGE)) $(REID_EXTRA) $(ARGS)
 
 train-spgan: install  ## SPGAN baseline: make train-spgan SRC=market TGT=duke [DATA_ROOT=...] [ARGS=...]
-	$(BIN)/crgan fit --config $(call pair_config,spgan) $(call pair_args,spgan) $(ARGS)
+	$(BIN)/crgan fit $(call stage_args,spgan) $(ARGS)
 
 compare: install  ## the paper's Tables 1 and 2 (3 seeds): make compare SRC=market TGT=duke [SEEDS="0 1 2"] [ARGS=...]
 	$(BIN)/crgan compare --source $(SRC) --target $(TGT) --root $(DATA_ROOT) --seeds $(SEEDS) $(ARGS)
 
 evaluate: install  ## test a re-id checkpoint on the target: make evaluate SRC= TGT= CKPT=path/to.ckpt
 	@test -n "$(CKPT)" || { echo "set CKPT=path/to/checkpoint.ckpt"; exit 2; }
-	$(BIN)/crgan test --config $(call pair_config,reid_direct) $(call pair_args,reid_direct) --ckpt_path $(CKPT) --model.init_args.pretrained=false $(ARGS)
+	$(BIN)/crgan test $(call stage_args,reid_direct) --ckpt_path $(CKPT) --model.init_args.pretrained=false $(ARGS)
 
 sweep: install  ## print the commands that start a W&B sweep (experiments/sweep.yaml) and its agents
 	@echo "1. $(BIN)/wandb sweep experiments/sweep.yaml        # prints <entity>/<project>/<sweep id>"

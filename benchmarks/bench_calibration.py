@@ -26,24 +26,27 @@ import json
 import time
 from pathlib import Path
 
-from crgan_lightning.compare import summarize
+from crgan_lightning.app.compare import summarize
 from crgan_lightning.data.synthetic import generate_benchmark
-from crgan_lightning.demo import CONFIGS, REID_EPOCHS, run_stage, write_config
+from crgan_lightning.app.demo import REID_EPOCHS, run_stage, stage_command
 from crgan_lightning.descriptors import evaluate_descriptor
 
-ROWS = (("supervised", "reid_supervised.yaml"), ("direct transfer", "reid_direct.yaml"),
-        ("oracle rendering", "reid_oracle.yaml"))
+#: The rows: (name, run folder, source dataset of the reid_direct stage).
+ROWS = (("supervised", "reid_supervised", "synth_b"), ("direct transfer", "reid_direct", "synth_a"),
+        ("oracle rendering", "reid_oracle", "synth_a_in_b"))
 KEYS = ("rank1", "mAP", "lmp_rank1", "lmp_mAP")
 
 
-def run_row(name: str, config: str, seed: int, root: str, out: Path, epochs: int) -> dict:
-    """Train and test one row for one seed (read back when finished earlier)."""
-    record = out / f"seed{seed}" / f"{Path(config).stem}.json"
+def run_row(name: str, folder: str, source: str, seed: int, root: str, out: Path, epochs: int) -> dict:
+    """Train and test one row for one seed (read back when finished earlier): the demo's direct
+    transfer recipe with ``source`` as the training set."""
+    record = out / f"seed{seed}" / f"{folder}.json"
     if record.is_file():
         return json.loads(record.read_text())
-    run = out / f"seed{seed}" / Path(config).stem
+    run = out / f"seed{seed}" / folder
     start = time.perf_counter()
-    metrics = run_stage(f"{name} (seed {seed})", write_config(config, CONFIGS, run, seed, root, epochs), run, True)
+    args = stage_command("reid_direct", run, seed, root, epochs, {"data.source": source})
+    metrics = run_stage(f"{name} (seed {seed})", args, run, True)
     metrics["minutes"] = (time.perf_counter() - start) / 60
     record.write_text(json.dumps(metrics, indent=1))
     return metrics
@@ -73,8 +76,8 @@ def main() -> None:
         lomo_file.write_text(json.dumps(evaluate_descriptor("synth_b", args.root, height=meta["height"],
                                                             width=meta["width"])))
     lomo = json.loads(lomo_file.read_text())
-    results = {name: {s: run_row(name, cfg, s, args.root, out, args.reid_epochs) for s in args.seeds}
-               for name, cfg in ROWS}
+    results = {name: {s: run_row(name, folder, source, s, args.root, out, args.reid_epochs) for s in args.seeds}
+               for name, folder, source in ROWS}
 
     print(f"\nsynth_a -> synth_b (benchmark v{meta['generator_version']}, {meta['height']}x{meta['width']}, "
           f"{meta['num_train_ids']} + {meta['num_test_ids']} ids), tested on synth_b; re-id "
@@ -82,12 +85,12 @@ def main() -> None:
     print(f"{'row':<18}{'rank-1':>14}{'mAP':>14}{'LMP rank-1':>14}{'LMP mAP':>14}   per-seed mAP        min/seed")
     print(f"{'LOMO (no training)':<18}{lomo['rank1']:>14.1f}{lomo['mAP']:>14.1f}")
     summary = {}
-    for name, _ in ROWS:
+    for name, _, _ in ROWS:
         summary[name] = s = summarize(results[name], keys=(*KEYS, "minutes"))
         per_seed = ", ".join(f"{results[name][seed]['mAP']:.1f}" for seed in args.seeds)
         print(f"{name:<18}" + "".join(f"{fmt(s, k):>14}" for k in KEYS)
               + f"   {per_seed:<20}{s['mean']['minutes']:5.1f}")
-    sup, direct, oracle = (summary[n]["mean"]["mAP"] for n, _ in ROWS)
+    sup, direct, oracle = (summary[n]["mean"]["mAP"] for n, _, _ in ROWS)
     print("\ntargets")
     print(check("LOMO rank-1 in 10..40", 10 <= lomo["rank1"] <= 40, f"{lomo['rank1']:.1f}"))
     print(check("supervised mAP >= 60", sup >= 60, f"{sup:.1f}"))

@@ -1,8 +1,8 @@
 """The paper's two tables on the embedded pair: direct transfer, cut-and-paste, SPGAN+LMP and
 CR-GAN+LMP, synth_a -> synth_b, each the mean of 3 seeds with its spread.
 
-Runs :func:`crgan_lightning.compare.run_compare` with the shipped ``experiments/synth_a2synth_b``
-configs and the demo's schedules (``crgan demo``'s defaults; SPGAN the config's) in the demo's
+Runs :func:`crgan_lightning.app.compare.run_compare` with the shipped configs of the pair
+``synth_a2synth_b`` and the demo's schedules (``crgan demo``'s defaults; SPGAN the config's) in the demo's
 run folder (``runs/demo``): the stages the demo has already trained for a seed
 (``crgan``, ``reid_direct``, ``reid_crgan``) are read back, and the benchmark adds SPGAN,
 cut-and-paste and SPGAN re-id runs beside them. It resumes when interrupted.
@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from crgan_lightning.compare import run_compare
+from crgan_lightning.app.compare import run_compare
 from crgan_lightning.data.synthetic import generate_benchmark
-from crgan_lightning.demo import add_run_arguments
+from crgan_lightning.app.demo import add_run_arguments
 
 
 def main() -> None:

@@ -17,12 +17,19 @@ Generators (``--rows`` names them as ``generator+streaming``):
   (at most 4 epochs);
 * ``judge70noskip``: ``judge70`` without target skips (the decoder sees the target only through
   the fused bottleneck);
+* ``judge70masked``: ``judge70`` encoding the target with its own person blanked out;
+* ``judge70srcnorm0`` / ``judge70decbn``: ``judge70`` with no normalisation in the source path /
+  batch norm in the decoder;
+* ``judge70vanilla`` / ``judge70l2``: ``judge70`` with the poster's log-loss adversarial term / L2
+  context term;
+* ``judge70x8``: the judge, 8 epochs without the early stop (longer training);
 * ``cut``: cut-and-paste with the benchmark's masks (no generator).
 
 Streaming: ``old`` (whole identities rendered in place of their source images, contexts from the
-batch, the loader's pad-and-crop before rendering) or ``inv`` (half of each identity's images
-rendered, one triplet over source and rendered images, contexts from the whole target set, the
-pad-and-crop after rendering).
+batch, the loader's pad-and-crop before rendering), ``inv`` (the shipped choices: half of each
+identity's images rendered, one triplet over source and rendered images, contexts from the whole
+target set, the pad-and-crop after rendering), or ``old`` plus one of them: ``half``, ``joint``,
+``ctx``, ``padafter``.
 """
 
 from __future__ import annotations
@@ -37,19 +44,35 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from crgan_lightning.demo import CONFIGS, run_stage, write_config  # noqa: E402
+from crgan_lightning.app.demo import JUDGE_KEY, TRANSLATOR_KEY, run_stage, stage_command  # noqa: E402
+from crgan_lightning.app.stages import last_checkpoint  # noqa: E402
 
+_JUDGE70 = {"judge": True, "model.init_args.target_id_ratio": 0.7}
 GENERATORS = {
     "scratch1": (1, {}),
     "judge1": (1, {"judge": True}),
-    "judge70": (4, {"judge": True, "model.init_args.target_id_ratio": 0.7}),
-    "judge70noskip": (4, {"judge": True, "model.init_args.target_id_ratio": 0.7,
-                          "model.init_args.g_target_skips": False}),
+    "judge70": (4, _JUDGE70),
+    "judge70noskip": (4, {**_JUDGE70, "model.init_args.g_target_skips": False}),
+    "judge70masked": (4, {**_JUDGE70, "model.init_args.g_target_input": "masked"}),
+    "judge70srcnorm0": (4, {**_JUDGE70, "model.init_args.g_source_norm": "none"}),
+    "judge70decbn": (4, {**_JUDGE70, "model.init_args.g_decoder_norm": "batch"}),
+    "judge70vanilla": (4, {**_JUDGE70, "model.init_args.gan_mode": "vanilla"}),
+    "judge70l2": (4, {**_JUDGE70, "model.init_args.context_reduction": "l2"}),
+    "judge70x8": (8, {**_JUDGE70, "model.init_args.target_id_ratio": 0.0}),
 }
+#: Streaming: (rendering callback arguments, re-id overrides). ``old``: whole identities rendered in
+#: place of their source images, contexts from the batch, the loader's pad-and-crop before
+#: rendering; ``inv``: the shipped choices, all four; the others: ``old`` plus one choice.
+_OLD = ({"within_identity": False, "contexts_from": "batch", "pad": 0},
+        {"data.pad": 4, "model.init_args.joint_triplet": False})
 STREAMING = {
-    "old": ({}, {}),
+    "old": _OLD,
     "inv": ({"within_identity": True, "contexts_from": "dataset", "pad": 4},
             {"data.pad": 0, "model.init_args.joint_triplet": True}),
+    "half": ({**_OLD[0], "within_identity": True}, _OLD[1]),
+    "joint": (_OLD[0], {**_OLD[1], "model.init_args.joint_triplet": True}),
+    "ctx": ({**_OLD[0], "contexts_from": "dataset"}, _OLD[1]),
+    "padafter": ({**_OLD[0], "pad": 4}, {**_OLD[1], "data.pad": 0}),
 }
 
 
@@ -74,9 +97,8 @@ def main() -> None:
         run = Path(args.out) / f"seed{seed}"
         direct = run / "reid_direct"
         results["direct"][seed] = run_stage(
-            "direct transfer", write_config("reid_direct.yaml", CONFIGS, direct, seed, args.root, args.reid_epochs),
-            direct, True)
-        direct_ckpt = str(direct / "checkpoints" / "last.ckpt")
+            "direct transfer", stage_command("reid_direct", direct, seed, args.root, args.reid_epochs), direct, True)
+        direct_ckpt = str(last_checkpoint(direct))
         for row in args.rows:
             gen, streaming = row.split("+")
             if gen == "cut":
@@ -84,22 +106,19 @@ def main() -> None:
             else:
                 epochs, overrides = GENERATORS[gen]
                 overrides = dict(overrides)
-                if overrides.pop("judge", False):
-                    overrides["model.init_args.judge"] = direct_ckpt
+                overrides[JUDGE_KEY] = direct_ckpt if overrides.pop("judge", False) else None
                 gan = run / f"crgan_{gen}"
-                run_stage(f"CR-GAN {gen}", write_config("crgan.yaml", CONFIGS, gan, seed, args.root, epochs,
-                                                        overrides=overrides), gan, False)
+                run_stage(f"CR-GAN {gen}", stage_command("crgan", gan, seed, args.root, epochs, overrides), gan, False)
                 curves.setdefault(gen, {})[seed] = judge_curve(gan)
-                translator = str(gan / "checkpoints" / "last.ckpt")
+                translator = str(last_checkpoint(gan))
             callback, reid = STREAMING[streaming]
             reid = dict(reid)
             if gen == "cut":
                 reid["data.masks"] = "auto"
             stage = run / f"reid_{gen}_{streaming}"
+            reid.update({TRANSLATOR_KEY: translator, **{f"rendering.init_args.{k}": v for k, v in callback.items()}})
             results.setdefault(row, {})[seed] = run_stage(
-                row, write_config("reid_crgan.yaml", CONFIGS, stage, seed, args.root, args.reid_epochs,
-                                  {"ContextRenderingCallback": {"translator": translator, **callback}}, reid),
-                stage, True)
+                row, stage_command("reid_crgan", stage, seed, args.root, args.reid_epochs, reid), stage, True)
     print(f"\nsynth_a -> synth_b, seeds {args.seeds}, re-id {args.reid_epochs} epochs")
     print(f"{'row':<24}{'mAP':>16}{'LMP mAP':>16}{'rank-1':>16}   per seed (mAP)")
     for row, per_seed in results.items():

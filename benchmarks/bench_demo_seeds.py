@@ -19,15 +19,15 @@ import json
 import time
 from pathlib import Path
 
-from crgan_lightning.compare import KEYS, summarize
+from crgan_lightning.app.compare import KEYS, summarize
 from crgan_lightning.data.synthetic import generate_benchmark
-from crgan_lightning.demo import add_run_arguments, run_demo
+from crgan_lightning.app.demo import add_run_arguments, run_demo
 
 METHODS = ("direct transfer", "CR-GAN streaming")
 
 
 def mean_sd(row: dict, key: str) -> str:
-    """``mean ± sd`` of one metric of a :func:`crgan_lightning.compare.summarize` row."""
+    """``mean ± sd`` of one metric of a :func:`crgan_lightning.app.compare.summarize` row."""
     return f"{row['mean'][key]:6.1f} ± {row['sd'][key]:4.1f}"
 
 

@@ -1,6 +1,6 @@
 """What does streaming CR-GAN renderings into re-id training cost?
 
-Trains the re-id model of ``experiments/synth_a2synth_b/reid_crgan.yaml`` (the default embedded
+Trains the re-id model of the ``reid_crgan`` stage of ``synth_a2synth_b`` (the default embedded
 config: ResNet-10t at the benchmark's size, P x K source batches and as many target images) for
 ``--steps`` steps, alternately without the rendering callback (a plain step: the source batch only) and with it
 (``ContextRenderingCallback`` as the config sets it; the same ratio with ``replace_source``
@@ -17,7 +17,7 @@ Then the ratios against the plain step: the time of a streaming step over a plai
 target at the default config is at most 1.5x) and the cost per re-id image, and what dominates
 the extra time: the generator passes or the extra images in the re-id forward/backward pass.
 
-The generator is the one of ``experiments/synth_a2synth_b/crgan.yaml`` with fresh weights
+The generator is the one of the ``crgan`` stage of ``synth_a2synth_b`` with fresh weights
 (its cost does not depend on training); ``--crgan-ckpt`` uses a trained one instead. Torch uses
 its default threads; the figures are CPU-bound and move with the machine's load, so compare
 the variants of one run (they are interleaved for that reason).
@@ -41,12 +41,12 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-import yaml
 
 from crgan_lightning.callbacks.rendering import ContextRenderingCallback
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.synthetic import generate_benchmark
-from crgan_lightning.demo import CONFIGS
+from crgan_lightning.app.demo import PAIR
+from crgan_lightning.app.lightning import resolved_config
 from crgan_lightning.modules.crgan import CRGANModule
 from crgan_lightning.modules.reid import ReIDModule
 
@@ -86,7 +86,8 @@ class TimedRendering(ContextRenderingCallback):
 
 
 def fresh_crgan_checkpoint(folder: Path, num_source_pids: int, num_target_cameras: int) -> Path:
-    cfg = yaml.safe_load((CONFIGS / "crgan.yaml").read_text())["model"]["init_args"]
+    cfg = resolved_config(["--stage", "crgan", "--pair", PAIR])["model"]["init_args"]
+    cfg = {k: v for k, v in cfg.items() if k != "judge"}  # fresh weights: no judge to read
     module = CRGANModule(num_source_pids=num_source_pids, num_target_cameras=num_target_cameras, **cfg)
     path = folder / "crgan.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
@@ -131,10 +132,9 @@ def main() -> None:
                         help="measure the invariance choices instead (within_identity + joint_triplet, contexts "
                              "from the target set, pad after rendering), each added to the one before")
     args = parser.parse_args()
-    cfg = yaml.safe_load((CONFIGS / "reid_crgan.yaml").read_text())
+    cfg = resolved_config(["--stage", "reid_crgan", "--pair", PAIR])
     data_cfg, model_cfg = cfg["data"], cfg["model"]["init_args"]
-    config_args = next({k: v for k, v in c["init_args"].items() if k != "translator"}
-                       for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("ContextRenderingCallback"))
+    config_args = {k: v for k, v in cfg["rendering"]["init_args"].items() if k != "translator"}
     config_ratio, config_replace = config_args["ratio"], config_args.get("replace_source", False)
     generate_benchmark(args.root, seed=0, progress=False)
     print(f"re-id {model_cfg['backbone']}, {data_cfg['height']}x{data_cfg['width']}, batch {data_cfg['batch_size']} "

@@ -53,3 +53,19 @@ def tiny_crgan_ckpt(synth_root, tmp_path_factory) -> Path:
     path = out / "crgan.ckpt"
     trainer.save_checkpoint(path)
     return path
+
+
+_RESOLVED: dict[tuple[str, str], dict] = {}
+
+
+def shipped_config(stage: str, pair: str = "synth_a2synth_b") -> dict:
+    """The shipped config of a stage for a pair as one dict: what ``crgan fit --stage STAGE --pair
+    PAIR --print_config`` prints (the composed configs and the run layout, every default filled in).
+    Tests change it and write it back as one ``--config`` file."""
+    import copy
+
+    from crgan_lightning.app.lightning import resolved_config
+
+    if (stage, pair) not in _RESOLVED:
+        _RESOLVED[stage, pair] = resolved_config(["--stage", stage, "--pair", pair])
+    return copy.deepcopy(_RESOLVED[stage, pair])

@@ -55,8 +55,9 @@ def two_process_fit(config: Path, workdir: Path, timeout: int = 600) -> list[dic
     import sys
 
     digests = workdir / "digests"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "crgan_lightning.cli", "fit", "--config", str(config), "--trainer.accelerator=cpu",
+    paths = [str(Path(__file__).resolve().parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "crgan_lightning.app.cli", "fit", "--config", str(config), "--trainer.accelerator=cpu",
            "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.callbacks+=ddp_helpers.WeightsDigest",
            f"--trainer.callbacks.out={digests}"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=workdir)

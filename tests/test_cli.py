@@ -9,7 +9,7 @@ import pytest
 import torch
 import torchvision.models.segmentation as tv_seg
 
-from crgan_lightning.cli import main
+from crgan_lightning.app.cli import main
 from crgan_lightning.data import load_reid_dataset
 
 
@@ -114,18 +114,61 @@ def test_render_resume_discards_leftovers_and_partials_of_other_settings(tmp_pat
 def test_null_checkpoint_dirpath_follows_the_run_folder():
     from jsonargparse import Namespace
 
-    from crgan_lightning.cli import checkpoint_dir_under_root
+    from crgan_lightning.app.lightning import checkpoint_dir_under_root
 
-    def trainer(dirpath):
-        return Namespace(default_root_dir="runs/x", callbacks=[
-            Namespace(class_path="pytorch_lightning.callbacks.ModelCheckpoint", init_args=Namespace(dirpath=dirpath)),
-            Namespace(class_path="crgan_lightning.callbacks.rendering.ContextRenderingCallback",
-                      init_args=Namespace(translator="g.ckpt"))])
+    def config(dirpath):
+        return Namespace(trainer=Namespace(default_root_dir="runs/x"), checkpoint=Namespace(dirpath=dirpath),
+                         rendering=Namespace(class_path="crgan_lightning.callbacks.rendering.ContextRenderingCallback",
+                                             init_args=Namespace(translator="g.ckpt")))
 
-    t = trainer(None)
-    checkpoint_dir_under_root(t)
-    assert t.callbacks[0].init_args.dirpath == os.path.join("runs/x", "checkpoints")
-    assert "dirpath" not in t.callbacks[1].init_args
-    t = trainer("elsewhere")  # a folder the user gave is kept
-    checkpoint_dir_under_root(t)
-    assert t.callbacks[0].init_args.dirpath == "elsewhere"
+    c = config(None)
+    checkpoint_dir_under_root(c)
+    assert c.checkpoint.dirpath == os.path.join("runs/x", "checkpoints")
+    assert "dirpath" not in c.rendering.init_args
+    c = config("elsewhere")  # a folder the user gave is kept
+    checkpoint_dir_under_root(c)
+    assert c.checkpoint.dirpath == "elsewhere"
+
+
+def test_ddp_becomes_the_strategy_the_gan_modules_need_and_plain_ddp_is_refused_in_one_line():
+    from jsonargparse import Namespace
+    from torch import distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from crgan_lightning.app.lightning import ddp_strategy_for_the_model
+    from crgan_lightning.errors import ConfigError
+    from crgan_lightning.modules.crgan import CRGANModule
+    from crgan_lightning.modules.reid import ReIDModule
+    from conftest import TINY_CRGAN
+    from ddp_helpers import free_port
+
+    def config(model, strategy):
+        return Namespace(trainer=Namespace(strategy=strategy), model=Namespace(class_path=model))
+
+    for model, strategy, expected in [
+        ("crgan_lightning.modules.crgan.CRGANModule", "ddp", "ddp_find_unused_parameters_true"),
+        ("crgan_lightning.modules.spgan.SPGANModule", "ddp", "ddp_find_unused_parameters_true"),
+        ("crgan_lightning.modules.reid.ReIDModule", "ddp", "ddp"),  # every backward reaches all its weights
+        ("crgan_lightning.modules.crgan.CRGANModule", "auto", "auto"),
+        ("crgan_lightning.modules.crgan.CRGANModule", "ddp_spawn", "ddp_spawn"),  # the user's own choice is kept
+    ]:
+        c = config(model, strategy)
+        ddp_strategy_for_the_model(c)
+        assert c.trainer.strategy == expected, (model, strategy)
+    assert not hasattr(ReIDModule, "ddp_strategy")
+
+    # a Trainer built in a notebook with plain DDP: the GAN module says what to use instead
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        module = CRGANModule(num_source_pids=3, num_target_cameras=2, **TINY_CRGAN)
+        for unused, fails in [(False, True), (True, False)]:
+            wrapped = DistributedDataParallel(torch.nn.Linear(2, 2), find_unused_parameters=unused)
+            module.trainer = Namespace(strategy=Namespace(model=wrapped))
+            if fails:
+                with pytest.raises(ConfigError, match="CR-GAN under DDP needs find_unused_parameters=True.*"
+                                                      "ddp_find_unused_parameters_true"):
+                    module.on_fit_start()
+            else:
+                module.on_fit_start()
+    finally:
+        dist.destroy_process_group()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from crgan_lightning.cli import main
+from crgan_lightning.app.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_a_missing_split_folder_is_named(tmp_path, capsys):
 
 def test_ctrl_c_ends_in_one_line_with_how_to_resume_and_no_complete_looking_folder(tmp_path):
     out = tmp_path / "data"
-    proc = subprocess.Popen([sys.executable, "-m", "crgan_lightning.cli", "synth", "--out", str(out), "--quiet"],
+    proc = subprocess.Popen([sys.executable, "-m", "crgan_lightning.app.cli", "synth", "--out", str(out), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a shell's `&` ignores it
     deadline = time.time() + 120
@@ -65,23 +65,23 @@ def test_ctrl_c_ends_in_one_line_with_how_to_resume_and_no_complete_looking_fold
 
 @pytest.mark.parametrize("argv", [["fit", "--config", "c.yaml"], ["synth"]])
 def test_the_resume_hint_fits_the_command(argv):
-    from crgan_lightning.cli import _resume_hint
+    from crgan_lightning.app.cli import _resume_hint
 
     hint = _resume_hint(argv)
     assert ("--ckpt_path" in hint) == (argv[0] == "fit")
 
 
-CONFIG = str(REPO / "experiments" / "synth_a2synth_b" / "reid_crgan.yaml")
+STAGE = ["--stage", "reid_crgan", "--pair", "synth_a2synth_b"]
 
 
 @pytest.mark.parametrize("override, named", [
     ("--model.init_args.backbone=nope", "backbone 'nope'"),
     ("--model.init_args.lr=-1", "lr=-1"),
     ("--data.eval_batch_size=-1", "eval_batch_size=-1"),
-    ("--trainer.callbacks.init_args.ratio=5", "ratio=5"),
+    ("--rendering.init_args.ratio=5", "ratio=5"),
 ])
 def test_a_bad_value_met_while_the_cli_builds_objects_is_one_line(tmp_path, synth_root, capsys, override, named):
-    argv = ["fit", "--config", CONFIG, f"--data.root={synth_root}", f"--trainer.default_root_dir={tmp_path}",
+    argv = ["fit", *STAGE, f"--data.root={synth_root}", f"--trainer.default_root_dir={tmp_path}",
             "--trainer.max_epochs=1", override]
     assert main(argv) == 2
     err = one_line(capsys)
@@ -102,7 +102,7 @@ def reid_run(synth_root, tmp_path_factory):
 
 
 def test_the_command_line_wins_over_the_checkpoint_for_test_options(reid_run):
-    from crgan_lightning.cli import run_lightning_cli
+    from crgan_lightning.app.cli import run_lightning_cli
 
     cfg, ckpt = reid_run
     cli = run_lightning_cli(["test", "--config", str(cfg), "--ckpt_path", str(ckpt), "--model.init_args.rerank=true",
@@ -113,8 +113,7 @@ def test_the_command_line_wins_over_the_checkpoint_for_test_options(reid_run):
 
 def test_a_checkpoint_of_another_stage_or_no_checkpoint_is_one_line(reid_run, tmp_path, capsys):
     cfg, ckpt = reid_run
-    crgan_cfg = str(REPO / "experiments" / "synth_a2synth_b" / "crgan.yaml")
-    assert main(["fit", "--config", crgan_cfg, "--ckpt_path", str(ckpt)]) == 2
+    assert main(["fit", "--stage", "crgan", "--pair", "synth_a2synth_b", "--ckpt_path", str(ckpt)]) == 2
     err = one_line(capsys)
     assert "is a ReIDModule checkpoint; this config trains a CRGANModule" in err and str(ckpt) in err
     truncated = tmp_path / "truncated.ckpt"

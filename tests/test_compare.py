@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import TINY_CRGAN
 
-from crgan_lightning.compare import format_compare, pair_configs, run_compare, summarize
+from crgan_lightning.app.compare import format_compare, run_compare, summarize
+from crgan_lightning.app.demo import saved_config
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_DATA = {"data.height": 64, "data.width": 32, "data.batch_size": 8, "data.num_workers": 0,
@@ -27,17 +27,6 @@ def test_summarize_gives_mean_and_sample_sd():
     assert row["mean"] == {"rank1": 12.0, "rank5": 21.0, "rank10": 30.0, "mAP": 5.0}
     assert row["sd"]["rank1"] == pytest.approx(2.8284, abs=1e-4) and row["sd"]["rank10"] == 0.0
     assert summarize({0: per_seed[0]})["sd"]["mAP"] == 0.0
-
-
-def test_pair_configs_fall_back_to_market2duke_pointed_at_the_pair():
-    folder, overrides = pair_configs("synth_a", "synth_b")
-    assert folder == REPO / "experiments" / "synth_a2synth_b"
-    folder, overrides = pair_configs("msmt17", "duke")
-    assert folder == REPO / "experiments" / "market2duke"
-    assert overrides == {"data.source": "msmt17", "data.target": "duke"}
-    for stage in ("crgan", "spgan", "reid_direct", "reid_crgan"):  # every stage compare needs, for every pair
-        for pair in ("synth_a2synth_b", "market2duke", "duke2market"):
-            assert (REPO / "experiments" / pair / f"{stage}.yaml").is_file(), (pair, stage)
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +76,10 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
     assert "Table 2: synth_a -> synth_b" in text and "CR-GAN+LMP [segmentation masks]" in text and "re-id FD" in text
     # the judge of each CR-GAN is the seed's direct-transfer model; the second mask quality reads its own root
     for stage, data_root in (("crgan", root), ("crgan_segmentation", seg)):
-        cfg = yaml.safe_load((out / "seed1" / stage / "crgan.yaml").read_text())
+        cfg = saved_config(out / "seed1" / stage)
         assert cfg["model"]["init_args"]["judge"] == str(out / "seed1" / "reid_direct" / "checkpoints" / "last.ckpt")
         assert cfg["data"]["root"] == str(data_root)
-    cfg = yaml.safe_load((out / "seed1" / "reid_cut_and_paste_segmentation" / "reid_cut_and_paste.yaml").read_text())
+    cfg = saved_config(out / "seed1" / "reid_cut_and_paste_segmentation")
     assert cfg["data"]["root"] == str(seg) and cfg["data"]["masks"] == "auto"
     run = out / "seed1"
     for stage, translator in (("reid_cut_and_paste", "cut_and_paste"),
@@ -98,9 +87,8 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
                               ("reid_crgan", str(run / "crgan" / "checkpoints" / "last.ckpt")),
                               ("reid_spgan_taudl", str(run / "spgan" / "checkpoints" / "last.ckpt")),
                               ("reid_crgan_taudl", str(run / "crgan" / "checkpoints" / "last.ckpt"))):
-        cfg = yaml.safe_load((run / stage / f"{stage}.yaml").read_text())
-        rendering = [c for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("ContextRenderingCallback")]
-        assert rendering[0]["init_args"]["translator"] == translator
+        cfg = saved_config(run / stage)
+        assert cfg["rendering"]["init_args"]["translator"] == translator
         assert cfg["seed_everything"] == 1
         assert (cfg["data"]["masks"] == "auto") == (stage == "reid_cut_and_paste")
         assert (run / stage / "checkpoints" / "last.ckpt").is_file()
@@ -127,5 +115,4 @@ def test_make_compare_target_reaches_the_command(tmp_path):
     spgan = subprocess.run(["make", "--no-print-directory", "-n", "train-spgan", "SRC=synth_a", "TGT=synth_b"],
                            cwd=REPO, capture_output=True, text=True).stdout
     spgan = [x for x in spgan.splitlines() if "crgan fit" in x][-1]
-    assert "crgan fit --config experiments/synth_a2synth_b/spgan.yaml" in spgan
-    assert "--trainer.default_root_dir=runs/synth_a2synth_b/spgan" in spgan
+    assert "crgan fit --stage spgan --source synth_a --target synth_b --data.root=data" in spgan

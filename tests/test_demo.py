@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-import yaml
 from conftest import TINY_CRGAN
 
-from crgan_lightning.demo import fit_finished, run_demo
+from crgan_lightning.app.demo import fit_finished, run_demo, saved_config
 
 
 def test_fit_finished_reads_the_epochs_processed_in_the_checkpoint(tmp_path):
-    config = tmp_path / "stage.yaml"
     ckpt = tmp_path / "last.ckpt"
-    torch.save({"loops": {"fit_loop": {"epoch_progress": {"current": {"processed": 3, "completed": 2}}}}}, ckpt)
-    for max_epochs, finished in ((3, True), (2, True), (4, False)):
-        config.write_text(yaml.safe_dump({"trainer": {"max_epochs": max_epochs}}))
-        assert fit_finished(ckpt, config) is finished
+    torch.save({"state_dict": {}, "loops": {"fit_loop": {"epoch_progress": {"current": {"processed": 3,
+                                                                                        "completed": 2}}}}}, ckpt)
+    for max_epochs, finished in ((3, True), (2, True), (4, False), (None, False)):
+        assert fit_finished(ckpt, max_epochs) is finished
     torch.save({"state_dict": {}}, ckpt)  # no loop state (not written by a Trainer): train it
-    assert fit_finished(ckpt, config) is False
+    assert fit_finished(ckpt, 3) is False
 
 
 SMALL_DATA = {"data.height": 64, "data.width": 32, "data.batch_size": 8, "data.num_workers": 0,
@@ -39,17 +37,16 @@ def test_demo_trains_every_stage_prints_one_table_and_resumes(tmp_path, synth_ro
         assert 0.0 <= metrics["mAP"] <= 100.0 and metrics["rank1"] <= metrics["rank5"] <= metrics["rank10"]
     text = capsys.readouterr().out
     assert "synth_a -> synth_b, tested on synth_b" in text and "CR-GAN streaming" in text
-    from crgan_lightning.demo import CALIBRATION
+    from crgan_lightning.app.demo import CALIBRATION
 
     assert "calibration rows" in text and "LMP mAP" in text and "gain" in text
     for name, (rank1, mean_ap) in CALIBRATION.items():  # the README's reference rows, side by side
         assert f"{name:<22}{rank1:>6.1f}{'':>16}{mean_ap:>8.1f}" in text
     run = out / "seed3"
-    streamed = yaml.safe_load((run / "reid_crgan" / "reid_crgan.yaml").read_text())
-    rendering = [c for c in streamed["trainer"]["callbacks"] if c["class_path"].endswith("ContextRenderingCallback")]
-    assert rendering[0]["init_args"]["translator"] == str(run / "crgan" / "checkpoints" / "last.ckpt")
+    streamed = saved_config(run / "reid_crgan")
+    assert streamed["rendering"]["init_args"]["translator"] == str(run / "crgan" / "checkpoints" / "last.ckpt")
     assert streamed["seed_everything"] == 3 and streamed["trainer"]["max_epochs"] == 1
-    gan = yaml.safe_load((run / "crgan" / "crgan.yaml").read_text())  # judged by the seed's direct transfer
+    gan = saved_config(run / "crgan")  # judged by the seed's direct transfer
     assert gan["model"]["init_args"]["judge"] == str(run / "reid_direct" / "checkpoints" / "last.ckpt")
     for stage in ("crgan", "reid_direct", "reid_crgan"):
         assert (run / stage / "checkpoints" / "last.ckpt").is_file()

@@ -18,11 +18,10 @@ socket.getaddrinfo = refuse
 
 CODE = """
 import contextlib, io
-import crgan_lightning.cli, crgan_lightning.data.transforms, crgan_lightning.modules.reid
+import crgan_lightning.app.cli, crgan_lightning.data.transforms, crgan_lightning.modules.reid
 import crgan_lightning.modules.crgan, crgan_lightning.callbacks.rendering, crgan_lightning.metrics.quality
-from crgan_lightning.cli import main
-CONFIG = 'experiments/synth_a2synth_b/reid_direct.yaml'
-for argv in (['synth', '--help'], ['fit', '--config', CONFIG, '--print_config']):
+from crgan_lightning.app.cli import main
+for argv in (['synth', '--help'], ['fit', '--stage', 'reid_direct', '--pair', 'synth_a2synth_b', '--print_config']):
     with contextlib.redirect_stdout(io.StringIO()):
         try:
             main(argv)

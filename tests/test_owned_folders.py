@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crgan_lightning.cli import main
+from crgan_lightning.app.cli import main
 from crgan_lightning.errors import ConfigError
 from crgan_lightning.fileio import META_FILE, check_output_folder, replace_folder, written_by
 

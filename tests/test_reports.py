@@ -14,7 +14,7 @@ import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
 
 from crgan_lightning.errors import ConfigError, WeightsError
 from crgan_lightning.modules.crgan import CRGANModule
-from crgan_lightning.reports import CRGAN, REAL_SOURCE, choose_samples, format_quality_table, quality_table
+from crgan_lightning.app.reports import CRGAN, REAL_SOURCE, choose_samples, format_quality_table, quality_table
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_quality_table_rejects_bad_arguments_before_any_work(tmp_path):
 
 
 def test_crgan_quality_command_prints_the_table(synth_root, weight_files, tiny_crgan_ckpt, capsys):
-    from crgan_lightning.cli import main
+    from crgan_lightning.app.cli import main
 
     argv = ["quality", "--ckpt", str(tiny_crgan_ckpt), "--source", "synth_a", "--target", "synth_b",
             "--root", str(synth_root), "--num-sources", "3", "--num-contexts", "2", "--num-fid", "12",
@@ -164,8 +164,8 @@ def reid_ckpt(tmp_path_factory) -> Path:
 def test_reid_stand_ins_stand_in_for_missing_weights(synth_root, reid_ckpt, tmp_path):
     from crgan_lightning.data.datamodule import CrossDomainDataModule
     from crgan_lightning.metrics.quality import frechet_distance
-    from crgan_lightning.models.reid import load_reid_net
-    from crgan_lightning.reports import _ImageSet
+    from crgan_lightning.networks import load_reid_net
+    from crgan_lightning.app.reports import _ImageSet
 
     missing = tmp_path / "alexnet.pth"
     with pytest.raises(WeightsError, match="alexnet.pth"):  # without the stand-ins a missing file stops the table

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from crgan_lightning.callbacks.rendering import ContextRenderingCallback
-from crgan_lightning.cli import main
+from crgan_lightning.app.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = yaml.safe_load((REPO / "experiments" / "sweep.yaml").read_text())
@@ -42,7 +42,6 @@ def test_sweep_targets_a_metric_the_module_logs():
 
 @pytest.mark.parametrize("name", sorted(SWEEP["parameters"]))
 def test_every_sweep_parameter_parses(name, capsys, monkeypatch):
-    monkeypatch.chdir(REPO)  # the command names configs relative to the repository
     for value in samples(SWEEP["parameters"][name]):
         with pytest.raises(SystemExit) as exc:
             main(command([f"--{name}={value}", "--print_config"]))
@@ -50,9 +49,9 @@ def test_every_sweep_parameter_parses(name, capsys, monkeypatch):
         config = yaml.safe_load(capsys.readouterr().out)
         node = config
         keys = name.split(".")
-        if keys[0] == "trainer" and keys[1] == "callbacks":
-            node = config["trainer"]["callbacks"][-1]
-            keys = keys[2:]
+        if keys[0] == "rendering":
+            node = config["rendering"]
+            keys = keys[1:]
             # the value must also be valid together with the config's other callback arguments
             assert node["class_path"].endswith("ContextRenderingCallback")
             ContextRenderingCallback(**node["init_args"])

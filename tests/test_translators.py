@@ -8,14 +8,14 @@ import pytorch_lightning as pl
 import torch
 
 from crgan_lightning.callbacks.rendering import ContextRenderingCallback
-from crgan_lightning.cli import main
+from crgan_lightning.app.cli import main
 from crgan_lightning.data import load_reid_dataset
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.images import read_image
 from crgan_lightning.data.keys import IMAGE, MASK, PID, SOURCE, SYNTHETIC, TARGET
 from crgan_lightning.data.masks import build_mask_provider
 from crgan_lightning.errors import ConfigError, WeightsError
-from crgan_lightning.models.generator import load_generator
+from crgan_lightning.networks import load_generator
 from crgan_lightning.modules.reid import ReIDModule
 from crgan_lightning.modules.spgan import SPGANModule
 from crgan_lightning.translators import (

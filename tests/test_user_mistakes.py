@@ -20,7 +20,7 @@ import torch
 import torchvision.models.segmentation as tv_seg
 from PIL import Image
 
-from crgan_lightning.cli import main, wandb_offline_unless_asked
+from crgan_lightning.app.cli import main, wandb_offline_unless_asked
 from crgan_lightning.data import load_reid_dataset
 from crgan_lightning.data.masks import MASK_WRITER, mask_path
 from crgan_lightning.fileio import written_by
@@ -92,12 +92,12 @@ def test_an_output_folder_the_user_may_not_write_is_one_line(command, read_only,
         "render": ["render", "--ckpt", "cut_and_paste", "--source", "synth_a", "--target", "synth_b",
                    "--root", str(synth_root), "--out", str(out), "--quiet"],
         "fit": ["fit", "--config", str(small_config(tmp_path, synth_root)), f"--trainer.default_root_dir={out}",
-                f"--trainer.logger.init_args.save_dir={out}", f"--trainer.callbacks.init_args.dirpath={out}/ckpt",
+                f"--trainer.logger.init_args.save_dir={out}", f"--checkpoint.dirpath={out}/ckpt",
                 "--trainer.max_epochs=1"],
         "demo": ["demo", "--root", str(synth_root), "--out", str(out)],
     }[command]
     before = tree_hash(read_only)
-    proc = subprocess.run(without_write_permission([sys.executable, "-m", "crgan_lightning.cli", *argv]),
+    proc = subprocess.run(without_write_permission([sys.executable, "-m", "crgan_lightning.app.cli", *argv]),
                           capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 2, proc.stderr
     line = error_line(proc.stderr)
@@ -120,7 +120,7 @@ def test_wandb_logs_offline_unless_the_user_or_a_sweep_asks_otherwise():
 @pytest.mark.slow
 def test_wandb_online_without_an_api_key_is_one_line_and_offline_is_the_default(synth_root, tmp_path):
     cfg = small_config(tmp_path, synth_root)
-    argv = [sys.executable, "-m", "crgan_lightning.cli", "fit", "--config", str(cfg), "--trainer.max_epochs=1",
+    argv = [sys.executable, "-m", "crgan_lightning.app.cli", "fit", "--config", str(cfg), "--trainer.max_epochs=1",
             "--trainer.logger=pytorch_lightning.loggers.WandbLogger",
             "--trainer.logger.init_args.project=crgan-tests", f"--trainer.logger.init_args.save_dir={tmp_path}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
@@ -141,7 +141,7 @@ def test_wandb_online_without_an_api_key_is_one_line_and_offline_is_the_default(
 def test_a_run_stopped_by_a_config_error_leaves_no_empty_version_folder(synth_root, tmp_path, capsys):
     cfg = small_config(tmp_path, synth_root, "reid_crgan.yaml")
     missing = tmp_path / "no-such-generator.ckpt"
-    assert main(["fit", "--config", str(cfg), f"--trainer.callbacks.init_args.translator={missing}"]) == 2
+    assert main(["fit", "--config", str(cfg), f"--rendering.init_args.translator={missing}"]) == 2
     assert str(missing) in error_line(capsys.readouterr().err)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []
     # a run that logged something keeps its folder

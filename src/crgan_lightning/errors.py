@@ -53,3 +53,10 @@ def arguments_named(names: Mapping[str, str]) -> Iterator[None]:
         if message == str(exc):
             raise
         raise type(exc)(message) from exc
+
+
+def brief(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, at most ``limit`` characters (for messages that quote a
+    library's error)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
-from .errors import ConfigError, WeightsError
+from .errors import ConfigError
 
 PART_SUFFIX = ".part"
 #: The file that marks a folder the library wrote as complete, and names its writer.
@@ -79,31 +78,6 @@ def remove_leftovers(folder: str | os.PathLike) -> int:
         tmp.unlink()
         count += 1
     return count
-
-
-def read_state_dict(path: str | os.PathLike, what: str = "weight file") -> dict[str, torch.Tensor]:
-    """Read a state dict (``.pth``/``.pt``/``.bin``/``.ckpt`` or ``.safetensors``) without running
-    pickled code (``torch.load(weights_only=True)``). A ``{"state_dict": ...}`` or ``{"model": ...}``
-    wrapper is unwrapped. A missing, unreadable or non-state-dict file raises
-    :class:`~crgan_lightning.errors.WeightsError` naming it."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"{what} {path} does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, wrong format, pickled objects
-        raise WeightsError(f"cannot read {what} {path}: {exc}") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{what} {path} does not hold a state dict of tensors")
-    return state
 
 
 # ----------------------------------------------------------------------------- owned folders

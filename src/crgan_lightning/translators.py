@@ -27,7 +27,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .checkpoints import checkpoint_kind, read_checkpoint
 from .errors import ConfigError, WeightsError
+from .networks import load_generator, load_spgan_generator
 
 CUT_AND_PASTE = "cut_and_paste"
 
@@ -112,14 +114,6 @@ class CutAndPasteTranslator(Translator):
         return m * source_images + (1 - m) * target_images
 
 
-def _checkpoint_state(path: Path) -> dict:
-    try:  # memory-mapped: telling the kind of a large checkpoint does not read all of it
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:
-        raise WeightsError(f"cannot read checkpoint {path}: {exc}") from None
-    return ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
-
-
 def load_translator(spec: str | os.PathLike, map_location: str | torch.device = "cpu") -> Translator:
     """The translator a spec names: ``"cut_and_paste"``, or the path of a CR-GAN checkpoint
     (``make train-crgan``) or an SPGAN checkpoint (``make train-spgan``), loaded safely
@@ -131,14 +125,10 @@ def load_translator(spec: str | os.PathLike, map_location: str | torch.device = 
         raise WeightsError(
             f"translator {spec!r}: no such checkpoint; expected a CR-GAN or SPGAN checkpoint file or '{CUT_AND_PASTE}'"
         )
-    keys = _checkpoint_state(path).keys()
-    if any(k.startswith("generator_st.") for k in keys):
-        from .models.spgan import load_spgan_generator
-
+    kind = checkpoint_kind(read_checkpoint(path, "checkpoint", "a CR-GAN or SPGAN checkpoint"))
+    if kind == "spgan":
         return SPGANTranslator(load_spgan_generator(path, map_location=map_location))
-    if any(k.startswith("generator.") for k in keys):
-        from .models.generator import load_generator
-
+    if kind == "crgan":
         return CRGANTranslator(load_generator(path, map_location=map_location))
     raise WeightsError(f"{path} holds neither CR-GAN nor SPGAN generator weights (is it a re-id checkpoint?)")
 

@@ -8,6 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
+from conftest import shipped_config
 
 from ddp_helpers import two_process_fit
 
@@ -15,7 +16,7 @@ from crgan_lightning.callbacks.rendering import ContextRenderingCallback, drop_r
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC, TARGET
 from crgan_lightning.errors import ConfigError, WeightsError
-from crgan_lightning.models.generator import load_generator
+from crgan_lightning.networks import load_generator
 from crgan_lightning.translators import load_translator
 from crgan_lightning.modules.reid import ReIDModule
 
@@ -146,16 +147,13 @@ def test_bad_arguments_and_checkpoints(tmp_path, dm, tiny_crgan_ckpt):
 
 @pytest.mark.slow
 def test_two_process_ddp_streams_synthetic_images_on_both_ranks(tmp_path, synth_root, tiny_crgan_ckpt):
-    cfg = yaml.safe_load((REPO / "experiments" / "synth_a2synth_b" / "reid_crgan.yaml").read_text())
+    cfg = shipped_config("reid_crgan")  # the shipped streaming config, with its invariance options
     run = tmp_path / "run"
     cfg["trainer"].update(default_root_dir=str(run), max_epochs=1, limit_train_batches=2, limit_val_batches=0,
                           enable_progress_bar=False)
     cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(run)
-    for cb in cfg["trainer"]["callbacks"]:
-        if cb["class_path"].endswith("ModelCheckpoint"):
-            cb["init_args"]["dirpath"] = str(run / "checkpoints")
-        if cb["class_path"].endswith("ContextRenderingCallback"):
-            cb["init_args"]["translator"] = str(tiny_crgan_ckpt)
+    cfg["checkpoint"]["dirpath"] = str(run / "checkpoints")
+    cfg["rendering"]["init_args"]["translator"] = str(tiny_crgan_ckpt)
     cfg["model"]["init_args"].update(backbone="resnet10t")
     cfg["data"].update(root=str(synth_root), height=64, width=32, batch_size=8, num_workers=0)
     path = tmp_path / "reid_crgan.yaml"

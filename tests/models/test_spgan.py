@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader
 
 from crgan_lightning.errors import ConfigError, WeightsError
 from crgan_lightning.losses import contrastive_loss
-from crgan_lightning.models.spgan import ResnetGenerator, SiameseNet, load_spgan_generator
+from crgan_lightning.models.spgan import ResnetGenerator, SiameseNet
+from crgan_lightning.networks import load_spgan_generator
 from crgan_lightning.modules.spgan import SPGANModule
 
 

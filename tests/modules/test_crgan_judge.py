@@ -10,9 +10,10 @@ from conftest import TINY_CRGAN
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.errors import ConfigError, WeightsError
 from crgan_lightning.models.discriminator import ReIDJudge
-from crgan_lightning.models.reid import load_reid_net
-from crgan_lightning.demo import fit_finished
-from crgan_lightning.modules.crgan import REACHED_KEY, CRGANModule
+from crgan_lightning.networks import load_reid_net
+from crgan_lightning.app.demo import fit_finished
+from crgan_lightning.checkpoints import REACHED_KEY
+from crgan_lightning.modules.crgan import CRGANModule
 from crgan_lightning.modules.reid import ReIDModule
 
 
@@ -102,12 +103,10 @@ def test_judge_accuracies_and_the_stop_rule(reid_ckpt, dm, tmp_path):
 
 
 def test_a_run_stopped_by_its_ratio_counts_as_finished(tmp_path):
-    config = tmp_path / "crgan.yaml"
-    config.write_text("trainer:\n  max_epochs: 5\n")
     loops = {"fit_loop": {"epoch_progress": {"current": {"processed": 2}}}}
     for reached, finished in ((True, True), (False, False)):
-        torch.save({"loops": loops, REACHED_KEY: reached}, tmp_path / "last.ckpt")
-        assert fit_finished(tmp_path / "last.ckpt", config) is finished
+        torch.save({"state_dict": {}, "loops": loops, REACHED_KEY: reached}, tmp_path / "last.ckpt")
+        assert fit_finished(tmp_path / "last.ckpt", 5) is finished
 
 
 def test_a_judge_of_another_source_or_a_bad_ratio_is_refused(reid_ckpt, dm):

@@ -11,14 +11,15 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
+from conftest import shipped_config
 from PIL import Image
 
 from ddp_helpers import two_process_fit
 
-from crgan_lightning.cli import main
+from crgan_lightning.app.cli import main
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.errors import ConfigError, TrainingDivergedError
-from crgan_lightning.models.spgan import load_spgan_generator
+from crgan_lightning.networks import load_spgan_generator
 from crgan_lightning.modules.spgan import SPGANModule
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,12 +34,12 @@ LOSS_KEYS = ("train/g_loss", "train/g_adv_t", "train/g_adv_s", "train/g_cycle", 
 
 def tiny_config(tmp_path: Path, synth_root: Path) -> Path:
     """The shipped synth SPGAN config, pointed at the test data, with tiny networks at 64x32."""
-    cfg = yaml.safe_load((REPO / "experiments" / "synth_a2synth_b" / "spgan.yaml").read_text())
+    cfg = shipped_config("spgan")
     run = tmp_path / "run"
     cfg["trainer"].update(default_root_dir=str(run), max_epochs=1, limit_train_batches=3, log_every_n_steps=1,
                           enable_progress_bar=False)
     cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(run)
-    cfg["trainer"]["callbacks"][-1]["init_args"]["every_n_train_steps"] = None  # dirpath null: run/checkpoints
+    cfg["checkpoint"]["every_n_train_steps"] = None  # dirpath null: run/checkpoints
     cfg["trainer"]["callbacks"][0]["init_args"].update(every_n_steps=2, num_sources=4)
     cfg["model"]["init_args"].update(TINY_SPGAN)
     cfg["data"].update(root=str(synth_root), height=64, width=32, batch_size=8, target_batch_size=8, num_workers=0)
@@ -173,27 +174,6 @@ def test_render_is_the_source_to_target_generator():
         out = module.render(x_s, torch.zeros(2, 3, 64, 32))
         torch.testing.assert_close(out, module.generator_st(x_s))
         assert not torch.allclose(out, module.generator_ts(x_s))
-
-
-SPGAN_PAIRS = sorted(p.name for p in (REPO / "experiments").iterdir() if (p / "spgan.yaml").is_file())
-
-
-def test_the_three_pairs_have_an_spgan_config():
-    assert SPGAN_PAIRS == ["duke2market", "market2duke", "synth_a2synth_b"]
-
-
-@pytest.mark.parametrize("pair", SPGAN_PAIRS)
-def test_every_spgan_config_parses(pair, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["fit", "--config", str(REPO / "experiments" / pair / "spgan.yaml"), "--print_config"])
-    assert exc.value.code == 0
-    printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["class_path"] == "crgan_lightning.modules.spgan.SPGANModule"
-    assert printed["data"]["with_target"] is True and printed["data"]["masks"] == "none"
-    assert printed["trainer"]["callbacks"][-1]["class_path"] == "pytorch_lightning.callbacks.ModelCheckpoint"
-    assert printed["trainer"]["callbacks"][-1]["init_args"]["dirpath"] is None  # CLI: <default_root_dir>/checkpoints
-    init = printed["model"]["init_args"]
-    assert (init["lambda_cycle"], init["lambda_identity"], init["lambda_siamese"], init["margin"]) == (10, 5, 2, 2)
 
 
 @pytest.mark.slow

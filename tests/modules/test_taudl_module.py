@@ -17,16 +17,17 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
+from conftest import shipped_config
 
 from crgan_lightning.callbacks.rendering import ContextRenderingCallback
-from crgan_lightning.cli import main
+from crgan_lightning.app.cli import main
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC, TARGET, TRACKLET
 from crgan_lightning.errors import ConfigError
 from crgan_lightning.modules.taudl import SourceLabelsOnly, TAUDLModule
 
 REPO = Path(__file__).resolve().parents[2]
-PAIRS = sorted(p.name for p in (REPO / "experiments").iterdir() if (p / "reid_taudl.yaml").is_file())
+PAIRS = ("duke2market", "market2duke", "synth_a2synth_b")
 TAUDL_CONFIGS = ("reid_taudl.yaml", "reid_crgan_taudl.yaml", "reid_spgan_taudl.yaml")
 TERMS = ("train/pctd", "train/ccta", "train/target_loss", "train/loss", "train/memory_filled", "train/ccta_weight")
 
@@ -102,17 +103,15 @@ def step_rows(metrics_csv: Path) -> list[dict[str, float]]:
 
 def small_config(tmp_path: Path, synth_root: Path, name: str, translator: Path | None = None, **trainer) -> Path:
     """A shipped synth_a2synth_b TAUDL config made tiny and pointed at the test data."""
-    cfg = yaml.safe_load((REPO / "experiments" / "synth_a2synth_b" / name).read_text())
+    cfg = shipped_config(name.removesuffix(".yaml"))
     run = tmp_path / "run"
     cfg["trainer"].update(default_root_dir=str(run), max_epochs=1, limit_train_batches=3, limit_val_batches=0,
                           enable_progress_bar=False, log_every_n_steps=1)
     cfg["trainer"].update(trainer)
     cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(run)
-    for cb in cfg["trainer"]["callbacks"]:
-        if cb["class_path"].endswith("ModelCheckpoint"):
-            cb["init_args"]["dirpath"] = str(run / "checkpoints")
-        if cb["class_path"].endswith("ContextRenderingCallback"):
-            cb["init_args"]["translator"] = str(translator)
+    cfg["checkpoint"]["dirpath"] = str(run / "checkpoints")
+    if cfg.get("rendering"):
+        cfg["rendering"]["init_args"]["translator"] = str(translator)
     cfg["data"].update(root=str(synth_root), batch_size=8, target_batch_size=8, num_workers=0)
     path = tmp_path / name
     path.write_text(yaml.safe_dump(cfg))
@@ -270,8 +269,9 @@ def test_two_process_ddp_ranks_end_with_the_same_memory_and_weights(tmp_path, sy
     cfg = small_config(tmp_path, synth_root, "reid_taudl.yaml", limit_train_batches=2)
     out = tmp_path / "records"
     env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(REPO / "tests"), str(REPO / "tests" / "modules")]))
-    cmd = [sys.executable, "-m", "crgan_lightning.cli", "fit", "--config", str(cfg), "--trainer.accelerator=cpu",
+               PYTHONPATH=os.pathsep.join([str(REPO / "tests"), str(REPO / "tests" / "modules"),
+                                           *filter(None, [os.environ.get("PYTHONPATH")])]))
+    cmd = [sys.executable, "-m", "crgan_lightning.app.cli", "fit", "--config", str(cfg), "--trainer.accelerator=cpu",
            "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.callbacks+=test_taudl_module.Record",
            f"--trainer.callbacks.out={out}"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
@@ -291,21 +291,11 @@ def test_two_process_ddp_ranks_end_with_the_same_memory_and_weights(tmp_path, sy
 
 
 @pytest.mark.parametrize("pair", PAIRS)
-def test_every_taudl_config_parses_and_keeps_its_base_recipe(pair, capsys):
-    assert PAIRS == ["duke2market", "market2duke", "synth_a2synth_b"]
-    folder = REPO / "experiments" / pair
-    assert sorted(p.name for p in folder.glob("reid_*taudl.yaml")) == sorted(TAUDL_CONFIGS)
-
-    def printed(path: Path) -> dict:
-        with pytest.raises(SystemExit) as exc:
-            main(["fit", "--config", str(path), "--print_config"])
-        assert exc.value.code == 0
-        return yaml.safe_load(capsys.readouterr().out)
-
+def test_every_taudl_config_parses_and_keeps_its_base_recipe(pair):
     for name in TAUDL_CONFIGS:
         stage = name[:-len(".yaml")]
-        cfg = printed(folder / name)
-        base = printed(folder / ("reid_direct.yaml" if name == "reid_taudl.yaml" else "reid_crgan.yaml"))
+        cfg = shipped_config(stage, pair)
+        base = shipped_config("reid_direct" if name == "reid_taudl.yaml" else "reid_crgan", pair)
         assert cfg["model"]["class_path"] == "crgan_lightning.modules.taudl.TAUDLModule"
         args = cfg["model"]["init_args"]
         assert args["taudl_lambda"] == 0.7 and args["taudl_weight"] == 1.0
@@ -321,7 +311,7 @@ def test_every_taudl_config_parses_and_keeps_its_base_recipe(pair, capsys):
         assert data["target_batch_size"] % data["num_instances"] == 0
         for key in ("source", "target", "height", "width", "batch_size", "num_instances", "erasing_p", "pad"):
             assert data[key] == base["data"][key], (name, key)
-        rendering = [c for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("ContextRenderingCallback")]
+        rendering = [cfg["rendering"]] if cfg.get("rendering") else []
         assert len(rendering) == (name != "reid_taudl.yaml")
         for callback in rendering:
             ContextRenderingCallback(**callback["init_args"])
@@ -334,21 +324,19 @@ def test_make_train_reid_picks_the_taudl_config_with_taudl_1():
         proc = subprocess.run(["make", "-n", "-o", "install", "train-reid", *variables], cwd=REPO,
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-        return next(line for line in proc.stdout.splitlines() if " fit --config " in line)
+        return next(line for line in proc.stdout.splitlines() if " fit --stage " in line)
 
-    def config(*variables: str) -> str:
-        return command(*variables).split(" fit --config ")[1].split()[0]
+    def stage(*variables: str) -> str:
+        return command(*variables).split(" fit --stage ")[1].split()[0]
 
-    pair = "experiments/synth_a2synth_b"
-    assert config() == f"{pair}/reid_direct.yaml"
-    assert config("CRGAN_CKPT=c.ckpt") == f"{pair}/reid_crgan.yaml"
-    assert config("TAUDL=0", "CRGAN_CKPT=c.ckpt") == f"{pair}/reid_crgan.yaml"
-    assert config("TAUDL=1") == f"{pair}/reid_taudl.yaml"
-    assert config("TAUDL=1", "SRC=market", "TGT=duke") == "experiments/market2duke/reid_taudl.yaml"
-    assert config("TAUDL=1", "CRGAN_CKPT=c.ckpt") == f"{pair}/reid_crgan_taudl.yaml"
-    assert config("TAUDL=1", "SPGAN_CKPT=s.ckpt") == f"{pair}/reid_spgan_taudl.yaml"
-    assert "--trainer.callbacks.init_args.translator=s.ckpt" in command("TAUDL=1", "SPGAN_CKPT=s.ckpt")
-    assert "--trainer.logger.init_args.name=reid_crgan_taudl" in command("TAUDL=1", "CRGAN_CKPT=c.ckpt")
+    assert stage() == "reid_direct"
+    assert stage("CRGAN_CKPT=c.ckpt") == "reid_crgan"
+    assert stage("TAUDL=0", "CRGAN_CKPT=c.ckpt") == "reid_crgan"
+    assert stage("TAUDL=1") == "reid_taudl"
+    assert stage("TAUDL=1", "CRGAN_CKPT=c.ckpt") == "reid_crgan_taudl"
+    assert stage("TAUDL=1", "SPGAN_CKPT=s.ckpt") == "reid_spgan_taudl"
+    assert "--source market --target duke" in command("TAUDL=1", "SRC=market", "TGT=duke")
+    assert "--rendering.init_args.translator=s.ckpt" in command("TAUDL=1", "SPGAN_CKPT=s.ckpt")
     assert "translator" not in command("TAUDL=1")
     for variables, message in ((["SPGAN_CKPT=s.ckpt"], "add TAUDL=1"),
                                (["TAUDL=1", "SPGAN_CKPT=s.ckpt", "CRGAN_CKPT=c.ckpt"], "not both")):

@@ -11,7 +11,7 @@ import torch
 from ..data.keys import IMAGE, MASK, PID, SOURCE, TARGET
 from ..errors import ConfigError
 from ..fileio import atomic_save_image
-from ..metrics.plots import to_uint8
+from ..metrics.plots import to_picture
 from ..artifacts import log_image_file, run_dir
 
 
@@ -26,7 +26,7 @@ def sample_grid(sources: torch.Tensor, targets: torch.Tensor, rendered: torch.Te
     grid = np.full(((s + 1) * (h + gap), (t + 1) * (w + gap), 3), 255, np.uint8)
 
     def put(r: int, c: int, image: torch.Tensor) -> None:
-        grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = to_uint8(image)
+        grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = to_picture(image)
 
     for j in range(t):
         put(0, j + 1, targets[j])

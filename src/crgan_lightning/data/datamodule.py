@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ConfigError, DatasetError
 from ..fileio import read_meta
-from .datasets import ReIDDataset, ReIDSample, get_spec, load_reid_dataset
+from .datasets import EMBEDDED_DATASETS, ReIDDataset, ReIDSample, get_spec, load_reid_dataset
 from .images import read_image
 from .keys import CAMID, INDEX, PID, SOURCE, TARGET
 from .masks import MaskProvider, build_mask_provider, check_mask_source
@@ -41,8 +41,6 @@ from .tracklets import TrackletDataset, TrackletView, build_tracklet_view
 from .transforms import apply_transforms, build_transforms, pipeline_random_state, set_pipeline_random_state
 
 log = logging.getLogger(__name__)
-
-SYNTHETIC_DATASETS = ("synth_a", "synth_b", "synth_a_in_b")
 
 
 class ReIDImageDataset(Dataset):
@@ -210,7 +208,7 @@ class CrossDomainDataModule(pl.LightningDataModule):
         missing = []
         for name in sorted({self.source_name, self.target_name}):
             spec = get_spec(name)
-            if spec.name not in SYNTHETIC_DATASETS:
+            if spec.name not in EMBEDDED_DATASETS:
                 continue
             meta = read_meta(self.root / spec.name)
             if meta is None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DatasetError
+from ..fileio import META_FILE
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -188,7 +189,7 @@ def _parse_with_meta(name: str, how_to_make: str) -> Callable[[Path], ReIDDatase
     regex = re.compile(r"^(-?\d+)_c(\d)s(\d)_(\d{6})_(\d{2})\.(jpg|png)$")
 
     def parse(root: Path) -> ReIDDataset:
-        meta_file = root / "meta.json"
+        meta_file = root / META_FILE
         try:
             meta = json.loads(meta_file.read_text())
             num_cameras = int(meta["num_cameras"])
@@ -327,7 +328,7 @@ register_dataset(DatasetSpec(
 def _meta_name(path: Path) -> str | None:
     """The ``name`` in a folder's meta.json (None when absent or unreadable)."""
     try:
-        return json.loads((path / "meta.json").read_text()).get("name")
+        return json.loads((path / META_FILE).read_text()).get("name")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -336,7 +337,10 @@ def _has_meta_named(name: str) -> Callable[[Path], bool]:
     return lambda p: _has_market_splits(p) and _meta_name(p) == name
 
 
-for _synth in ("synth_a", "synth_b", "synth_a_in_b"):
+#: The embedded benchmark's datasets (written by ``crgan synth``; see :mod:`crgan_lightning.data.synthetic`).
+EMBEDDED_DATASETS = ("synth_a", "synth_b", "synth_a_in_b")
+
+for _synth in EMBEDDED_DATASETS:
     register_dataset(DatasetSpec(
         _synth, (_synth.replace("_", ""),), (_synth,),
         f"{MARKET_LAYOUT} and a meta.json naming {_synth} (written by `crgan synth`)",

@@ -82,10 +82,9 @@ size           100 silhouettes     500 silhouettes
 Cityscapes does: +0.002.) On the benchmark's own masks (``render_sample`` of
 :mod:`crgan_lightning.data.synthetic`, 200 images of ``synth_a``) it gives 0.783 at 128 x 64 and
 0.784 at 64 x 32. The error budget at 128 x 64, each setting alone: outline error ~0.19 of IoU,
-shoes and hair ~0.045, thin parts ~0.04, outline blur, blobs and holes ~0.015 together. One mask
-takes 0.25 to 0.45 ms (depending on the load of a shared machine) at 128 x 64 and at 64 x 32 on
-one core, about 1 ms at 256 x 128 (numpy + OpenCV only). :meth:`MaskQuality.exact` returns every
-mask unchanged (IoU 1).
+shoes and hair ~0.045, thin parts ~0.04, outline blur, blobs and holes ~0.015 together. It uses
+numpy and OpenCV only, so degrading masks costs little beside decoding the images.
+:meth:`MaskQuality.exact` returns every mask unchanged (IoU 1).
 """
 
 from __future__ import annotations

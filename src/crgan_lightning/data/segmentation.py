@@ -33,6 +33,7 @@ from torch import nn
 from torchvision.models import WeightsEnum
 from torchvision.models import segmentation as tv_seg
 
+from ..checkpoints import read_torch_file
 from ..errors import ConfigError, WeightsError
 from .datasets import load_reid_dataset
 from .masks import MASKS_DIR, SegmentationMaskWriter
@@ -147,19 +148,12 @@ def build_segmentation_model(
 
 def load_weights_file(path: str | os.PathLike, model: str) -> dict[str, torch.Tensor]:
     """Read a local state dict for ``model`` (tensors only, mapped to the CPU); errors name ``path``."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise WeightsError(
-            f"weights file {path} does not exist; weights_path must name a local copy of the {model} "
-            f"checkpoint {_architecture(model).default_weights.url} (or be None to download it)"
-        )
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling, truncated zip, non-tensor objects...
-        raise WeightsError(
-            f"weights file {path} cannot be read as a PyTorch state dict ({_first_line(exc)}); "
-            "weights_path expects a file saved with torch.save(model.state_dict(), path)"
-        ) from None
+    url = _architecture(model).default_weights.url
+    return read_torch_file(
+        path, missing=f"weights file {{path}} does not exist; weights_path must name a local copy of the {model} "
+                      f"checkpoint {url} (or be None to download it)",
+        unreadable="weights file {path} cannot be read as a PyTorch state dict ({reason}); "
+                   "weights_path expects a file saved with torch.save(model.state_dict(), path)")
 
 
 def download_weights(model: str) -> dict[str, torch.Tensor]:

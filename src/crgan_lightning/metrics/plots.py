@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -44,10 +45,16 @@ def plot_cmc(cmc: np.ndarray | Sequence[float], path: str | os.PathLike, title: 
     return _atomic_savefig(fig, Path(path))
 
 
-def to_uint8(image) -> np.ndarray:
+def uint8_range(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] (any layout) as uint8 in [0, 255]: the one rule by which the library
+    turns network images into pixels (pictures, exported renderings, FID/KID inputs)."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def to_picture(image) -> np.ndarray:
     """A (3, H, W) tensor/array in [-1, 1] as a uint8 (H, W, 3) picture."""
-    arr = np.asarray(image.detach().cpu() if hasattr(image, "detach") else image, dtype=np.float32)
-    return np.clip(np.round((arr.transpose(1, 2, 0) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    image = image.detach().cpu() if isinstance(image, torch.Tensor) else torch.as_tensor(np.asarray(image))
+    return uint8_range(image).permute(1, 2, 0).numpy()
 
 
 def plot_ranked_lists(

@@ -38,7 +38,9 @@ from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, k
 from torch_fidelity.utils import create_feature_extractor
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, WeightsError
+from ..checkpoints import read_state_dict
+from ..errors import ConfigError, WeightsError, brief
+from .plots import uint8_range
 
 __all__ = [
     "LPIPS_BACKBONES",
@@ -69,26 +71,16 @@ MIN_KID_SAMPLES = 10
 MAX_KID_SUBSET = 1000
 
 
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _weights_file(url: str) -> str:
     return os.path.basename(url)
 
 
 def _read_state_dict(path: Path, what: str, argument: str) -> dict[str, torch.Tensor]:
-    """A state dict from a local file, read without running code (``weights_only=True``)."""
-    if not path.is_file():
-        raise WeightsError(f"{what} weights file {path} ({argument}) does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"cannot read {what} weights {path} ({argument}): {_one_line(exc)}") from None
-    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
-        raise WeightsError(f"{path} ({argument}) is not a state dict of {what} weights (a dict of tensors)")
-    return state
+    """The state dict of a local weight file, with messages naming the argument that gave it."""
+    return read_state_dict(path, what, missing=f"{{what}} weights file {{path}} ({argument}) does not exist",
+                           unreadable=f"cannot read {{what}} weights {{path}} ({argument}): {{reason}}",
+                           not_a_state_dict=f"{{path}} ({argument}) is not a state dict of {{what}} weights "
+                                            "(a dict of tensors)")
 
 
 # ---------------------------------------------------------------------------------------- LPIPS
@@ -120,7 +112,7 @@ def build_lpips(net: str = "alex", pretrained_path: str | os.PathLike | None = N
         except Exception as exc:
             raise WeightsError(
                 f"cannot download the ImageNet {backbone} weights of the LPIPS backbone ({file_name}: "
-                f"{_one_line(exc)}); offline, pass the local file as pretrained_path"
+                f"{brief(exc)}); offline, pass the local file as pretrained_path"
             ) from None
     else:
         path = Path(pretrained_path).expanduser()
@@ -158,7 +150,7 @@ def _load_lpips_backbone(model: lpips.LPIPS, state: dict[str, torch.Tensor], pat
         model.net.load_state_dict(mapped, strict=True)
     except RuntimeError as exc:
         raise WeightsError(f"{path} (pretrained_path) does not fit the LPIPS {backbone} backbone "
-                           f"({_one_line(exc, 200)}); {hint}") from None
+                           f"({brief(exc, 200)}); {hint}") from None
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
@@ -244,11 +236,11 @@ def build_inception(weights_path: str | os.PathLike | None = None,
     except Exception as exc:
         if path is None:
             raise WeightsError(
-                f"cannot download torch-fidelity's Inception-v3 weights ({file_name}: {_one_line(exc)}); "
+                f"cannot download torch-fidelity's Inception-v3 weights ({file_name}: {brief(exc)}); "
                 f"offline, pass the local file as weights_path"
             ) from None
         raise WeightsError(f"{path} (weights_path) does not fit torch-fidelity's Inception-v3 "
-                           f"({_one_line(exc, 200)}); expected {file_name}") from None
+                           f"({brief(exc, 200)}); expected {file_name}") from None
     return extractor.to(device)
 
 
@@ -259,7 +251,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     if images.numel() and (images.min() < -1.01 or images.max() > 1.01):
         raise ConfigError(f"images range over [{float(images.min()):.3g}, {float(images.max()):.3g}]; "
                           "expected float images in [-1, 1] (or uint8)")
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return uint8_range(images)
 
 
 @torch.no_grad()

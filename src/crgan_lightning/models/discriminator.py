@@ -220,7 +220,7 @@ class ReIDJudge(nn.Module):
     either. The re-id network stays in eval mode whatever ``train()`` is asked.
 
     Args:
-        net: a re-id network with its identity classifier (:func:`~crgan_lightning.models.reid.load_reid_net`).
+        net: a re-id network with its identity classifier (:func:`~crgan_lightning.networks.load_reid_net`).
         num_cameras: target-domain cameras of the camera head.
     """
 

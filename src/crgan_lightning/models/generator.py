@@ -51,9 +51,9 @@ leaves the details below open; these are the choices of this library)::
   the resolution, losslessly), the whole network runs at H/2 x W/2, and the last conv predicts
   12 channels that a pixel shuffle puts back at H x W, so each output pixel is still predicted
   separately (the output conv starts as ICNR, :func:`icnr_`, so there is no checkerboard at
-  initialisation). On a CPU the full-resolution level of the default layout (few channels over
-  many positions, where convolutions run least efficiently) costs about half of a pass; at
-  128x64 with 16 base channels this layout renders about 4x faster. ``num_down`` counts the
+  initialisation). It exists for CPUs, where the full-resolution level of the default layout
+  (few channels over many positions, where convolutions run least efficiently) is a large part
+  of a pass (the README gives the measured speed-up). ``num_down`` counts the
   stride-2 stages after the rearrangement, so ``num_down=3`` keeps the 8x4 bottleneck of 128x64
   inputs. On the embedded benchmark its renderings helped re-id less than the default
   layout's, so the embedded config keeps the default (the README gives the figures).
@@ -68,13 +68,11 @@ anything else raises :class:`~crgan_lightning.errors.ConfigError` from
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError, WeightsError
+from ..errors import ConfigError
 
 NORMS = ("instance", "batch", "none")
 FUSIONS = ("concat", "add")
@@ -416,30 +414,3 @@ def build_generator(hparams) -> DualPathGenerator:
         source_norm=get("g_source_norm"), decoder_norm=get("g_decoder_norm"),
         target_input=get("g_target_input") or "image",
     )
-
-
-def load_generator(checkpoint: str | os.PathLike, map_location: str | torch.device = "cpu") -> DualPathGenerator:
-    """The trained generator of a CR-GAN checkpoint, in eval mode with frozen weights.
-
-    Reads only tensors and plain hyper-parameters (``torch.load(weights_only=True)``), so an
-    untrusted checkpoint cannot run code. Raises :class:`WeightsError` naming the file when it is
-    missing or is not a CR-GAN checkpoint.
-    """
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"CR-GAN checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"cannot read CR-GAN checkpoint {path}: {exc}") from None
-    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
-    gen_state = {k[len("generator."):]: v for k, v in state.items() if k.startswith("generator.")}
-    if not gen_state:
-        raise WeightsError(f"{path} holds no CR-GAN generator weights (is it a re-id checkpoint?)")
-    generator = build_generator(ckpt.get("hyper_parameters", {}))
-    try:
-        generator.load_state_dict(gen_state)
-    except RuntimeError as exc:
-        raise WeightsError(f"generator weights in {path} do not match its hyper-parameters: {exc}") from None
-    generator.eval().requires_grad_(False)
-    return generator

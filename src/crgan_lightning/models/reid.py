@@ -12,8 +12,6 @@ Evaluation forward returns the BN-neck feature computed with ``test_pooling``.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import timm
 import torch
@@ -21,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
-from ..fileio import read_state_dict
+from ..checkpoints import read_state_dict
 
 
 class InputNormalize(nn.Module):
@@ -254,29 +252,3 @@ class ReIDNet(nn.Module):
 
 #: The ``ReIDModule`` arguments that shape its network (the rest are training and test settings).
 NET_ARGUMENTS = ("backbone", "last_stride", "neck", "pooling", "test_pooling", "lmp_parts", "flip_test")
-
-
-def load_reid_net(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ReIDNet:
-    """The network of a re-id checkpoint (``last.ckpt`` of ``make train-reid``), rebuilt from the
-    checkpoint's own hyperparameters and loaded strictly, read with ``weights_only=True``; frozen and
-    in eval mode. Anything else (a CR-GAN or SPGAN checkpoint, a truncated file) raises
-    :class:`~crgan_lightning.errors.WeightsError` naming the file."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"re-id checkpoint {path} does not exist; expected the last.ckpt of a re-id run "
-                           "(make train-reid, or the direct-transfer run of the demo)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"cannot read re-id checkpoint {path} ({type(exc).__name__}); expected a .ckpt "
-                           "written by crgan fit") from None
-    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
-    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-    net_state = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
-    if not net_state or "num_source_pids" not in hparams:
-        raise WeightsError(f"{path} is not a re-id checkpoint (no net.* weights); expected the last.ckpt of a "
-                           "ReIDModule run")
-    net = ReIDNet(pretrained=False, num_classes=int(hparams["num_source_pids"]),
-                  **{name: hparams[name] for name in NET_ARGUMENTS if name in hparams})
-    net.load_state_dict(net_state, strict=True)
-    return net.to(map_location).eval().requires_grad_(False)

@@ -8,7 +8,7 @@ generator it takes one image, ``G(x_s) -> x_g``: there is no target context to r
 
 - :class:`ResnetGenerator`: the CycleGAN ResNet generator (Zhu et al., 2017; Johnson et al., 2016).
 - :class:`SiameseNet`: the SiaNet embedding, (B, 3, H, W) -> (B, feat_dim).
-- :func:`load_spgan_generator`: one translation direction of a trained SPGAN checkpoint.
+- (:func:`crgan_lightning.networks.load_spgan_generator` reads one direction of a trained SPGAN checkpoint.)
 
 The SPGAN training loop is :class:`crgan_lightning.modules.spgan.SPGANModule`; the contrastive
 loss is :func:`crgan_lightning.losses.contrastive_loss`.
@@ -16,13 +16,11 @@ loss is :func:`crgan_lightning.losses.contrastive_loss`.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError, WeightsError
+from ..errors import ConfigError
 from .generator import NORMS, ResidualBlock, init_weights, norm_layer
 
 UPSAMPLES = ("transpose", "nearest")
@@ -181,41 +179,3 @@ def build_spgan_generator(hparams) -> ResnetGenerator:
     get = hparams.get if isinstance(hparams, dict) else lambda k, d=None: getattr(hparams, k, d)
     return ResnetGenerator(base_channels=get("g_base_channels", 64), num_down=get("g_num_down", 2),
                            num_res_blocks=get("g_res_blocks", 6), upsample=get("g_upsample", "transpose"))
-
-
-def load_spgan_generator(
-    checkpoint: str | os.PathLike, map_location: str | torch.device = "cpu", direction: str = "s2t"
-) -> ResnetGenerator:
-    """One trained generator of an SPGAN checkpoint, in eval mode with frozen weights.
-
-    ``direction="s2t"`` gives the source -> target generator (the one that translates the
-    labelled source images for re-id training), ``"t2s"`` the target -> source one.
-
-    Reads only tensors and plain hyper-parameters (``torch.load(weights_only=True)``), so an
-    untrusted checkpoint cannot run code. Raises :class:`~crgan_lightning.errors.WeightsError`
-    naming the file when it is missing, unreadable or not an SPGAN checkpoint (e.g. a CR-GAN
-    checkpoint, whose generator is read by :func:`crgan_lightning.models.generator.load_generator`).
-    """
-    if direction not in DIRECTIONS:
-        raise ConfigError(f"SPGAN generator direction={direction!r}; expected one of {tuple(DIRECTIONS)}")
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"SPGAN checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"cannot read SPGAN checkpoint {path}: {exc}") from None
-    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
-    prefix = DIRECTIONS[direction] + "."
-    gen_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    if not gen_state:
-        crgan = any(k.startswith("generator.") for k in state)
-        hint = " (it is a CR-GAN checkpoint: use load_generator)" if crgan else ""
-        raise WeightsError(f"{path} holds no SPGAN generator weights{hint}")
-    generator = build_spgan_generator(ckpt.get("hyper_parameters", {}))
-    try:
-        generator.load_state_dict(gen_state)
-    except RuntimeError as exc:
-        raise WeightsError(f"SPGAN generator weights in {path} do not match its hyper-parameters: {exc}") from None
-    generator.eval().requires_grad_(False)
-    return generator

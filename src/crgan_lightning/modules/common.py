@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytorch_lightning as pl
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
-from ..errors import TrainingDivergedError
+from ..errors import ConfigError, TrainingDivergedError
 
-log = logging.getLogger(__name__)
+
+def attached_trainer(module: pl.LightningModule) -> pl.Trainer | None:
+    """The Trainer running ``module``, or None outside one (notebooks, unit tests)."""
+    try:
+        return module.trainer
+    except RuntimeError:  # "... is not attached to a `Trainer`"
+        return None
 
 
 def finite_on_all_ranks(module: pl.LightningModule, loss: torch.Tensor) -> bool:
     """True when ``loss`` is finite on every process (so that all ranks stop together on a NaN;
     a rank raising alone would leave the others waiting in the next all-reduce)."""
     finite = bool(torch.isfinite(loss))
-    if module._trainer is None:  # called outside a Trainer (notebooks, unit tests)
+    trainer = attached_trainer(module)
+    if trainer is None:
         return finite
-    return module.trainer.strategy.reduce_boolean_decision(finite, all=True)
+    return trainer.strategy.reduce_boolean_decision(finite, all=True)
 
 
 class ManualGANModule(pl.LightningModule):
@@ -36,12 +42,15 @@ class ManualGANModule(pl.LightningModule):
     divergence_hint = "Lower the learning rates or set grad_clip"
     factories: dict
 
-    def setup(self, stage: str) -> None:
-        strategy = self.trainer.strategy if self._trainer is not None else None
-        kwargs = getattr(strategy, "_ddp_kwargs", None)
-        if isinstance(kwargs, dict) and not kwargs.get("find_unused_parameters", False):
-            kwargs["find_unused_parameters"] = True
-            log.info("%s under DDP: find_unused_parameters=True", self.method)
+    #: What the CLI gives these modules for ``--trainer.strategy=ddp``.
+    ddp_strategy = "ddp_find_unused_parameters_true"
+
+    def on_fit_start(self) -> None:
+        model = self.trainer.strategy.model
+        if isinstance(model, DistributedDataParallel) and not model.find_unused_parameters:
+            raise ConfigError(f"{self.method} under DDP needs find_unused_parameters=True (each optimiser's "
+                              f"backward pass reaches only its own networks); use strategy='{self.ddp_strategy}' "
+                              "or DDPStrategy(find_unused_parameters=True)")
 
     def _optimizer(self, key: str, params, lr: float) -> torch.optim.Optimizer:
         """The optimiser injected for ``key`` (``g_optimizer`` ...), else Adam(lr, hparams.betas)."""

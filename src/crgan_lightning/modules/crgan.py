@@ -5,18 +5,15 @@ from __future__ import annotations
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
+from ..checkpoints import REACHED_KEY
 from ..data.keys import CAMID, IMAGE, MASK, PID, SOURCE, TARGET
 from ..errors import ConfigError
 from ..losses import AdversarialLoss, camera_loss, context_loss, identity_loss
 from ..models.discriminator import AuxiliaryClassifier, PatchDiscriminator, ReIDJudge
 from ..models.generator import build_generator
-from ..models.reid import load_reid_net
+from ..networks import load_reid_net
 from .common import ManualGANModule
 from .image_pool import ImagePool
-
-
-#: The checkpoint entry that says a run ended because renderings reached ``target_id_ratio``.
-REACHED_KEY = "reached_target_id_ratio"
 
 
 class CRGANModule(ManualGANModule):
@@ -42,8 +39,9 @@ class CRGANModule(ManualGANModule):
        through an image pool of ``pool_size``).
 
     Each backward pass touches only its own network's parameters (``toggle_optimizer``), so
-    under DDP the module needs ``find_unused_parameters=True``; :meth:`setup` switches it on for
-    Lightning's DDP strategy. Every loss term is logged under ``train/``. A non-finite loss stops
+    under DDP the module needs ``find_unused_parameters=True``; the CLI gives it
+    ``ddp_find_unused_parameters_true`` for ``--trainer.strategy=ddp``. Every loss term is logged
+    under ``train/``. A non-finite loss stops
     training on every process with :class:`~crgan_lightning.errors.TrainingDivergedError` before
     the update of the network whose loss diverged (no checkpoint is written after it), so the
     last checkpoint on disk stays the last good one.

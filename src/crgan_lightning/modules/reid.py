@@ -15,7 +15,7 @@ from ..data.transforms import random_erasing
 from ..errors import ConfigError, TrainingDivergedError
 from ..losses import batch_hard_triplet_loss, cross_entropy_label_smooth
 from ..metrics import ReIDMetric
-from ..metrics.plots import plot_cmc, plot_ranked_lists, to_uint8
+from ..metrics.plots import plot_cmc, plot_ranked_lists, to_picture
 from ..models.reid import ReIDNet
 from .common import finite_on_all_ranks, restore_random_states, save_random_states
 from ..artifacts import log_image_file, run_dir
@@ -320,8 +320,8 @@ class ReIDModule(pl.LightningModule):
             for q, row in zip(results["ranked_queries"].tolist(), results["ranked_gallery"].tolist()):
                 q_item = dataset[q]
                 gallery = [dataset[g] for g in row]
-                q_rows.append(to_uint8(q_item[IMAGE]))
-                g_rows.append([to_uint8(g[IMAGE]) for g in gallery])
+                q_rows.append(to_picture(q_item[IMAGE]))
+                g_rows.append([to_picture(g[IMAGE]) for g in gallery])
                 m_rows.append([g[PID] == q_item[PID] for g in gallery])
             path = plot_ranked_lists(q_rows, g_rows, m_rows, out / f"ranked_{tag}.png")
             log_image_file(self.trainer, f"{stage}/ranked_list", path)

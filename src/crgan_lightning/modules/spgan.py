@@ -51,14 +51,15 @@ class SPGANModule(ManualGANModule):
        detached, so it learns the metric the generators are held to.
 
     Each backward pass touches only its own networks' parameters (``toggle_optimizer``), so
-    under DDP the module needs ``find_unused_parameters=True``; :meth:`setup` switches it on for
-    Lightning's DDP strategy. Every loss term is logged under ``train/``. A non-finite loss stops
+    under DDP the module needs ``find_unused_parameters=True``; the CLI gives it
+    ``ddp_find_unused_parameters_true`` for ``--trainer.strategy=ddp``. Every loss term is logged
+    under ``train/``. A non-finite loss stops
     training on every process with :class:`~crgan_lightning.errors.TrainingDivergedError` before
     the update of the networks whose loss diverged, so the last checkpoint on disk stays the
     last good one. With three optimisers, ``trainer.global_step`` (and so ``max_steps``) counts
     three steps per batch.
 
-    :meth:`render` is ``G(x_s)``; :func:`~crgan_lightning.models.spgan.load_spgan_generator`
+    :meth:`render` is ``G(x_s)``; :func:`~crgan_lightning.networks.load_spgan_generator`
     reads G (or F) back from a checkpoint.
 
     Args:

@@ -37,6 +37,7 @@ from ..errors import ConfigError
 from ..losses import CrossCameraAssociationLoss, per_camera_tracklet_loss
 from ..models.reid import pool_features
 from .reid import ReIDModule
+from .common import attached_trainer
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class TAUDLModule(ReIDModule):
 
     ``source_weight: 0`` is TAUDL alone (the paper's own row): no source label is used, the
     source classifier is frozen (kept in the network and the checkpoint, untrained, so that
-    :func:`~crgan_lightning.models.reid.load_reid_net` reads the checkpoint as any re-id one) and no
+    :func:`~crgan_lightning.networks.load_reid_net` reads the checkpoint as any re-id one) and no
     source loss is added. The DataModule always pairs a source loader with the target loader (its
     length sets the epoch's); this module then replaces the DataModule's source training set by
     :class:`SourceLabelsOnly` when fitting, so no source image is read. A rendering callback needs
@@ -249,7 +250,8 @@ class TAUDLModule(ReIDModule):
         """The CCTA weight factor at this step: 0 before ``ccta_start_epoch``, then linear to 1 over
         ``ccta_ramp_epochs`` (epochs counted with the fraction of the current one)."""
         hp = self.hparams
-        batches = self.trainer.num_training_batches if self._trainer is not None else math.inf
+        trainer = attached_trainer(self)
+        batches = trainer.num_training_batches if trainer is not None else math.inf
         progress = self.current_epoch + (batch_idx / batches if math.isfinite(batches) and batches > 0 else 0.0)
         if progress < hp.ccta_start_epoch:
             return 0.0

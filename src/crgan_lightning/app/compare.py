@@ -1,0 +1,234 @@
+"""CR-GAN against the alternatives on the data at hand: the paper's two tables (``make compare``).
+
+For a source -> target pair and each seed, :func:`run_compare` trains, through the same
+LightningCLI and shipped configs a user runs (``crgan fit --stage S --source A --target B``):
+
+* the translators: CR-GAN (stage ``crgan``) and SPGAN (``spgan``);
+* LOMO (Liao et al. 2015) on the target, training-free (:mod:`crgan_lightning.descriptors`);
+* four re-id models, each tested on the target: direct transfer (``reid_direct``) and, from
+  ``reid_crgan`` with the rendering group's translator swapped, re-id with cut-and-paste, SPGAN
+  and CR-GAN renderings streamed into every batch (LMP test features, as the configs set them);
+* the TAUDL rows (``reid_taudl``, ``reid_spgan_taudl``, ``reid_crgan_taudl``).
+
+Then it prints Table 2 (target rank-1/5/10 and mAP of each method, mean and sample standard
+deviation over the seeds, and per seed) and Table 1 (LPIPS diversity and FID/KID of the real
+source images, SPGAN and CR-GAN, for the first seed's translators). Table 1 needs the AlexNet
+(LPIPS) and Inception (FID) weights: downloaded online, or given as local files; without them
+it says which file is missing and Table 2 still stands.
+
+Every stage lives in ``<out>/seed<N>/<stage>/`` (logs with its config, checkpoints, pictures) and
+a finished stage is read back rather than trained again, so an interrupted comparison resumes.
+The stage names are the demo's (``crgan``, ``reid_direct``, ``reid_crgan``), so a comparison on
+the embedded pair pointed at the demo's run folder reuses the demo's runs.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import WeightsError
+from ..fileio import META_FILE, claim_run_folder
+from ..translators import CUT_AND_PASTE
+from .demo import JUDGE_KEY, TRANSLATOR_KEY, run_stage, saved_config, stage_command
+from .stages import config_value, last_checkpoint
+
+KEYS = ("rank1", "rank5", "rank10", "mAP")
+ORACLE = "oracle rendering"
+#: The oracle domain of a pair: its source people drawn by the benchmark itself in the target's
+#: cameras and contexts (``crgan synth --oracle``), trained on as the source of ``reid_direct``.
+ORACLES = {("synth_a", "synth_b"): "synth_a_in_b"}
+# Table 2 rows: (method, re-id stage folder, translator: None | a translator stage | cut_and_paste)
+METHODS = (
+    ("direct transfer", "reid_direct", None),
+    ("cut-and-paste", "reid_cut_and_paste", CUT_AND_PASTE),
+    ("SPGAN+LMP", "reid_spgan", "spgan"),
+    ("CR-GAN+LMP", "reid_crgan", "crgan"),
+)
+#: The poster's TAUDL rows (re-id stage; translator: None or a translator stage):
+#: the target's within-camera tracklets alone, and beside source labels and streamed renderings.
+TAUDL_METHODS = (
+    ("TAUDL", "reid_taudl", None),
+    ("SPGAN+TAUDL", "reid_spgan_taudl", "spgan"),
+    ("CR-GAN+TAUDL", "reid_crgan_taudl", "crgan"),
+)
+
+
+def lomo_row(source: str, target: str, root: str, seeds: Sequence[int], out: Path) -> dict:
+    """The training-free LOMO row: LOMO on the target's test split at the re-id configs' image size
+    (the same for every seed: nothing is trained), kept in ``<out>/lomo.json``."""
+    from ..descriptors import evaluate_descriptor
+
+    record = out / "lomo.json"
+    if record.is_file():
+        metrics = json.loads(record.read_text())
+    else:
+        size = [config_value("reid_direct", f"data.{key}", source=source, target=target) for key in ("height", "width")]
+        metrics = evaluate_descriptor(target, root, height=size[0], width=size[1])
+        record.write_text(json.dumps(metrics))
+    return summarize({seed: metrics for seed in seeds})
+
+
+def run_compare(
+    source: str,
+    target: str,
+    root: str = "data",
+    out: str = "runs/compare",
+    seeds: Sequence[int] = (0, 1, 2),
+    crgan_epochs: int | None = None,
+    spgan_epochs: int | None = None,
+    reid_epochs: int | None = None,
+    translator_overrides: dict[str, dict] | None = None,
+    reid_overrides: dict | None = None,
+    quality: dict | None = None,
+    mask_roots: dict[str, str] | None = None,
+    taudl: bool = True,
+) -> dict:
+    """Train and test every method for every seed; print and return both tables.
+
+    Args:
+        source, target: registered dataset names; root: the data root holding both.
+        out: run folder (``<out>/seed<N>/<stage>/``); a rerun continues there.
+        seeds: one full run (translators and re-id models) per seed.
+        crgan_epochs, spgan_epochs, reid_epochs: schedules (None keeps the configs').
+        translator_overrides: ``{"crgan": {...}, "spgan": {...}}`` dotted config overrides.
+        reid_overrides: dotted config overrides of every re-id stage.
+        quality: keyword arguments of :func:`crgan_lightning.app.reports.quality_table` for Table 1
+            (``lpips_path``, ``inception_path``, ``num_fid`` ...); ``{"skip": True}`` skips it.
+            Its ``reid_ckpt`` (the offline stand-ins) defaults to the first seed's direct-transfer
+            checkpoint.
+        mask_roots: further mask qualities, ``{"segmentation": "data_seg"}``: a data root holding
+            the same images with other person masks (``crgan synth --mask-quality segmentation``).
+            The rows that use masks (cut-and-paste, CR-GAN, whose context loss reads them) are
+            trained again on each and reported as ``"<method> [<quality> masks]"``; the others do
+            not read masks and are not repeated.
+        taudl: also train the TAUDL rows (:data:`TAUDL_METHODS`).
+
+    The direct-transfer model of a seed is trained first: it is CR-GAN's judge (the frozen
+    source-trained re-id network). When the pair has an oracle domain (:data:`ORACLES`) under
+    ``root`` (the embedded pair after ``crgan synth --oracle``), the oracle rendering row is added:
+    re-id trained on the source people drawn by the benchmark itself in the target's contexts, the
+    ceiling of every translator.
+
+    Returns:
+        ``{"table2": {method: {"seeds": {seed: metrics}, "mean": ..., "sd": ...}}, "table1": dict | None,
+        "table1_missing": reason | None}``, also written to ``<out>/compare.json``.
+    """
+    claim_run_folder(out, "crgan compare", reuses=("crgan demo",))  # the demo's runs are its first rows
+    translator_overrides = translator_overrides or {}
+    qualities = [("", root)] + [(name, mask_root) for name, mask_root in (mask_roots or {}).items()]
+    oracle_dataset = ORACLES.get((source, target))
+    oracle = oracle_dataset is not None and (Path(root) / oracle_dataset / META_FILE).is_file()
+    names = [METHODS[0][0], *([ORACLE] if oracle else []), *(method for method, _, _ in METHODS[1:])]
+    results: dict[str, dict[int, dict]] = {name: {} for name in names}  # the table's row order
+
+    def train(name: str, stage: str, folder: str, seed: int, data_root: str, epochs: int | None,
+              overrides: dict, test: bool) -> dict:
+        run = Path(out) / f"seed{seed}" / folder
+        args = stage_command(stage, run, seed, data_root, epochs, overrides, source=source, target=target)
+        return run_stage(f"{name} (seed {seed})", args, run, test)
+
+    for seed in seeds:
+        run = Path(out) / f"seed{seed}"
+        reid = dict(reid_overrides or {})
+        results["direct transfer"][seed] = train("direct transfer", "reid_direct", "reid_direct", seed, root,
+                                                 reid_epochs, reid, test=True)
+        judge = str(last_checkpoint(run / "reid_direct"))
+        if oracle:
+            results[ORACLE][seed] = train(ORACLE, "reid_direct", "reid_oracle", seed, root, reid_epochs,
+                                          {**reid, "data.source": oracle_dataset}, test=True)
+        for quality_name, data_root in qualities:
+            suffix = f"_{quality_name}" if quality_name else ""
+            ckpts = {}
+            for stage, epochs in (("crgan", crgan_epochs), ("spgan", spgan_epochs)):
+                if suffix and stage == "spgan":  # SPGAN reads no masks: one run serves every mask quality
+                    continue
+                stage_overrides = dict(translator_overrides.get(stage, {}))
+                if stage == "crgan":
+                    stage_overrides = {JUDGE_KEY: judge, **stage_overrides}
+                train(f"{stage}{suffix} {source} -> {target}", stage, f"{stage}{suffix}", seed, data_root, epochs,
+                      stage_overrides, test=False)
+                ckpts[stage] = str(last_checkpoint(run / f"{stage}{suffix}"))
+            for method, stage, translator in METHODS:
+                if translator is None or (suffix and translator == "spgan"):
+                    continue
+                name = f"{method} [{quality_name} masks]" if suffix else method
+                stage_overrides = {TRANSLATOR_KEY: ckpts.get(translator, translator), **reid}
+                if translator == CUT_AND_PASTE:
+                    stage_overrides["data.masks"] = "auto"  # the source person masks cut the person out
+                results.setdefault(name, {})[seed] = train(name, "reid_crgan", f"{stage}{suffix}", seed, data_root,
+                                                           reid_epochs, stage_overrides, test=True)
+            if not suffix:
+                translators = ckpts  # the TAUDL hybrids stream the renderings of the benchmark's own masks
+        for method, stage, translator in TAUDL_METHODS if taudl else ():
+            stage_overrides = {TRANSLATOR_KEY: translators[translator], **reid} if translator else reid
+            results.setdefault(method, {})[seed] = train(method, stage, stage, seed, root, reid_epochs,
+                                                         stage_overrides, test=True)
+
+    table2 = {"LOMO": lomo_row(source, target, root, seeds, Path(out)),
+              **{method: summarize(per_seed) for method, per_seed in results.items() if per_seed}}
+    table1, missing = None, None
+    quality = dict(quality or {})
+    if not quality.pop("skip", False):
+        from .reports import quality_table
+
+        first = Path(out) / f"seed{seeds[0]}"
+        data = saved_config(first / "crgan")["data"]
+        quality.setdefault("height", data["height"])  # the size the generators were trained at
+        quality.setdefault("width", data["width"])
+        quality.setdefault("reid_ckpt", str(last_checkpoint(first / "reid_direct")))
+        try:
+            table1 = quality_table([CUT_AND_PASTE] + [str(last_checkpoint(first / s))
+                                                      for s in ("spgan", "crgan")], source, target, root, **quality)
+        except WeightsError as exc:
+            missing = str(exc)
+    record = {"source": source, "target": target, "seeds": list(seeds), "table2": table2, "table1": table1,
+              "table1_missing": missing}
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "compare.json").write_text(json.dumps(record, indent=1))
+    print(format_compare(record))
+    return record
+
+
+def summarize(per_seed: dict[int, dict[str, float]], keys: Sequence[str] = (*KEYS, "lmp_mAP")) -> dict:
+    """Mean and sample standard deviation (0 for one seed) of each metric over the seeds."""
+    keys = [k for k in keys if all(k in m for m in per_seed.values())]
+    values = {k: [m[k] for m in per_seed.values()] for k in keys}
+    return {"seeds": per_seed, "mean": {k: statistics.mean(v) for k, v in values.items()},
+            "sd": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in values.items()}}
+
+
+def format_compare(record: dict) -> str:
+    """Table 2 (mean ± sd over seeds, then per seed) and Table 1 (or why it is missing). Beside the
+    configs' test features (rank-1/5/10, mAP), the LMP mAP column is the poster's LMP test pooling
+    of the same model (``also_test``; ``-`` where a row has none, e.g. LOMO)."""
+    seeds = record["seeds"]
+    table = record["table2"]
+    width = max(18, *(len(method) + 2 for method in table))
+    columns = [*KEYS, "lmp_mAP"]
+
+    def cell(row: dict, key: str) -> str:
+        if key not in row["mean"]:
+            return f"{'-':>15}"
+        return f"{row['mean'][key]:>8.1f} ± {row['sd'][key]:<4.1f}"
+
+    lines = [f"\nTable 2: {record['source']} -> {record['target']}, tested on {record['target']} "
+             f"(mean ± sd over {len(seeds)} seed{'s' * (len(seeds) > 1)}: {', '.join(map(str, seeds))})",
+             f"{'method':<{width}}" + "".join(f"{k.replace('lmp_mAP', 'LMP mAP'):>15}" for k in columns)]
+    for method, row in table.items():
+        lines.append(f"{method:<{width}}" + "".join(cell(row, k) for k in columns))
+    lines.append("\nper seed (rank-1 / mAP)")
+    lines.append(f"{'method':<{width}}" + "".join(f"{'seed ' + str(s):>14}" for s in seeds))
+    for method, row in table.items():
+        cells = [row["seeds"][s] if s in row["seeds"] else row["seeds"][str(s)] for s in seeds]
+        lines.append(f"{method:<{width}}" + "".join(f"{m['rank1']:>7.1f} /{m['mAP']:>5.1f}" for m in cells))
+    lines.append("")
+    if record["table1"] is not None:
+        from .reports import format_quality_table
+
+        lines += ["Table 1: visual quality (first seed's translators)", format_quality_table(record["table1"])]
+    else:
+        lines.append(f"Table 1 not measured: {record['table1_missing']}")
+    return "\n".join(lines)

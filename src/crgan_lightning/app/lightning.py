@@ -1,0 +1,214 @@
+"""The LightningCLI behind ``crgan fit|validate|test|predict``.
+
+Beside the ``trainer``, ``model`` and ``data`` groups every LightningCLI has, it holds two named
+callback groups, so that a setting reaches its callback whatever the order of
+``trainer.callbacks``:
+
+* ``checkpoint``: the run's :class:`~pytorch_lightning.callbacks.ModelCheckpoint`, saving
+  ``<trainer.default_root_dir>/checkpoints/last.ckpt`` at every epoch end (the resume point);
+  ``--checkpoint.save_top_k=3`` ...;
+* ``rendering`` (optional): the
+  :class:`~crgan_lightning.callbacks.rendering.ContextRenderingCallback` that streams renderings
+  into the re-id batches; ``--rendering.translator=CKPT`` ...
+
+The numbers the data decides (source identities, target cameras, queries) are linked from the
+DataModule into the module, and ``--stage S --pair P`` stands for the stage's shipped configs
+(:mod:`crgan_lightning.app.stages`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+from ..errors import ConfigError, CRGANError
+from .stages import CHECKPOINTS, expand_stage
+
+#: The Lightning subcommands ``crgan`` passes to LightningCLI.
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+#: DataModule properties linked into every module's __init__ argument of the same name.
+DATA_LINKS = ("num_source_pids", "num_query", "num_target_cameras")
+#: The ``checkpoint`` group's defaults: last.ckpt rewritten at every epoch end, never a last-v1.ckpt.
+CHECKPOINT_DEFAULTS = {"save_last": True, "save_top_k": 1, "save_on_train_epoch_end": True,
+                       "enable_version_counter": False}
+
+_BOILERPLATE = ("Expected a ", "Does not validate", "Not a valid", "a class path", "a dict", "a string",
+                "Given value", "Problem with given class_path", "Type ", "Import path")
+
+
+def one_line(exc: BaseException) -> str:
+    """One line for a LightningCLI parsing or instantiation error: the library's own message when
+    one caused it (jsonargparse wraps it in a report on every type it tried), else the report's
+    first specific line."""
+    seen, cause = set(), exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, CRGANError):
+            return str(cause)
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    specific = [line[2:] for line in lines if line.startswith("- ") and not line[2:].startswith(_BOILERPLATE)]
+    head = lines[0] if lines else type(exc).__name__
+    return f"{head.rstrip(':')}: {specific[0]}" if specific and specific[0] not in head else head
+
+
+def checkpoint_dir_under_root(config) -> None:
+    """A ``checkpoint.dirpath`` left null saves to ``<trainer.default_root_dir>/checkpoints``
+    (Lightning's own default would be a per-version folder of the logger), so
+    ``--trainer.default_root_dir=DIR`` alone moves a run and ``DIR/checkpoints/last.ckpt`` is where
+    an interrupted run resumes from."""
+    trainer = config.get("trainer") if config is not None else None
+    root = trainer.get("default_root_dir") if trainer is not None else None
+    checkpoint = config.get("checkpoint")
+    if root and checkpoint is not None and checkpoint.get("dirpath") is None:
+        checkpoint["dirpath"] = os.path.join(str(root), CHECKPOINTS)
+
+
+def ddp_strategy_for_the_model(config) -> None:
+    """``trainer.strategy: ddp`` becomes the strategy the model class asks for under DDP (the GAN
+    modules' ``ddp_strategy``: ``ddp_find_unused_parameters_true``); other strategies and models
+    are left as they are."""
+    trainer, model = config.get("trainer"), config.get("model")
+    class_path = model.get("class_path") if model is not None else None
+    if trainer is None or trainer.get("strategy") != "ddp" or not class_path:
+        return
+    module, _, name = str(class_path).rpartition(".")
+    if not module:
+        return
+    wanted = getattr(getattr(importlib.import_module(module), name, None), "ddp_strategy", None)
+    if wanted:
+        trainer["strategy"] = wanted
+
+
+def set_torch_threads(threads: int | None) -> None:
+    """Use ``threads`` CPU threads in torch's operators (None: leave torch's default)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ConfigError(f"torch_threads={threads}; expected a number of threads >= 1 (or null)")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def check_checkpoint_kind(ckpt_path: str, expected: str | None) -> None:
+    """Refuse a ``--ckpt_path`` that is missing, unreadable or truncated, or whose module (re-id,
+    CR-GAN, SPGAN: the ``_class_path`` the CLI saved in its hyperparameters) is not ``expected``."""
+    from ..checkpoints import read_checkpoint
+
+    path = os.fspath(ckpt_path)
+    ckpt = read_checkpoint(path, what="--ckpt_path", expected="a .ckpt of this run written by crgan fit",
+                           error=ConfigError)
+    found = (ckpt.get("hyper_parameters") or {}).get("_class_path")
+    if expected and found and found != expected:
+        raise ConfigError(f"--ckpt_path {path} is a {found.rsplit('.', 1)[-1]} checkpoint; this config trains "
+                          f"a {expected.rsplit('.', 1)[-1]} (give a checkpoint of the same stage)")
+
+
+def run_lightning_cli(argv: Sequence[str]):
+    """Run the LightningCLI over the library's modules (``argv`` starts with the subcommand);
+    returns the LightningCLI object (its ``trainer``, ``model``, ``datamodule``)."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.cli import LightningCLI
+
+    from ..callbacks.rendering import ContextRenderingCallback
+    from ..callbacks.tidy import RemoveEmptyRunFolder
+    from ..data.datamodule import CrossDomainDataModule
+
+    class CRGANLightningCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            for name in DATA_LINKS:
+                parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.set_defaults({f"checkpoint.{k}": v for k, v in CHECKPOINT_DEFAULTS.items()})
+            # not a Lightning callback key: an absent group must not reach the Trainer as None
+            parser.add_subclass_arguments(ContextRenderingCallback, "rendering", required=False,
+                                          fail_untyped=False)
+            parser.add_argument("--torch_threads", type=Optional[int], default=None,
+                                help="torch's CPU threads for this run (null: torch's default, one per core); "
+                                     "two runs on one machine: give each cores / 2")
+
+        def parse_arguments(self, parser, args) -> None:
+            """``--ckpt_path`` brings weights and training state, not settings: the config and the
+            command line decide every module argument (LightningCLI would otherwise replace them,
+            and even the module class, with the checkpoint's hyperparameters, so the path is held
+            back until the classes are built). A file that is not a checkpoint, or a checkpoint of
+            another module, is refused in one line."""
+            super().parse_arguments(parser, args)
+            subcommand = self.config.get("subcommand")
+            config = self.config.get(subcommand) if subcommand else None
+            self._held_ckpt_path = config.get("ckpt_path") if config is not None else None
+            if self._held_ckpt_path:
+                model = config.get("model")
+                check_checkpoint_kind(self._held_ckpt_path, model.get("class_path") if model is not None else None)
+                config["ckpt_path"] = None
+
+        def before_instantiate_classes(self) -> None:
+            config = self.config.get(self.subcommand) if self.subcommand else self.config
+            if config is not None:
+                set_torch_threads(config.get("torch_threads"))
+                ddp_strategy_for_the_model(config)
+                checkpoint_dir_under_root(config)
+                if self._held_ckpt_path:
+                    config["ckpt_path"] = self._held_ckpt_path
+
+        def instantiate_classes(self) -> None:
+            """A user error met while building the model, data or callbacks reaches ``main`` as
+            the library's own one-line error, not as jsonargparse's report on every type it tried."""
+            try:
+                super().instantiate_classes()
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(one_line(exc)) from exc
+
+        def instantiate_trainer(self, **kwargs):
+            """The Trainer with the ``rendering`` group's callback, when one is configured, after
+            ``trainer.callbacks``."""
+            init = self.config_init.get(self.subcommand) if self.subcommand else self.config_init
+            rendering = init.get("rendering")
+            if rendering is not None:
+                callbacks = init["trainer"].get("callbacks") or []
+                callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
+                kwargs["callbacks"] = callbacks + [rendering]
+            return super().instantiate_trainer(**kwargs)
+
+    # The command is parsed from sys.argv, set to exactly this command: DDP starts the other ranks
+    # with sys.argv, and the demo and the comparison run several commands in one process.
+    argv = expand_stage(list(argv))
+    command_line, sys.argv = sys.argv, [sys.argv[0], *argv]
+    try:
+        raise_errors = {"exit_on_error": False}  # main() prints one line instead of jsonargparse's report
+        return CRGANLightningCLI(
+            model_class=pl.LightningModule,
+            subclass_mode_model=True,
+            datamodule_class=CrossDomainDataModule,
+            args=None,
+            auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"callbacks": [RemoveEmptyRunFolder()]},
+            parser_kwargs={**raise_errors, **{command: raise_errors for command in LIGHTNING_COMMANDS}},
+        )
+    finally:
+        sys.argv = command_line
+
+
+def resolved_config(argv: Sequence[str]) -> dict:
+    """The config LightningCLI resolves for a ``fit`` command line (``argv`` after ``fit``, e.g.
+    ``["--stage", "reid_crgan", "--pair", "synth_a2synth_b"]``) as one dict, every default filled in:
+    what ``crgan fit ... --print_config`` prints. Nothing is built or run."""
+    import contextlib
+    import io
+
+    import yaml
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            run_lightning_cli(["fit", *argv, "--print_config"])
+        except SystemExit as exc:
+            if exc.code:
+                raise ConfigError(f"the config of {' '.join(argv)} does not parse (exit {exc.code})") from None
+    return yaml.safe_load(out.getvalue())
