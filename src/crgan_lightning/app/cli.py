@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(or --config FILE; LightningCLI); crgan configs lists them.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.set_defaults(verbs=sub.choices)  # the tool verbs, filled in below
 
     from ..data.synthetic import HEIGHT, NUM_TEST_IDS, NUM_TRAIN_IDS, WIDTH
 
@@ -280,8 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _commands(parser: argparse.ArgumentParser) -> list[str]:
     """Every command ``crgan`` takes: the LightningCLI ones, then the tool verbs."""
-    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    return [*LIGHTNING_COMMANDS, *verbs]
+    return [*LIGHTNING_COMMANDS, *parser.get_default("verbs")]
 
 
 def _resume_hint(argv: Sequence[str]) -> str:
