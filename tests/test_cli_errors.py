@@ -123,3 +123,15 @@ def test_a_checkpoint_of_another_stage_or_no_checkpoint_is_one_line(reid_run, tm
     for bad in (truncated, notes, tmp_path / "missing.ckpt"):
         assert main(["test", "--config", str(cfg), "--ckpt_path", str(bad)]) == 2
         assert str(bad) in one_line(capsys)
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """``crgan configs | head -1``: when the reader has gone, no BrokenPipeError traceback."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "crgan_lightning.app.cli", "configs"], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == ""

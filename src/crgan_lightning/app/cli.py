@@ -349,6 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         args = parser.parse_args(argv)
         args.func(args)
+    except BrokenPipeError:  # the reader of the output went away (crgan configs | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and at exit, flush into nothing
+        return 1
     except (CRGANError, FileNotFoundError) as exc:  # user errors: one line, no traceback
         print(f"crgan: error: {_user_message(exc)}", file=sys.stderr)
         return 2
