@@ -97,12 +97,12 @@ def set_torch_threads(threads: int | None) -> None:
 def check_checkpoint_kind(ckpt_path: str, expected: str | None) -> None:
     """Refuse a ``--ckpt_path`` that is missing, unreadable or truncated, or whose module (re-id,
     CR-GAN, SPGAN: the ``_class_path`` the CLI saved in its hyperparameters) is not ``expected``."""
-    from ..checkpoints import read_checkpoint
+    from ..checkpoints import hyperparameters, read_checkpoint
 
     path = os.fspath(ckpt_path)
     ckpt = read_checkpoint(path, what="--ckpt_path", expected="a .ckpt of this run written by crgan fit",
                            error=ConfigError)
-    found = (ckpt.get("hyper_parameters") or {}).get("_class_path")
+    found = hyperparameters(ckpt).get("_class_path")
     if expected and found and found != expected:
         raise ConfigError(f"--ckpt_path {path} is a {found.rsplit('.', 1)[-1]} checkpoint; this config trains "
                           f"a {expected.rsplit('.', 1)[-1]} (give a checkpoint of the same stage)")
