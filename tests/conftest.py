@@ -31,8 +31,21 @@ def synth_root(tmp_path_factory) -> Path:
     return root
 
 
-TINY_CRGAN = dict(g_base_channels=8, g_num_down=3, g_max_channels=32, g_res_blocks=1, d_base_channels=16,
-                  d_layers=2, cls_backbone="resnet10t", cls_warmup_steps=0, pool_size=4)
+TINY_CRGAN = dict(generator=dict(base_channels=8, num_down=3, max_channels=32, num_res_blocks=1),
+                  discriminator=dict(base_channels=16, n_layers=2), classifier=dict(backbone="resnet10t"),
+                  cls_warmup_steps=0, pool_size=4)
+
+
+def as_overrides(module_args: dict, prefix: str = "model.init_args") -> dict:
+    """Module arguments as the dotted config keys of a LightningCLI command (a network's dict of
+    arguments goes under its ``init_args``, the shipped config giving its class_path)."""
+    out = {}
+    for key, value in module_args.items():
+        if isinstance(value, dict):
+            out.update({f"{prefix}.{key}.init_args.{k}": v for k, v in value.items()})
+        else:
+            out[f"{prefix}.{key}"] = value
+    return out
 
 
 @pytest.fixture(scope="session")

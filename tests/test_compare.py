@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CRGAN
+from conftest import TINY_CRGAN, as_overrides
 
 from crgan_lightning.app.compare import format_compare, run_compare, summarize
 from crgan_lightning.app.demo import saved_config
@@ -16,8 +16,9 @@ from crgan_lightning.app.demo import saved_config
 REPO = Path(__file__).resolve().parents[1]
 SMALL_DATA = {"data.height": 64, "data.width": 32, "data.batch_size": 8, "data.num_workers": 0,
               "trainer.limit_train_batches": 2, "trainer.enable_progress_bar": False}
-TINY_SPGAN = {"g_base_channels": 8, "g_res_blocks": 1, "d_base_channels": 8, "d_layers": 2,
-              "siamese_base_channels": 8, "siamese_feat_dim": 16, "pool_size": 4}
+TINY_SPGAN = {"generator": {"base_channels": 8, "num_res_blocks": 1},
+              "discriminator": {"base_channels": 8, "n_layers": 2},
+              "siamese": {"base_channels": 8, "feat_dim": 16}, "pool_size": 4}
 
 
 def test_summarize_gives_mean_and_sample_sd():
@@ -46,8 +47,8 @@ def roots(synth_root, tmp_path_factory) -> tuple[Path, Path]:
 @pytest.mark.slow
 def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, roots, capsys):
     root, seg = roots
-    translators = {"crgan": {**SMALL_DATA, **{f"model.init_args.{k}": v for k, v in TINY_CRGAN.items()}},
-                   "spgan": {**SMALL_DATA, **{f"model.init_args.{k}": v for k, v in TINY_SPGAN.items()}}}
+    translators = {"crgan": {**SMALL_DATA, **as_overrides(TINY_CRGAN)},
+                   "spgan": {**SMALL_DATA, **as_overrides(TINY_SPGAN)}}
     reid = {**SMALL_DATA, "model.init_args.backbone": "resnet10t"}
     out = tmp_path / "compare"
     missing = tmp_path / "no-alexnet.pth"

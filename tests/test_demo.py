@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY_CRGAN
+from conftest import TINY_CRGAN, as_overrides
 
 from crgan_lightning.app.demo import fit_finished, run_demo, saved_config
 
@@ -25,7 +25,7 @@ SMALL_DATA = {"data.height": 64, "data.width": 32, "data.batch_size": 8, "data.n
 
 @pytest.mark.slow
 def test_demo_trains_every_stage_prints_one_table_and_resumes(tmp_path, synth_root, capsys):
-    crgan = {**SMALL_DATA, **{f"model.init_args.{k}": v for k, v in TINY_CRGAN.items()},
+    crgan = {**SMALL_DATA, **as_overrides(TINY_CRGAN),
              "data.target_batch_size": 8}
     reid = {**SMALL_DATA, "model.init_args.backbone": "resnet10t"}
     out = tmp_path / "demo"

@@ -39,8 +39,9 @@ def weight_files(tmp_path_factory) -> dict[str, Path]:
 def crgan_ckpt(tmp_path_factory) -> Path:
     """An untrained tiny CR-GAN checkpoint with the keys Lightning writes."""
     torch.manual_seed(0)
-    module = CRGANModule(num_source_pids=12, num_target_cameras=8, g_base_channels=8, g_num_down=3,
-                         g_max_channels=32, g_res_blocks=1, cls_backbone="resnet10t")
+    module = CRGANModule(num_source_pids=12, num_target_cameras=8,
+                         generator=dict(base_channels=8, num_down=3, max_channels=32, num_res_blocks=1),
+                         classifier=dict(backbone="resnet10t"))
     path = tmp_path_factory.mktemp("ckpt") / "crgan.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
     return path

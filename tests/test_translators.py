@@ -26,14 +26,14 @@ from crgan_lightning.translators import (
     translator_fingerprint,
 )
 
-TINY_SPGAN = dict(g_base_channels=8, g_res_blocks=1, d_base_channels=8, d_layers=2, siamese_base_channels=8,
-                  siamese_feat_dim=16)
+TINY_SPGAN = dict(generator=dict(base_channels=8, num_res_blocks=1), discriminator=dict(base_channels=8, n_layers=2),
+                  siamese=dict(base_channels=8, feat_dim=16))
 
 
 @pytest.fixture(scope="module")
 def spgan_ckpt(tmp_path_factory):
     torch.manual_seed(0)
-    module = SPGANModule(num_source_pids=12, num_target_cameras=8, **TINY_SPGAN)
+    module = SPGANModule(**TINY_SPGAN)
     path = tmp_path_factory.mktemp("spgan") / "spgan.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
     return path
@@ -73,7 +73,7 @@ def test_crgan_translator_is_the_checkpoints_generator(batch, tiny_crgan_ckpt):
 def test_spgan_translator_translates_the_source_alone(batch, spgan_ckpt):
     x_s, x_t, m_s = batch
     translator = load_translator(spgan_ckpt)
-    module = SPGANModule(num_source_pids=12, num_target_cameras=8, **TINY_SPGAN)
+    module = SPGANModule(**TINY_SPGAN)
     module.load_state_dict(torch.load(spgan_ckpt, weights_only=True)["state_dict"])
     with torch.no_grad():
         expected = module.eval().generator_st(x_s)

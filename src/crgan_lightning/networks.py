@@ -1,6 +1,7 @@
 """Trained networks rebuilt from ``crgan fit`` checkpoints: the CR-GAN generator, an SPGAN
-generator and a re-id network, each built from the checkpoint's own hyper-parameters, loaded
-strictly, frozen and in eval mode. Files are read by :mod:`crgan_lightning.checkpoints`; a
+generator and a re-id network, each built from the checkpoint's own hyper-parameters (a GAN
+module's ``generator`` spec, :mod:`crgan_lightning.models.specs`), loaded strictly, frozen and in
+eval mode. Files are read by :mod:`crgan_lightning.checkpoints`; a
 missing, unreadable or wrong checkpoint raises :class:`~crgan_lightning.errors.WeightsError`
 naming the file.
 """
@@ -13,9 +14,36 @@ import torch
 
 from .checkpoints import KIND_PREFIXES, checkpoint_kind, hyperparameters, read_checkpoint, submodule_weights
 from .errors import ConfigError, WeightsError
-from .models.generator import DualPathGenerator, build_generator
+from .models.generator import DualPathGenerator
 from .models.reid import NET_ARGUMENTS, ReIDNet
-from .models.spgan import DIRECTIONS, ResnetGenerator, build_spgan_generator
+from .models.spgan import DIRECTIONS, ResnetGenerator
+from .models.specs import build_network, class_path
+
+#: Checkpoints written before the networks were injected keep the generator's arguments as flat
+#: ``g_*`` hyper-parameters: their names in the generator class, and the defaults those modules had.
+FLAT_GENERATOR_KEYS = {
+    "crgan": {"g_base_channels": "base_channels", "g_num_down": "num_down", "g_max_channels": "max_channels",
+              "g_res_blocks": "num_res_blocks", "g_norm": "norm", "g_fuse": "fuse",
+              "g_target_skips": "target_skips", "g_dropout": "use_dropout", "g_space_to_depth": "space_to_depth",
+              "g_outer_kernel": "outer_kernel", "g_padding": "padding", "g_source_norm": "source_norm",
+              "g_decoder_norm": "decoder_norm", "g_target_input": "target_input"},
+    "spgan": {"g_base_channels": "base_channels", "g_num_down": "num_down", "g_res_blocks": "num_res_blocks",
+              "g_upsample": "upsample"},
+}
+_FLAT_DEFAULTS = {"crgan": {}, "spgan": {"num_res_blocks": 6}}
+_GENERATOR_CLASSES = {"crgan": DualPathGenerator, "spgan": ResnetGenerator}
+
+
+def generator_spec(hparams: dict, kind: str) -> dict:
+    """The ``generator`` spec (``class_path``, ``init_args``) of a CR-GAN (``kind="crgan"``) or SPGAN
+    checkpoint's hyper-parameters; one written with flat ``g_*`` keys is read as well."""
+    spec = hparams.get("generator")
+    if isinstance(spec, dict) and "class_path" in spec:
+        return spec
+    init_args = dict(_FLAT_DEFAULTS[kind])
+    init_args.update({arg: hparams[key] for key, arg in FLAT_GENERATOR_KEYS[kind].items()
+                      if hparams.get(key) is not None})
+    return {"class_path": class_path(_GENERATOR_CLASSES[kind]), "init_args": init_args}
 
 
 def _frozen(net: torch.nn.Module, path, map_location, weights: dict, what: str) -> torch.nn.Module:
@@ -33,7 +61,9 @@ def load_generator(checkpoint: str | os.PathLike, map_location: str | torch.devi
     weights = submodule_weights(ckpt, KIND_PREFIXES["crgan"])
     if not weights:
         raise WeightsError(f"{checkpoint} holds no CR-GAN generator weights (is it a re-id checkpoint?)")
-    return _frozen(build_generator(hyperparameters(ckpt)), checkpoint, map_location, weights, "generator")
+    generator = build_network(generator_spec(hyperparameters(ckpt), "crgan"), DualPathGenerator,
+                              f"generator of {checkpoint}")
+    return _frozen(generator, checkpoint, map_location, weights, "generator")
 
 
 def load_spgan_generator(
@@ -50,8 +80,9 @@ def load_spgan_generator(
     if not weights:
         hint = " (it is a CR-GAN checkpoint: use load_generator)" if checkpoint_kind(ckpt) == "crgan" else ""
         raise WeightsError(f"{checkpoint} holds no SPGAN generator weights{hint}")
-    return _frozen(build_spgan_generator(hyperparameters(ckpt)), checkpoint, map_location, weights,
-                   "SPGAN generator")
+    generator = build_network(generator_spec(hyperparameters(ckpt), "spgan"), ResnetGenerator,
+                              f"SPGAN generator of {checkpoint}")
+    return _frozen(generator, checkpoint, map_location, weights, "SPGAN generator")
 
 
 def load_reid_net(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ReIDNet:

@@ -127,8 +127,9 @@ def spgan_ckpt(tmp_path_factory):
     """A real SPGAN checkpoint (Trainer.save_checkpoint) of tiny, non-default networks trained two batches."""
     out = tmp_path_factory.mktemp("spgan")
     pl.seed_everything(0)
-    module = SPGANModule(g_base_channels=4, g_res_blocks=1, g_upsample="nearest", d_base_channels=4, d_layers=2,
-                         siamese_base_channels=4, siamese_feat_dim=8, pool_size=2)
+    module = SPGANModule(generator=dict(base_channels=4, num_res_blocks=1, upsample="nearest"),
+                         discriminator=dict(base_channels=4, n_layers=2), siamese=dict(base_channels=4, feat_dim=8),
+                         pool_size=2)
     trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=out)
     trainer.fit(module, DataLoader(_batches(2), batch_size=None))
@@ -143,7 +144,7 @@ def test_load_spgan_generator_round_trip(spgan_ckpt, direction, name):
     gen = load_spgan_generator(path, direction=direction)
     assert isinstance(gen, ResnetGenerator)
     assert not gen.training and not any(p.requires_grad for p in gen.parameters())
-    assert any(isinstance(m, torch.nn.Upsample) for m in gen.modules())  # g_upsample read from the hparams
+    assert any(isinstance(m, torch.nn.Upsample) for m in gen.modules())  # upsample read from the hparams' spec
     x = images(2, 64, 32, seed=7)
     trained = getattr(module, name).eval()
     with torch.no_grad():

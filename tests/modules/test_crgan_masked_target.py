@@ -1,4 +1,4 @@
-"""The target path without the target's own person: g_target_input: masked."""
+"""The target path without the target's own person: target_input: masked."""
 
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ def test_a_masked_target_path_cannot_see_the_targets_person():
 def masked_ckpt(synth_root, tmp_path_factory):
     """A tiny CR-GAN with a masked target path, trained for two batches (sample grids on)."""
     dm = CrossDomainDataModule(root=str(synth_root), height=64, width=32, batch_size=8, num_workers=0, pad=0)
-    module = CRGANModule(num_source_pids=12, num_target_cameras=8, g_target_input="masked", g_target_skips=True,
-                         **TINY_CRGAN)
+    generator = {**TINY_CRGAN["generator"], "target_input": "masked", "target_skips": True}
+    module = CRGANModule(num_source_pids=12, num_target_cameras=8, **{**TINY_CRGAN, "generator": generator})
     out = tmp_path_factory.mktemp("masked")
     grids = SampleGridCallback(every_n_steps=1, num_sources=2, num_contexts=2)
     trainer = pl.Trainer(accelerator="cpu", max_steps=6, logger=False, enable_checkpointing=False,

@@ -91,7 +91,7 @@ def test_cli_fit_saves_grids_and_resumes_with_both_optimiser_states(tmp_path, sy
     assert second["global_step"] == first["global_step"] + 9  # three optimiser steps per batch
     gen = load_generator(ckpt)
     assert not gen.training and not any(p.requires_grad for p in gen.parameters())
-    assert gen.space_to_depth == second["hyper_parameters"]["g_space_to_depth"]
+    assert gen.space_to_depth == second["hyper_parameters"]["generator"]["init_args"]["space_to_depth"]
     out = gen(torch.zeros(1, 3, 64, 32), torch.zeros(1, 3, 64, 32))
     assert out.shape == (1, 3, 64, 32)
 
@@ -126,8 +126,9 @@ def test_non_finite_loss_stops_before_the_update_and_keeps_the_checkpoint(dm, tm
 
 
 def test_the_generator_layout_options_are_rebuilt_from_a_checkpoint(tmp_path):
-    layout = dict(g_space_to_depth=2, g_num_down=2, g_outer_kernel=3, g_padding="zeros")
-    module = CRGANModule(num_source_pids=5, num_target_cameras=2, **{**TINY_MODEL, **layout})
+    layout = dict(space_to_depth=2, num_down=2, outer_kernel=3, padding="zeros")
+    module = CRGANModule(num_source_pids=5, num_target_cameras=2,
+                         **{**TINY_MODEL, "generator": {**TINY_MODEL["generator"], **layout}})
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, tmp_path / "g.ckpt")
     gen = load_generator(tmp_path / "g.ckpt")
     assert gen.space_to_depth == 2 and gen.size_multiple == 8
@@ -186,8 +187,9 @@ def test_source_and_decoder_norm_options_keep_absolute_colour_and_are_rebuilt(tm
     with torch.no_grad():  # instance norm after the stem: a uniform colour shift leaves no trace
         torch.testing.assert_close(stem["instance"](x), stem["instance"](tinted))
         assert (stem["none"](x) - stem["none"](tinted)).abs().max() > 1e-3
-    options = dict(g_source_norm="none", g_decoder_norm="batch")
-    module = CRGANModule(num_source_pids=5, num_target_cameras=2, **{**TINY_MODEL, **options})
+    options = dict(source_norm="none", decoder_norm="batch")
+    module = CRGANModule(num_source_pids=5, num_target_cameras=2,
+                         **{**TINY_MODEL, "generator": {**TINY_MODEL["generator"], **options}})
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, tmp_path / "g.ckpt")
     gen = load_generator(tmp_path / "g.ckpt")
     assert isinstance(gen.source_encoder.stem[1], torch.nn.Identity)

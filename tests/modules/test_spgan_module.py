@@ -24,8 +24,9 @@ from crgan_lightning.modules.spgan import SPGANModule
 
 REPO = Path(__file__).resolve().parents[2]
 
-TINY_SPGAN = dict(g_base_channels=8, g_res_blocks=1, g_num_down=2, d_base_channels=8, d_layers=2,
-                  siamese_base_channels=8, siamese_feat_dim=16, pool_size=4)
+TINY_SPGAN = dict(generator=dict(base_channels=8, num_res_blocks=1, num_down=2),
+                  discriminator=dict(base_channels=8, n_layers=2), siamese=dict(base_channels=8, feat_dim=16),
+                  pool_size=4)
 
 LOSS_KEYS = ("train/g_loss", "train/g_adv_t", "train/g_adv_s", "train/g_cycle", "train/g_identity",
              "train/g_contrastive", "train/d_loss", "train/d_t_real", "train/d_t_fake", "train/d_s_real",
@@ -41,7 +42,11 @@ def tiny_config(tmp_path: Path, synth_root: Path) -> Path:
     cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(run)
     cfg["checkpoint"]["every_n_train_steps"] = None  # dirpath null: run/checkpoints
     cfg["trainer"]["callbacks"][0]["init_args"].update(every_n_steps=2, num_sources=4)
-    cfg["model"]["init_args"].update(TINY_SPGAN)
+    for key, value in TINY_SPGAN.items():
+        if isinstance(value, dict):  # a network: its arguments under the shipped class_path
+            cfg["model"]["init_args"][key]["init_args"].update(value)
+        else:
+            cfg["model"]["init_args"][key] = value
     cfg["data"].update(root=str(synth_root), height=64, width=32, batch_size=8, target_batch_size=8, num_workers=0)
     path = tmp_path / "spgan.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -76,7 +81,11 @@ def test_cli_fit_logs_finite_losses_saves_pools_and_grids_and_resumes(tmp_path, 
     first = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert [s["state"][0]["step"].item() for s in first["optimizer_states"]] == [3, 3, 3]  # G+F, D_T+D_S, SiaNet
     assert first["global_step"] == 9  # three optimiser steps per batch
-    assert first["hyper_parameters"]["num_target_cameras"] == 8  # linked from the DataModule, unused
+    hparams = first["hyper_parameters"]
+    assert "num_target_cameras" not in hparams and "num_source_pids" not in hparams  # SPGAN takes no counts
+    assert hparams["generator"] == {"class_path": "crgan_lightning.models.spgan.ResnetGenerator", "init_args": {
+        "in_channels": 3, "out_channels": 3, "base_channels": 8, "num_down": 2, "num_res_blocks": 1,
+        "norm": "instance", "upsample": "transpose"}}  # the injected network, as the config built it
     pools = first["image_pools"]
     for side in ("source", "target"):
         assert len(pools[side]["images"]) == 4  # pool_size, filled by the first batch of 8
@@ -163,7 +172,7 @@ def test_bad_values_are_config_errors():
     with pytest.raises(ConfigError, match="lambda_siamese=-1"):
         SPGANModule(lambda_siamese=-1, **TINY_SPGAN)
     with pytest.raises(ConfigError, match="upsample='bilinear'"):
-        SPGANModule(g_upsample="bilinear", **TINY_SPGAN)
+        SPGANModule(**{**TINY_SPGAN, "generator": {**TINY_SPGAN["generator"], "upsample": "bilinear"}})
 
 
 def test_render_is_the_source_to_target_generator():

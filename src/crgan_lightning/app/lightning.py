@@ -29,7 +29,8 @@ from .stages import CHECKPOINTS, expand_stage
 
 #: The Lightning subcommands ``crgan`` passes to LightningCLI.
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-#: DataModule properties linked into every module's __init__ argument of the same name.
+#: DataModule properties linked into the module's __init__ argument of the same name, for the modules
+#: that take it (a link to an argument the chosen module does not have is skipped).
 DATA_LINKS = ("num_source_pids", "num_query", "num_target_cameras")
 #: The ``checkpoint`` group's defaults: last.ckpt rewritten at every epoch end, never a last-v1.ckpt.
 CHECKPOINT_DEFAULTS = {"save_last": True, "save_top_k": 1, "save_on_train_epoch_end": True,

@@ -42,8 +42,11 @@ from torch.nn.utils import spectral_norm
 from ..errors import ConfigError
 from .generator import init_weights, norm_layer
 from .reid import InputNormalize, create_backbone, pool_features
+from .specs import init_arguments
 
 DISCRIMINATOR_NORMS = ("instance", "batch", "spectral", "none")
+#: The arguments a GAN module passes when it builds its identity/camera classifier (from the data).
+CLASSIFIER_CALL_ARGS = ("num_identities", "num_cameras")
 
 
 class PatchDiscriminator(nn.Module):
@@ -68,6 +71,7 @@ class PatchDiscriminator(nn.Module):
         self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3, norm: str = "instance"
     ) -> None:
         super().__init__()
+        self.init_args = init_arguments(locals())  # what a checkpoint rebuilds it from
         if norm not in DISCRIMINATOR_NORMS:
             raise ConfigError(f"discriminator norm={norm!r}; expected one of {DISCRIMINATOR_NORMS}")
         if n_layers < 1:
@@ -142,6 +146,7 @@ class AuxiliaryClassifier(nn.Module):
         feat_dim: int | None = None,
     ) -> None:
         super().__init__()
+        self.init_args = init_arguments(locals())  # what a checkpoint rebuilds it from
         for name, value in (("num_identities", num_identities), ("num_cameras", num_cameras)):
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(

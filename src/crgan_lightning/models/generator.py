@@ -73,6 +73,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .specs import init_arguments
 
 NORMS = ("instance", "batch", "none")
 FUSIONS = ("concat", "add")
@@ -284,6 +285,7 @@ class DualPathGenerator(nn.Module):
         target_input: str = "image",
     ) -> None:
         super().__init__()
+        self.init_args = init_arguments(locals())  # what a checkpoint rebuilds it from
         if target_input not in TARGET_INPUTS:
             raise ConfigError(f"generator target_input={target_input!r}; expected one of {TARGET_INPUTS}")
         self.target_input = target_input
@@ -400,17 +402,3 @@ class DualPathGenerator(nn.Module):
         for up, skip in zip(self.ups, reversed(skips)):
             x = up(x, skip)
         return self.to_rgb(x)
-
-
-def build_generator(hparams) -> DualPathGenerator:
-    """The generator described by a CR-GAN checkpoint's hyper-parameters (``g_*`` keys; a dict or namespace)."""
-    get = hparams.get if isinstance(hparams, dict) else lambda k, d=None: getattr(hparams, k, d)
-    return DualPathGenerator(
-        base_channels=get("g_base_channels", 32), num_down=get("g_num_down", 4),
-        max_channels=get("g_max_channels", 256), num_res_blocks=get("g_res_blocks", 4),
-        norm=get("g_norm", "instance"), fuse=get("g_fuse", "concat"), target_skips=get("g_target_skips", False),
-        use_dropout=get("g_dropout", False), space_to_depth=get("g_space_to_depth", 1),
-        outer_kernel=get("g_outer_kernel", 7), padding=get("g_padding", "reflect"),
-        source_norm=get("g_source_norm"), decoder_norm=get("g_decoder_norm"),
-        target_input=get("g_target_input") or "image",
-    )

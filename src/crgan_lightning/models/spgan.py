@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .generator import NORMS, ResidualBlock, init_weights, norm_layer
+from .specs import init_arguments
 
 UPSAMPLES = ("transpose", "nearest")
 DIRECTIONS = {"s2t": "generator_st", "t2s": "generator_ts"}
@@ -66,6 +67,7 @@ class ResnetGenerator(nn.Module):
         upsample: str = "transpose",
     ) -> None:
         super().__init__()
+        self.init_args = init_arguments(locals())  # what a checkpoint rebuilds it from
         if norm not in NORMS:
             raise ConfigError(f"generator norm={norm!r}; expected one of {NORMS}")
         if upsample not in UPSAMPLES:
@@ -148,6 +150,7 @@ class SiameseNet(nn.Module):
 
     def __init__(self, in_channels: int = 3, base_channels: int = 64, feat_dim: int = 128) -> None:
         super().__init__()
+        self.init_args = init_arguments(locals())  # what a checkpoint rebuilds it from
         for name, value in (("in_channels", in_channels), ("base_channels", base_channels), ("feat_dim", feat_dim)):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"SiameseNet {name}={value!r}; expected an integer >= 1")
@@ -172,10 +175,3 @@ class SiameseNet(nn.Module):
             raise ConfigError(f"SiameseNet input size {h}x{w} (HxW) is too small: four 2x2 poolings need "
                               f"at least {self.MIN_SIZE}x{self.MIN_SIZE}")
         return self.fc(self.features(x).flatten(1))
-
-
-def build_spgan_generator(hparams) -> ResnetGenerator:
-    """A generator as described by an SPGAN checkpoint's hyper-parameters (``g_*`` keys; a dict or namespace)."""
-    get = hparams.get if isinstance(hparams, dict) else lambda k, d=None: getattr(hparams, k, d)
-    return ResnetGenerator(base_channels=get("g_base_channels", 64), num_down=get("g_num_down", 2),
-                           num_res_blocks=get("g_res_blocks", 6), upsample=get("g_upsample", "transpose"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytorch_lightning as pl
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -51,6 +53,15 @@ class ManualGANModule(pl.LightningModule):
             raise ConfigError(f"{self.method} under DDP needs find_unused_parameters=True (each optimiser's "
                               f"backward pass reaches only its own networks); use strategy='{self.ddp_strategy}' "
                               "or DDPStrategy(find_unused_parameters=True)")
+
+    def _save_networks(self, **networks: dict) -> None:
+        """Keep the injected networks' specs (``name=spec``, :func:`~crgan_lightning.models.specs.network_spec`)
+        in the hyper-parameters, and nothing this module's ``__init__`` does not take: the CLI's
+        hyper-parameters also hold the DataModule values it links to whichever module it builds."""
+        own = set(inspect.signature(type(self).__init__).parameters) | {"_class_path", "_instantiator"}
+        for key in set(self.hparams) - own:
+            del self.hparams[key]
+        self.hparams.update(networks)
 
     def _optimizer(self, key: str, params, lr: float) -> torch.optim.Optimizer:
         """The optimiser injected for ``key`` (``g_optimizer`` ...), else Adam(lr, hparams.betas)."""

@@ -9,8 +9,9 @@ from ..checkpoints import REACHED_KEY
 from ..data.keys import CAMID, IMAGE, MASK, PID, SOURCE, TARGET
 from ..errors import ConfigError
 from ..losses import AdversarialLoss, camera_loss, context_loss, identity_loss
-from ..models.discriminator import AuxiliaryClassifier, PatchDiscriminator, ReIDJudge
-from ..models.generator import build_generator
+from ..models.discriminator import CLASSIFIER_CALL_ARGS, AuxiliaryClassifier, PatchDiscriminator, ReIDJudge
+from ..models.generator import DualPathGenerator
+from ..models.specs import ClassifierFactory, NetworkFactory, build_network, network_spec
 from ..networks import load_reid_net
 from .common import ManualGANModule
 from .image_pool import ImagePool
@@ -52,15 +53,14 @@ class CRGANModule(ManualGANModule):
     Args:
         num_source_pids: identities of the source training set (linked from the DataModule).
         num_target_cameras: cameras of the target domain (linked from the DataModule).
-        num_query: unused by this stage; accepted so that one CLI links every module.
-        g_*: generator (:class:`~crgan_lightning.models.generator.DualPathGenerator`) widths,
-            depth, residual blocks, normalisation (and that of the source encoder and of the
-            decoder, None: ``g_norm``), fusion, target skips, target input (``image``, or
-            ``masked``: the target encoder sees the target image without its own person),
-            dropout, space-to-depth factor, stem/output kernel and padding.
-        d_*: PatchGAN discriminator width, layers and normalisation.
-        cls_backbone, cls_pretrained, cls_pretrained_path, cls_feat_dim: the identity/camera classifier
-            trained from scratch beside the generator (when no ``judge`` is given).
+        generator: the generator, a factory called with no argument (a ``class_path`` object in a
+            config; default :class:`~crgan_lightning.models.generator.DualPathGenerator` with its
+            own defaults); see :mod:`crgan_lightning.models.specs` for what Python code may pass.
+        discriminator: the domain discriminator, likewise (default
+            :class:`~crgan_lightning.models.discriminator.PatchDiscriminator`).
+        classifier: the identity/camera classifier trained from scratch beside the generator when no
+            ``judge`` is given (unused with one): a factory called with ``num_source_pids`` and
+            ``num_target_cameras`` (default :class:`~crgan_lightning.models.discriminator.AuxiliaryClassifier`).
         judge: a re-id checkpoint of the same source (the direct-transfer run's ``last.ckpt``): its
             frozen network, which knows the source people from the first step, judges identities;
             only a camera head on its feature is trained (:class:`~crgan_lightning.models.discriminator.ReIDJudge`).
@@ -81,34 +81,17 @@ class CRGANModule(ManualGANModule):
     """
 
     method = "CR-GAN"
+    #: The injected networks (module arguments, and attributes of the same names).
+    networks = ("generator", "discriminator", "classifier")
     divergence_hint = "Lower the learning rates, set grad_clip, or check the input masks"
 
     def __init__(
         self,
         num_source_pids: int = 0,
         num_target_cameras: int = 0,
-        num_query: int = 0,
-        g_base_channels: int = 32,
-        g_num_down: int = 4,
-        g_max_channels: int = 256,
-        g_res_blocks: int = 4,
-        g_norm: str = "instance",
-        g_source_norm: str | None = None,
-        g_decoder_norm: str | None = None,
-        g_fuse: str = "concat",
-        g_target_skips: bool = False,
-        g_target_input: str = "image",
-        g_dropout: bool = False,
-        g_space_to_depth: int = 1,
-        g_outer_kernel: int = 7,
-        g_padding: str = "reflect",
-        d_base_channels: int = 64,
-        d_layers: int = 3,
-        d_norm: str = "instance",
-        cls_backbone: str = "resnet18",
-        cls_pretrained: bool = False,
-        cls_pretrained_path: str | None = None,
-        cls_feat_dim: int | None = None,
+        generator: NetworkFactory = None,
+        discriminator: NetworkFactory = None,
+        classifier: ClassifierFactory = None,
         judge: str | None = None,
         target_id_ratio: float = 0.0,
         gan_mode: str = "lsgan",
@@ -144,19 +127,21 @@ class CRGANModule(ManualGANModule):
             if locals()[name] < 0:
                 raise ConfigError(f"{name}={locals()[name]} must be >= 0")
         self.save_hyperparameters(ignore=["g_optimizer", "d_optimizer", "cls_optimizer", "g_scheduler",
-                                          "d_scheduler"])
+                                          "d_scheduler", *self.networks])
         self.automatic_optimization = False
-        self.generator = build_generator(self.hparams)
-        self.discriminator = PatchDiscriminator(base_channels=d_base_channels, n_layers=d_layers, norm=d_norm)
+        self.generator = build_network(generator, DualPathGenerator, "generator")
+        self.discriminator = build_network(discriminator, PatchDiscriminator, "discriminator")
         if judge:
             self.classifier = ReIDJudge(load_reid_net(judge), num_target_cameras)
             if self.classifier.num_identities != num_source_pids:
                 raise ConfigError(f"judge {judge} classifies {self.classifier.num_identities} identities, but the "
                                   f"source has {num_source_pids}; expected a re-id run of the same source dataset")
         else:
-            self.classifier = AuxiliaryClassifier(num_source_pids, num_target_cameras, backbone=cls_backbone,
-                                                  pretrained=cls_pretrained, pretrained_path=cls_pretrained_path,
-                                                  feat_dim=cls_feat_dim)
+            self.classifier = build_network(classifier, AuxiliaryClassifier, "classifier", num_source_pids,
+                                            num_target_cameras)
+        # the networks as specs (class_path, init_args): what a checkpoint rebuilds them from
+        self._save_networks(generator=network_spec(self.generator), discriminator=network_spec(self.discriminator),
+                            classifier=None if judge else network_spec(self.classifier, CLASSIFIER_CALL_ARGS))
         # judge accuracy counts of the epoch: identity on real source / rendered, camera on real target / rendered
         self.register_buffer("judged", torch.zeros(4, 2), persistent=False)
         self.reached_id_ratio = False  # the run stopped because renderings reached target_id_ratio
@@ -181,7 +166,7 @@ class CRGANModule(ManualGANModule):
 
     def render(self, x_s: torch.Tensor, x_t: torch.Tensor, m_t: torch.Tensor | None = None) -> torch.Tensor:
         """``G(x_s, x_t)``: source persons (B,3,H,W) rendered into target contexts (B,3,H,W), in [-1, 1];
-        ``m_t``, the target person masks, is read by a generator with ``g_target_input: masked``."""
+        ``m_t``, the target person masks, is read by a generator with ``target_input: masked``."""
         return self.generator(self._cl(x_s), self._cl(x_t), m_t)
 
     def training_step(self, batch: dict, batch_idx: int) -> None:

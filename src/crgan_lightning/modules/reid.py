@@ -72,7 +72,6 @@ class ReIDModule(pl.LightningModule):
     Args:
         num_source_pids: classifier width (linked from the DataModule by the CLI).
         num_query: how many evaluation items are queries (linked from the DataModule).
-        num_target_cameras: unused by this stage; accepted so that one CLI links every module.
         backbone, pretrained, pretrained_path, last_stride, neck, pooling, test_pooling,
         lmp_parts, flip_test: see :class:`~crgan_lightning.models.reid.ReIDNet`.
         ce_weight, label_smooth, triplet_weight, triplet_margin: the loss.
@@ -107,7 +106,6 @@ class ReIDModule(pl.LightningModule):
         self,
         num_source_pids: int = 0,
         num_query: int = 0,
-        num_target_cameras: int = 0,
         backbone: str = "resnet50",
         pretrained: bool = True,
         pretrained_path: str | None = None,

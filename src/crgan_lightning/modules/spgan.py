@@ -9,7 +9,8 @@ from ..data.keys import IMAGE, SOURCE, TARGET
 from ..errors import ConfigError
 from ..losses import AdversarialLoss, contrastive_loss
 from ..models.discriminator import PatchDiscriminator
-from ..models.spgan import SiameseNet, build_spgan_generator
+from ..models.spgan import ResnetGenerator, SiameseNet
+from ..models.specs import NetworkFactory, build_network, network_spec
 from .common import ManualGANModule
 from .image_pool import ImagePool
 
@@ -63,13 +64,14 @@ class SPGANModule(ManualGANModule):
     reads G (or F) back from a checkpoint.
 
     Args:
-        num_source_pids, num_query, num_target_cameras: unused (SPGAN needs no labels); accepted
-            so that one CLI links every module.
-        g_base_channels, g_res_blocks, g_num_down, g_upsample: the two
-            :class:`~crgan_lightning.models.spgan.ResnetGenerator` (CycleGAN uses 9 residual
-            blocks at 256x256, 6 at 128x128).
-        d_base_channels, d_layers, d_norm: the two PatchGAN discriminators.
-        siamese_base_channels, siamese_feat_dim: the SiaNet (64 and 128 in the paper).
+        generator: the two generators, a factory called once for each (a ``class_path`` object in a
+            config; default :class:`~crgan_lightning.models.spgan.ResnetGenerator` with its own
+            defaults: 9 residual blocks; CycleGAN uses 9 at 256x256 and 6 at 128x128); see
+            :mod:`crgan_lightning.models.specs` for what Python code may pass.
+        discriminator: the two discriminators, likewise (default
+            :class:`~crgan_lightning.models.discriminator.PatchDiscriminator`).
+        siamese: the SiaNet, likewise (default :class:`~crgan_lightning.models.spgan.SiameseNet`:
+            64 and 128 wide, as in the paper).
         gan_mode: ``lsgan`` (SPGAN's, from CycleGAN), ``vanilla`` or ``hinge``.
         lambda_cycle, lambda_identity, lambda_siamese: loss weights (10, 5, 2 in the paper).
         margin: contrastive margin (2 in the paper).
@@ -85,21 +87,14 @@ class SPGANModule(ManualGANModule):
     """
 
     method = "SPGAN"
+    #: The injected networks (module arguments; each builds two networks but the SiaNet).
+    networks = ("generator", "discriminator", "siamese")
 
     def __init__(
         self,
-        num_source_pids: int = 0,
-        num_query: int = 0,
-        num_target_cameras: int = 0,
-        g_base_channels: int = 64,
-        g_res_blocks: int = 6,
-        g_num_down: int = 2,
-        g_upsample: str = "transpose",
-        d_base_channels: int = 64,
-        d_layers: int = 3,
-        d_norm: str = "instance",
-        siamese_base_channels: int = 64,
-        siamese_feat_dim: int = 128,
+        generator: NetworkFactory = None,
+        discriminator: NetworkFactory = None,
+        siamese: NetworkFactory = None,
         gan_mode: str = "lsgan",
         lambda_cycle: float = 10.0,
         lambda_identity: float = 5.0,
@@ -127,13 +122,16 @@ class SPGANModule(ManualGANModule):
         if margin <= 0:
             raise ConfigError(f"margin={margin} must be > 0 (the distance negative pairs are pushed to)")
         self.save_hyperparameters(ignore=["g_optimizer", "d_optimizer", "siamese_optimizer", "g_scheduler",
-                                          "d_scheduler"])
+                                          "d_scheduler", *self.networks])
         self.automatic_optimization = False
-        self.generator_st = build_spgan_generator(self.hparams)
-        self.generator_ts = build_spgan_generator(self.hparams)
-        self.discriminator_t = PatchDiscriminator(base_channels=d_base_channels, n_layers=d_layers, norm=d_norm)
-        self.discriminator_s = PatchDiscriminator(base_channels=d_base_channels, n_layers=d_layers, norm=d_norm)
-        self.siamese = SiameseNet(base_channels=siamese_base_channels, feat_dim=siamese_feat_dim)
+        self.generator_st = build_network(generator, ResnetGenerator, "generator")
+        self.generator_ts = build_network(generator, ResnetGenerator, "generator")
+        self.discriminator_t = build_network(discriminator, PatchDiscriminator, "discriminator")
+        self.discriminator_s = build_network(discriminator, PatchDiscriminator, "discriminator")
+        self.siamese = build_network(siamese, SiameseNet, "siamese")
+        # the networks as specs (class_path, init_args): what a checkpoint rebuilds them from
+        self._save_networks(generator=network_spec(self.generator_st), discriminator=network_spec(self.discriminator_t),
+                            siamese=network_spec(self.siamese))
         if channels_last:
             for net in (self.generator_st, self.generator_ts, self.discriminator_t, self.discriminator_s,
                         self.siamese):
