@@ -36,6 +36,16 @@ TINY_CRGAN = dict(generator=dict(base_channels=8, num_down=3, max_channels=32, n
                   cls_warmup_steps=0, pool_size=4)
 
 
+def set_module_args(init_args: dict, module_args: dict) -> None:
+    """Set module arguments in a loaded config's ``model.init_args`` (a network's dict of arguments
+    into its ``init_args``, under the class_path the config gives)."""
+    for key, value in module_args.items():
+        if isinstance(value, dict):
+            init_args[key]["init_args"].update(value)
+        else:
+            init_args[key] = value
+
+
 def as_overrides(module_args: dict, prefix: str = "model.init_args") -> dict:
     """Module arguments as the dotted config keys of a LightningCLI command (a network's dict of
     arguments goes under its ``init_args``, the shipped config giving its class_path)."""

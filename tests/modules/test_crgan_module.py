@@ -9,7 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
-from conftest import TINY_CRGAN, shipped_config
+from conftest import TINY_CRGAN, as_overrides, set_module_args, shipped_config
 
 from ddp_helpers import two_process_fit
 
@@ -33,7 +33,8 @@ def tiny_config(tmp_path: Path, synth_root: Path) -> Path:
     cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(run)
     cfg["checkpoint"].update(dirpath=str(run / "checkpoints"), every_n_train_steps=None)
     cfg["trainer"]["callbacks"][0]["init_args"]["every_n_steps"] = 2
-    cfg["model"]["init_args"].update(TINY_MODEL, judge=None)  # a classifier from scratch: no re-id run needed
+    # judge null: a classifier trained from scratch, no re-id run needed
+    set_module_args(cfg["model"]["init_args"], {**TINY_MODEL, "judge": None})
     cfg["data"].update(root=str(synth_root), height=64, width=32, batch_size=8, target_batch_size=8, num_workers=0)
     path = tmp_path / "crgan.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -162,7 +163,7 @@ def test_two_process_ddp_run_keeps_ranks_in_step(tmp_path, synth_root):
 @pytest.mark.slow
 def test_make_train_crgan_runs_a_handful_of_steps(tmp_path, synth_root):
     run = tmp_path / "run"
-    tiny = " ".join(f"--model.init_args.{k}={v}" for k, v in TINY_MODEL.items())
+    tiny = " ".join(f"--{k}={v}" for k, v in as_overrides(TINY_MODEL).items())
     args = (f"--trainer.max_steps=6 --trainer.default_root_dir={run} --trainer.logger.init_args.save_dir={run} "
             f"--trainer.enable_progress_bar=false "  # checkpoints: <default_root_dir>/checkpoints
             f"--data.height=64 --data.width=32 --data.batch_size=8 --data.num_workers=0 {tiny} "

@@ -11,7 +11,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
-from conftest import shipped_config
+from conftest import set_module_args, shipped_config
 from PIL import Image
 
 from ddp_helpers import two_process_fit
@@ -42,11 +42,7 @@ def tiny_config(tmp_path: Path, synth_root: Path) -> Path:
     cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(run)
     cfg["checkpoint"]["every_n_train_steps"] = None  # dirpath null: run/checkpoints
     cfg["trainer"]["callbacks"][0]["init_args"].update(every_n_steps=2, num_sources=4)
-    for key, value in TINY_SPGAN.items():
-        if isinstance(value, dict):  # a network: its arguments under the shipped class_path
-            cfg["model"]["init_args"][key]["init_args"].update(value)
-        else:
-            cfg["model"]["init_args"][key] = value
+    set_module_args(cfg["model"]["init_args"], TINY_SPGAN)
     cfg["data"].update(root=str(synth_root), height=64, width=32, batch_size=8, target_batch_size=8, num_workers=0)
     path = tmp_path / "spgan.yaml"
     path.write_text(yaml.safe_dump(cfg))
