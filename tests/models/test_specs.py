@@ -57,6 +57,7 @@ def test_a_classifier_factory_gets_the_data_counts_and_its_spec_leaves_them_out(
     ({"class_path": GEN, "init_args": {}, "extra": 1}, r"keys \['extra'\]"),
     ({"base_channel": 8}, "unexpected keyword argument 'base_channel'"),
     (lambda: "not a network", "returned str"),
+    (DualPathGenerator(base_channels=4, num_down=2), "is a built DualPathGenerator; give its class"),
     (42, "expected a network class"),
 ])
 def test_a_wrong_network_is_one_clear_error(spec, match):

@@ -94,6 +94,9 @@ def build_network(spec: Any, default: type, what: str, *call_args: Any) -> nn.Mo
         factory, kwargs = resolve_class(spec["class_path"], nn.Module, what), dict(spec.get("init_args") or {})
     elif isinstance(spec, dict):
         factory, kwargs = default, dict(spec)
+    elif isinstance(spec, nn.Module):
+        raise ConfigError(f"{what} is a built {type(spec).__name__}; give its class, a functools.partial of it or a "
+                          "dict of its arguments: the module builds its own networks (SPGAN builds two of each)")
     elif callable(spec):
         factory, kwargs = spec, {}
     else:
