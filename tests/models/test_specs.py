@@ -54,6 +54,7 @@ def test_a_classifier_factory_gets_the_data_counts_and_its_spec_leaves_them_out(
     ({"class_path": "crgan_lightning.models.generator.NoSuchNet"}, "does not name a class"),
     ({"class_path": "some_plugin.nets.Generator"}, "module some_plugin.nets is not imported"),
     ({"class_path": "crgan_lightning.errors.ConfigError"}, "is not a torch.nn.Module class"),
+    ({"class_path": "DualPathGenerator"}, f"expected a dotted path such as {GEN}"),
     ({"class_path": GEN, "init_args": {}, "extra": 1}, r"keys \['extra'\]"),
     ({"base_channel": 8}, "unexpected keyword argument 'base_channel'"),
     (lambda: "not a network", "returned str"),

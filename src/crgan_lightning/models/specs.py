@@ -63,12 +63,13 @@ def network_spec(net: nn.Module, call_args: tuple[str, ...] = ()) -> dict[str, A
             "init_args": {k: v for k, v in recorded.items() if k not in call_args}}
 
 
-def resolve_class(path: str, base: type, what: str) -> type:
-    """The class named by ``path``. Only modules of this library or already imported ones are
-    imported (a checkpoint cannot make the library import code); the class must build a ``base``."""
+def resolve_class(path: str, example: type, what: str) -> type:
+    """The ``torch.nn.Module`` class named by ``path``. Only modules of this library or already
+    imported ones are imported (a checkpoint cannot make the library import code); a path without a
+    module is refused with ``example`` (the default class) as the dotted path to give."""
     module_name, _, name = path.rpartition(".")
     if not module_name:
-        raise ConfigError(f"{what} class_path={path!r}; expected a dotted path such as {class_path(base)}")
+        raise ConfigError(f"{what} class_path={path!r}; expected a dotted path such as {class_path(example)}")
     if module_name not in sys.modules and not module_name.startswith("crgan_lightning."):
         raise ConfigError(f"{what} class_path={path!r}: module {module_name} is not imported; import it before "
                           "building or loading the model")
@@ -91,7 +92,7 @@ def build_network(spec: Any, default: type, what: str, *call_args: Any) -> nn.Mo
         unknown = set(spec) - {"class_path", "init_args"}
         if unknown:
             raise ConfigError(f"{what} spec has keys {sorted(unknown)}; expected class_path and init_args")
-        factory, kwargs = resolve_class(spec["class_path"], nn.Module, what), dict(spec.get("init_args") or {})
+        factory, kwargs = resolve_class(spec["class_path"], default, what), dict(spec.get("init_args") or {})
     elif isinstance(spec, dict):
         factory, kwargs = default, dict(spec)
     elif isinstance(spec, nn.Module):
