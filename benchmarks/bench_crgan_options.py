@@ -21,7 +21,8 @@ Generators (``--rows`` names them as ``generator+streaming``):
 * ``judge70srcnorm0`` / ``judge70decbn``: ``judge70`` with no normalisation in the source path /
   batch norm in the decoder;
 * ``judge70bn``: ``judge70`` with batch norm throughout the generator (instance norm removes each
-  image's absolute colour, which the context and the person are rendered in);
+  image's absolute colour, which the context and the person are rendered in); ``judge3bn``: the
+  same for a fixed 3 epochs, without the 70 % stop;
 * ``judge70vanilla`` / ``judge70l2``: ``judge70`` with the poster's log-loss adversarial term / L2
   context term;
 * ``judge70x8``: the judge, 8 epochs without the early stop (longer training);
@@ -59,6 +60,7 @@ GENERATORS = {
     "judge70srcnorm0": (4, {**_JUDGE70, "model.init_args.generator.init_args.source_norm": "none"}),
     "judge70decbn": (4, {**_JUDGE70, "model.init_args.generator.init_args.decoder_norm": "batch"}),
     "judge70bn": (4, {**_JUDGE70, "model.init_args.generator.init_args.norm": "batch"}),
+    "judge3bn": (3, {"judge": True, "model.init_args.generator.init_args.norm": "batch"}),
     "judge70vanilla": (4, {**_JUDGE70, "model.init_args.gan_mode": "vanilla"}),
     "judge70l2": (4, {**_JUDGE70, "model.init_args.context_reduction": "l2"}),
     "judge70x8": (8, {**_JUDGE70, "model.init_args.target_id_ratio": 0.0}),
