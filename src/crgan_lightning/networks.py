@@ -14,36 +14,58 @@ import torch
 
 from .checkpoints import KIND_PREFIXES, checkpoint_kind, hyperparameters, read_checkpoint, submodule_weights
 from .errors import ConfigError, WeightsError
+from .models.discriminator import AuxiliaryClassifier, PatchDiscriminator
 from .models.generator import DualPathGenerator
 from .models.reid import NET_ARGUMENTS, ReIDNet
-from .models.spgan import DIRECTIONS, ResnetGenerator
+from .models.spgan import DIRECTIONS, ResnetGenerator, SiameseNet
 from .models.specs import build_network, class_path
 
-#: Checkpoints written before the networks were injected keep the generator's arguments as flat
-#: ``g_*`` hyper-parameters: their names in the generator class, and the defaults those modules had.
-FLAT_GENERATOR_KEYS = {
-    "crgan": {"g_base_channels": "base_channels", "g_num_down": "num_down", "g_max_channels": "max_channels",
-              "g_res_blocks": "num_res_blocks", "g_norm": "norm", "g_fuse": "fuse",
-              "g_target_skips": "target_skips", "g_dropout": "use_dropout", "g_space_to_depth": "space_to_depth",
-              "g_outer_kernel": "outer_kernel", "g_padding": "padding", "g_source_norm": "source_norm",
-              "g_decoder_norm": "decoder_norm", "g_target_input": "target_input"},
-    "spgan": {"g_base_channels": "base_channels", "g_num_down": "num_down", "g_res_blocks": "num_res_blocks",
-              "g_upsample": "upsample"},
+_FLAT_DISCRIMINATOR = {"d_base_channels": "base_channels", "d_layers": "n_layers", "d_norm": "norm"}
+#: Checkpoints written before the networks were injected keep each network's arguments as flat
+#: hyper-parameters. Per module kind and network: the network's class, ``{flat key: argument}``, and
+#: the defaults those modules had where they differ from the class's own.
+FLAT_NETWORK_KEYS = {
+    "crgan": {
+        "generator": (DualPathGenerator, {
+            "g_base_channels": "base_channels", "g_num_down": "num_down", "g_max_channels": "max_channels",
+            "g_res_blocks": "num_res_blocks", "g_norm": "norm", "g_fuse": "fuse", "g_target_skips": "target_skips",
+            "g_dropout": "use_dropout", "g_space_to_depth": "space_to_depth", "g_outer_kernel": "outer_kernel",
+            "g_padding": "padding", "g_source_norm": "source_norm", "g_decoder_norm": "decoder_norm",
+            "g_target_input": "target_input"}, {}),
+        "discriminator": (PatchDiscriminator, _FLAT_DISCRIMINATOR, {}),
+        "classifier": (AuxiliaryClassifier, {
+            "cls_backbone": "backbone", "cls_pretrained": "pretrained", "cls_pretrained_path": "pretrained_path",
+            "cls_feat_dim": "feat_dim"}, {}),
+    },
+    "spgan": {
+        "generator": (ResnetGenerator, {
+            "g_base_channels": "base_channels", "g_num_down": "num_down", "g_res_blocks": "num_res_blocks",
+            "g_upsample": "upsample"}, {"num_res_blocks": 6}),
+        "discriminator": (PatchDiscriminator, _FLAT_DISCRIMINATOR, {}),
+        "siamese": (SiameseNet, {"siamese_base_channels": "base_channels", "siamese_feat_dim": "feat_dim"}, {}),
+    },
 }
-_FLAT_DEFAULTS = {"crgan": {}, "spgan": {"num_res_blocks": 6}}
-_GENERATOR_CLASSES = {"crgan": DualPathGenerator, "spgan": ResnetGenerator}
+
+
+def network_specs(hparams: dict, kind: str) -> dict[str, dict]:
+    """Every network's spec (``class_path``, ``init_args``) in a CR-GAN (``kind="crgan"``) or SPGAN
+    checkpoint's hyper-parameters, by argument name (``generator``, ``discriminator``, ...); one
+    written with flat ``g_*`` / ``d_*`` / ``cls_*`` / ``siamese_*`` keys is read as well."""
+    specs = {}
+    for name, (cls, flat_keys, old_defaults) in FLAT_NETWORK_KEYS[kind].items():
+        spec = hparams.get(name)
+        if isinstance(spec, dict) and "class_path" in spec:
+            specs[name] = spec
+            continue
+        init_args = dict(old_defaults)
+        init_args.update({arg: hparams[key] for key, arg in flat_keys.items() if hparams.get(key) is not None})
+        specs[name] = {"class_path": class_path(cls), "init_args": init_args}
+    return specs
 
 
 def generator_spec(hparams: dict, kind: str) -> dict:
-    """The ``generator`` spec (``class_path``, ``init_args``) of a CR-GAN (``kind="crgan"``) or SPGAN
-    checkpoint's hyper-parameters; one written with flat ``g_*`` keys is read as well."""
-    spec = hparams.get("generator")
-    if isinstance(spec, dict) and "class_path" in spec:
-        return spec
-    init_args = dict(_FLAT_DEFAULTS[kind])
-    init_args.update({arg: hparams[key] for key, arg in FLAT_GENERATOR_KEYS[kind].items()
-                      if hparams.get(key) is not None})
-    return {"class_path": class_path(_GENERATOR_CLASSES[kind]), "init_args": init_args}
+    """The ``generator`` spec of a CR-GAN or SPGAN checkpoint's hyper-parameters (:func:`network_specs`)."""
+    return network_specs(hparams, kind)["generator"]
 
 
 def _frozen(net: torch.nn.Module, path, map_location, weights: dict, what: str) -> torch.nn.Module:

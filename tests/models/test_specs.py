@@ -1,5 +1,5 @@
 """Networks injected into the GAN modules: built from a factory or spec, kept as a spec in the
-checkpoint, rebuilt from it (and from a checkpoint written with the flat g_* arguments)."""
+checkpoint, rebuilt from it (and from a checkpoint written with the flat g_* / d_* / ... arguments)."""
 
 from __future__ import annotations
 
@@ -127,3 +127,41 @@ def test_a_checkpoint_with_the_flat_generator_arguments_still_loads(tmp_path):
     assert isinstance(old, ResnetGenerator)
     with torch.no_grad():
         torch.testing.assert_close(old(x), spgan.generator_st.eval()(x), rtol=0, atol=0)
+
+
+def _assert_same_weights(restored: torch.nn.Module, module: torch.nn.Module) -> None:
+    assert restored.state_dict().keys() == module.state_dict().keys()
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(restored.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_a_module_written_with_flat_network_arguments_loads_whole(tmp_path):
+    """load_from_checkpoint rebuilds every network of an old checkpoint from its flat keys (and
+    the old modules' defaults); the keys the module no longer takes are dropped."""
+    torch.manual_seed(0)
+    crgan = CRGANModule(num_source_pids=5, num_target_cameras=2, **TINY_CRGAN)
+    flat = {"num_source_pids": 5, "num_target_cameras": 2, "num_query": 7, "g_base_channels": 8, "g_num_down": 3,
+            "g_max_channels": 32, "g_res_blocks": 1, "d_base_channels": 16, "d_layers": 2,
+            "cls_backbone": "resnet10t", "cls_warmup_steps": 0, "pool_size": 4}
+    torch.save({"state_dict": crgan.state_dict(), "hyper_parameters": flat,
+                "pytorch-lightning_version": pl.__version__}, tmp_path / "old_crgan.ckpt")
+    restored = CRGANModule.load_from_checkpoint(tmp_path / "old_crgan.ckpt")
+    assert restored.hparams.generator["init_args"]["base_channels"] == 8
+    assert restored.hparams.discriminator["init_args"] == {**restored.discriminator.init_args}
+    assert restored.discriminator.init_args["n_layers"] == 2
+    assert restored.classifier.init_args["backbone"] == "resnet10t"
+    assert "num_query" not in restored.hparams and "g_base_channels" not in restored.hparams
+    _assert_same_weights(restored, crgan)
+    # an argument given to load_from_checkpoint still wins over the checkpoint's
+    assert CRGANModule.load_from_checkpoint(tmp_path / "old_crgan.ckpt", pool_size=9).hparams.pool_size == 9
+
+    spgan = SPGANModule(generator={"base_channels": 4, "num_res_blocks": 6}, discriminator={"base_channels": 8},
+                        siamese={"base_channels": 4, "feat_dim": 16})
+    old = {"num_source_pids": 5, "g_base_channels": 4, "d_base_channels": 8, "siamese_base_channels": 4,
+           "siamese_feat_dim": 16}  # no g_res_blocks: the old module's default, 6 blocks
+    torch.save({"state_dict": spgan.state_dict(), "hyper_parameters": old,
+                "pytorch-lightning_version": pl.__version__}, tmp_path / "old_spgan.ckpt")
+    restored = SPGANModule.load_from_checkpoint(tmp_path / "old_spgan.ckpt")
+    assert restored.generator_st.init_args["num_res_blocks"] == 6
+    assert restored.siamese.init_args["feat_dim"] == 16
+    _assert_same_weights(restored, spgan)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import inspect
+import os
 
 import pytorch_lightning as pl
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from ..checkpoints import hyperparameters, read_checkpoint
 from ..errors import ConfigError, TrainingDivergedError
+from ..networks import network_specs
 
 
 def attached_trainer(module: pl.LightningModule) -> pl.Trainer | None:
@@ -36,11 +39,13 @@ class ManualGANModule(pl.LightningModule):
     CLI can replace (``_optimizer``, from ``self.factories``), channels-last inputs and DDP with
     ``find_unused_parameters`` (each backward pass reaches one optimiser's networks only).
 
-    Subclasses set ``method`` (the name in messages), ``divergence_hint`` (what to try) and
+    Subclasses set ``method`` (the name in messages), ``divergence_hint`` (what to try),
+    ``kind`` (its networks in :data:`~crgan_lightning.networks.FLAT_NETWORK_KEYS`) and
     ``self.factories = {key: OptimizerCallable | None, ...}`` in ``__init__``.
     """
 
     method = "GAN"
+    kind = ""
     divergence_hint = "Lower the learning rates or set grad_clip"
     factories: dict
 
@@ -53,6 +58,17 @@ class ManualGANModule(pl.LightningModule):
             raise ConfigError(f"{self.method} under DDP needs find_unused_parameters=True (each optimiser's "
                               f"backward pass reaches only its own networks); use strategy='{self.ddp_strategy}' "
                               "or DDPStrategy(find_unused_parameters=True)")
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
+        """Lightning's ``load_from_checkpoint``; a checkpoint written before the networks were
+        injected, with flat ``g_*`` / ``d_*`` / ... hyper-parameters, gets each network's spec from
+        them (:func:`~crgan_lightning.networks.network_specs`). ``kwargs`` still override."""
+        legacy = {}
+        if hparams_file is None and isinstance(checkpoint_path, (str, os.PathLike)):
+            hparams = hyperparameters(read_checkpoint(checkpoint_path, f"{cls.method} checkpoint"))
+            legacy = {name: spec for name, spec in network_specs(hparams, cls.kind).items() if name not in hparams}
+        return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **{**legacy, **kwargs})
 
     def _save_networks(self, **networks: dict) -> None:
         """Keep the injected networks' specs (``name=spec``, :func:`~crgan_lightning.models.specs.network_spec`)

@@ -81,6 +81,7 @@ class CRGANModule(ManualGANModule):
     """
 
     method = "CR-GAN"
+    kind = "crgan"
     #: The injected networks (module arguments, and attributes of the same names).
     networks = ("generator", "discriminator", "classifier")
     divergence_hint = "Lower the learning rates, set grad_clip, or check the input masks"

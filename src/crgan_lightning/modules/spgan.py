@@ -87,6 +87,7 @@ class SPGANModule(ManualGANModule):
     """
 
     method = "SPGAN"
+    kind = "spgan"
     #: The injected networks (module arguments; each builds two networks but the SiaNet).
     networks = ("generator", "discriminator", "siamese")
 
