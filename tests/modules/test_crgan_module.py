@@ -194,7 +194,26 @@ def test_source_and_decoder_norm_options_keep_absolute_colour_and_are_rebuilt(tm
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, tmp_path / "g.ckpt")
     gen = load_generator(tmp_path / "g.ckpt")
     assert isinstance(gen.source_encoder.stem[1], torch.nn.Identity)
-    assert isinstance(gen.target_encoder.stem[1], torch.nn.InstanceNorm2d)
+    assert isinstance(gen.target_encoder.stem[1], torch.nn.InstanceNorm2d)  # the default norm
     assert isinstance(gen.ups[0].merge[1], torch.nn.BatchNorm2d)
     with pytest.raises(ConfigError, match="source_norm='layer'"):
         DualPathGenerator(source_norm="layer")
+
+
+def test_batch_norm_keeps_each_images_absolute_colour():
+    """norm="batch" keeps a tint that instance norm removes: in eval mode (streaming) the running
+    statistics keep it outright; in training one image's tint survives the batch statistics."""
+    from crgan_lightning.models.generator import DualPathGenerator
+
+    torch.manual_seed(0)
+    gen = DualPathGenerator(base_channels=8, num_down=2, norm="batch")
+    assert isinstance(gen.target_encoder.stem[1], torch.nn.BatchNorm2d)
+    x = torch.rand(2, 3, 64, 32) * 2 - 1
+    tinted = x.clone()
+    tinted[0] += torch.tensor([0.3, -0.2, 0.1]).view(3, 1, 1)
+    with torch.no_grad():
+        for stem in (gen.target_encoder.stem, gen.source_encoder.stem):
+            stem.eval()
+            assert (stem(x)[0] - stem(tinted)[0]).abs().mean() > 1e-2
+            stem.train()
+            assert (stem(x)[0] - stem(tinted)[0]).abs().mean() > 1e-2

@@ -41,11 +41,15 @@ leaves the details below open; these are the choices of this library)::
   7x7 conv maps to RGB and ``tanh`` bounds it to [-1, 1].
 - **Normalisation**: ``"instance"`` (default; per-image statistics, the usual choice for
   image-to-image translation, independent of batch size), ``"batch"`` or ``"none"``. Convs
-  followed by a norm layer carry no bias (it would be removed by the normalisation).
-  ``source_norm`` and ``decoder_norm`` set the source encoder's and the decoder's apart:
-  instance norm right after the full-resolution stem removes each feature map's mean, which
-  there is the person's absolute colour (what identifies people), so ``source_norm="none"``
-  keeps it on the skip path.
+  followed by a norm layer carry no bias (it would be removed by the normalisation). Instance
+  norm removes each image's own mean and scale from every feature map; right after the
+  full-resolution stems that is each image's absolute colour: the colour tone of the target
+  context, which the rendering exists to take, and the colours of the person's clothes, which
+  identify them. Batch norm keeps each image's colour relative to the batch (and its running
+  statistics keep it outright in eval mode, where renderings are streamed). On the embedded
+  benchmark ``norm="batch"`` lowered the background term of the context loss and helped re-id
+  on two seeds of three, not on the third (the README gives the figures), so the default stays.
+  ``source_norm`` and ``decoder_norm`` set the source encoder's and the decoder's apart.
 - **Cheaper layout for CPUs** (``space_to_depth=2``, ``outer_kernel=3``, ``padding="zeros"``):
   the inputs are pixel-unshuffled (every 2x2 block of RGB pixels becomes 12 channels at half
   the resolution, losslessly), the whole network runs at H/2 x W/2, and the last conv predicts
@@ -242,7 +246,7 @@ class DualPathGenerator(nn.Module):
         num_down: stride-2 stages per encoder; H and W must be divisible by ``2**num_down``.
         max_channels: cap on the width of any level.
         num_res_blocks: residual blocks at the bottleneck (0 for none).
-        norm: ``"instance"``, ``"batch"`` or ``"none"``.
+        norm: ``"instance"`` (default), ``"batch"`` or ``"none"`` (see the module docstring).
         fuse: how target features join source features: ``"concat"`` (concat + 1x1 conv) or ``"add"``.
         target_skips: also fuse target features into every skip connection (default: bottleneck only).
         source_norm, decoder_norm: the normalisation of the source encoder and of the decoder's
