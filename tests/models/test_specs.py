@@ -24,6 +24,12 @@ from crgan_lightning.networks import load_generator, load_spgan_generator
 GEN = "crgan_lightning.models.generator.DualPathGenerator"
 
 
+def _assert_same_weights(restored: torch.nn.Module, module: torch.nn.Module) -> None:
+    assert restored.state_dict().keys() == module.state_dict().keys()
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(restored.state_dict()[key], value, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("spec", [
     None,
     {"base_channels": 8},
@@ -102,8 +108,7 @@ def test_the_checkpoint_keeps_specs_and_the_generator_is_rebuilt_from_them(tmp_p
         torch.testing.assert_close(gen(x_s, x_t), module.generator.eval()(x_s, x_t), rtol=0, atol=0)
     restored = CRGANModule.load_from_checkpoint(path)  # the module too: every network from its spec
     assert isinstance(restored.discriminator, PatchDiscriminator) and restored.classifier.num_identities == 5
-    for key, value in module.state_dict().items():
-        torch.testing.assert_close(restored.state_dict()[key], value, rtol=0, atol=0)
+    _assert_same_weights(restored, module)
 
 
 def test_a_checkpoint_with_the_flat_generator_arguments_still_loads(tmp_path):
@@ -127,12 +132,6 @@ def test_a_checkpoint_with_the_flat_generator_arguments_still_loads(tmp_path):
     assert isinstance(old, ResnetGenerator)
     with torch.no_grad():
         torch.testing.assert_close(old(x), spgan.generator_st.eval()(x), rtol=0, atol=0)
-
-
-def _assert_same_weights(restored: torch.nn.Module, module: torch.nn.Module) -> None:
-    assert restored.state_dict().keys() == module.state_dict().keys()
-    for key, value in module.state_dict().items():
-        torch.testing.assert_close(restored.state_dict()[key], value, rtol=0, atol=0)
 
 
 def test_a_module_written_with_flat_network_arguments_loads_whole(tmp_path):
