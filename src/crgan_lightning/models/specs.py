@@ -1,6 +1,6 @@
-"""Networks given to the GAN modules as objects, and written into checkpoints as specs.
+"""Networks given to the modules as objects, and written into checkpoints as specs.
 
-The CR-GAN and SPGAN modules do not take their networks' widths and depths as flat arguments:
+The CR-GAN, SPGAN and re-id modules do not take their networks' widths and depths as flat arguments:
 each network is *injected*, as a factory the module calls (a class, or a class with some of its
 arguments bound). In a config that is a nested ``class_path`` object, with the network class's
 own arguments and defaults::
@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from torch import nn
 
@@ -39,6 +39,17 @@ NetworkFactory = Optional[Callable[[], nn.Module]]
 #: What the CLI accepts for the identity/camera classifier: a ``class_path`` object called with
 #: the number of source identities and of target cameras (linked from the DataModule).
 ClassifierFactory = Optional[Callable[[int, int], nn.Module]]
+
+
+class ReIDNetFactory(Protocol):
+    """What the CLI accepts for a re-id network: a ``class_path`` object called with the keyword
+    ``num_classes``, the number of source identities (linked from the DataModule)."""
+
+    def __call__(self, *, num_classes: int) -> nn.Module: ...
+
+
+#: The argument a re-id module passes when it builds its network (left out of the network's spec).
+REID_CALL_ARGS = ("num_classes",)
 
 
 def init_arguments(frame_locals: dict) -> dict[str, Any]:
@@ -82,10 +93,11 @@ def resolve_class(path: str, example: type, what: str) -> type:
     return cls
 
 
-def build_network(spec: Any, default: type, what: str, *call_args: Any) -> nn.Module:
-    """The network ``spec`` describes, called with ``call_args`` (a classifier's identity and
-    camera counts). ``spec``: None (``default()``), a class or factory, a spec dict
-    ``{"class_path", "init_args"}`` (as a checkpoint keeps it) or a dict of ``default``'s arguments."""
+def build_network(spec: Any, default: type, what: str, *call_args: Any, **call_kwargs: Any) -> nn.Module:
+    """The network ``spec`` describes, called with ``call_args`` and ``call_kwargs`` (a classifier's
+    identity and camera counts, a re-id network's ``num_classes``). ``spec``: None (``default()``), a
+    class or factory, a spec dict ``{"class_path", "init_args"}`` (as a checkpoint keeps it) or a
+    dict of ``default``'s arguments."""
     if spec is None:
         factory, kwargs = default, {}
     elif isinstance(spec, dict) and "class_path" in spec:
@@ -103,10 +115,23 @@ def build_network(spec: Any, default: type, what: str, *call_args: Any) -> nn.Mo
     else:
         raise ConfigError(f"{what}={spec!r}; expected a network class, a factory, a class_path spec or a dict of "
                           f"{default.__name__} arguments")
+    given = sorted(set(kwargs) & set(call_kwargs))
+    if given:
+        raise ConfigError(f"{what} sets {', '.join(given)}; expected it left out (the module passes it from the data)")
     try:
-        net = factory(*call_args, **kwargs)
+        net = factory(*call_args, **call_kwargs, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"{what}: {exc}") from None
     if not isinstance(net, nn.Module):
         raise ConfigError(f"{what} factory returned {type(net).__name__}; expected a torch.nn.Module")
     return net
+
+
+def for_trained_weights(spec: dict, default: type, what: str = "network") -> dict:
+    """``spec`` (a ``{"class_path", "init_args"}`` dict) for a network about to receive a
+    checkpoint's weights: ``pretrained: false`` and ``pretrained_path: null`` where its class takes
+    them (the checkpoint's weights replace ImageNet ones, so none is downloaded or read)."""
+    params = inspect.signature(resolve_class(spec["class_path"], default, what)).parameters
+    init_args = dict(spec.get("init_args") or {})
+    init_args.update({k: v for k, v in (("pretrained", False), ("pretrained_path", None)) if k in params})
+    return {**spec, "init_args": init_args}
