@@ -143,5 +143,8 @@ def fit_to_run(scheduler, trainer) -> dict:
     by default); one with ``total_iters=None`` (:class:`WarmupCosineLR`) first gets the run's number
     of optimiser steps, ``trainer.estimated_stepping_batches``."""
     if getattr(scheduler, "total_iters", 0) is None:
+        if trainer is None:
+            raise ConfigError(f"{type(scheduler).__name__} total_iters is null and no Trainer runs the module; "
+                              "expected total_iters set, or the module fitted by a Trainer")
         scheduler.total_iters = int(trainer.estimated_stepping_batches)
     return {"scheduler": scheduler, "interval": getattr(scheduler, "interval", "epoch")}

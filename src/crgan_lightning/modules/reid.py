@@ -4,9 +4,11 @@ and evaluates it on the target query/gallery with CMC, mAP and mINP."""
 from __future__ import annotations
 
 import functools
+import inspect
 import io
 import logging
 import os
+import sys
 
 import pytorch_lightning as pl
 import torch
@@ -21,7 +23,7 @@ from ..metrics import ReIDMetric
 from ..metrics.plots import plot_cmc, plot_ranked_lists, to_picture
 from ..models.reid import ReIDNet
 from ..models.specs import REID_CALL_ARGS, ReIDNetFactory, build_network, for_trained_weights, network_spec
-from ..networks import FLAT_NETWORK_KEYS, network_specs
+from ..networks import network_specs
 from ..schedules import WarmupMultiStepLR, fit_to_run
 from .common import attached_trainer, finite_on_all_ranks, restore_random_states, save_random_states
 from ..artifacts import log_image_file, run_dir
@@ -32,10 +34,21 @@ log = logging.getLogger(__name__)
 DEFAULT_OPTIMIZER = functools.partial(torch.optim.Adam, lr=3.5e-4, weight_decay=5e-4)
 #: The scheduler when none is injected: 10 epochs of warm-up, then x0.1 at epochs 40 and 70.
 DEFAULT_SCHEDULER = WarmupMultiStepLR
-#: The optimisation arguments the re-id module took before its optimiser and scheduler were only
-#: injected: a checkpoint that holds them still loads (they are dropped).
-FLAT_OPTIMISATION_KEYS = ("lr", "weight_decay", "optimizer_name", "lr_schedule", "warmup_epochs", "warmup_iters",
-                          "warmup_factor", "milestones", "gamma", "min_lr_factor")
+#: Where the arguments the re-id module took before its network and optimisation were injected went
+#: (below ``model.init_args``); a checkpoint that holds them still loads (:meth:`ReIDModule.load_from_checkpoint`).
+_NET_KEYS = ("backbone", "pretrained", "pretrained_path", "last_stride", "neck", "pooling", "test_pooling",
+             "lmp_parts", "flip_test")
+_SCHEDULE_KEYS = ("warmup_epochs", "milestones", "gamma", "warmup_iters", "warmup_factor")
+MOVED_ARGUMENTS = {
+    **{name: f"net.init_args.{name}" for name in _NET_KEYS},
+    "lr": "optimizer.init_args.lr", "weight_decay": "optimizer.init_args.weight_decay",
+    "optimizer_name": "optimizer (class_path: torch.optim.Adam or torch.optim.AdamW)",
+    "lr_schedule": "scheduler (class_path: crgan_lightning.schedules.WarmupMultiStepLR or WarmupCosineLR)",
+    **{name: f"scheduler.init_args.{name}" for name in _SCHEDULE_KEYS},
+    "min_lr_factor": "scheduler.init_args.min_factor",
+}
+#: What LightningCLI adds to a module's hyper-parameters beside its arguments.
+CLI_KEYS = {"_class_path", "_instantiator"}
 
 
 def _checked_factory(factory, what: str, build):
@@ -164,6 +177,8 @@ class ReIDModule(pl.LightningModule):
         self.scheduler_factory = _checked_factory(scheduler or DEFAULT_SCHEDULER, "scheduler",
                                                   lambda f: f(self.optimizer_factory(trial)))
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        for key in set(self.hparams) - self.argument_names() - CLI_KEYS:  # DataModule values the CLI links to
+            del self.hparams[key]                                          # any module, as num_target_cameras
         self.net = build_network(net, ReIDNet, "net", num_classes=num_source_pids)
         self.hparams["net"] = network_spec(self.net, REID_CALL_ARGS)  # what a checkpoint rebuilds it from
         if channels_last:
@@ -178,20 +193,34 @@ class ReIDModule(pl.LightningModule):
         self.extra_metrics: dict[str, ReIDMetric] = {}
 
     @classmethod
+    def argument_names(cls) -> set[str]:
+        """The arguments of the module: those of its ``__init__`` and of every re-id module
+        ``__init__`` it passes ``**kwargs`` on to."""
+        names = set()
+        for klass in cls.__mro__:
+            if issubclass(klass, ReIDModule):
+                names |= {name for name, p in inspect.signature(klass.__init__).parameters.items()
+                          if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        return names
+
+    @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
         """Lightning's ``load_from_checkpoint``, with the network rebuilt from the checkpoint's ``net``
         spec without pretrained weights (the checkpoint's weights replace them). A checkpoint written
         before the network and the optimisation were injected (``backbone``, ``lr`` ... among the
         hyper-parameters) loads too: its network arguments become the ``net`` spec and its
-        optimisation settings are dropped (give ``optimizer`` / ``scheduler`` to train it further).
-        ``kwargs`` still override."""
+        optimisation settings are dropped (give ``optimizer`` / ``scheduler`` to train it further),
+        as are values that are no argument of the module. ``kwargs`` still override."""
         if hparams_file is None and isinstance(checkpoint_path, (str, os.PathLike)):
             hparams = hyperparameters(read_checkpoint(checkpoint_path, "re-id checkpoint"))
             spec = network_specs(hparams, "reid")["net"]
-            flat = set(FLAT_NETWORK_KEYS["reid"]["net"][1]) | set(FLAT_OPTIMISATION_KEYS)
-            if flat & set(hparams):  # rewritten in memory: Lightning passes every hyper-parameter on
+            module_path, _, name = str(hparams.get("_class_path", "")).rpartition(".")
+            written_by = getattr(sys.modules.get(module_path), name, cls)  # the subclass that wrote it, if imported
+            module = written_by if inspect.isclass(written_by) and issubclass(written_by, cls) else cls
+            unknown = set(hparams) - module.argument_names() - CLI_KEYS
+            if unknown or "net" not in hparams:  # rewritten in memory: Lightning passes every hyper-parameter on
                 ckpt = read_checkpoint(checkpoint_path, "re-id checkpoint", mmap=False)
-                ckpt["hyper_parameters"] = {**{k: v for k, v in hparams.items() if k not in flat}, "net": spec}
+                ckpt["hyper_parameters"] = {**{k: v for k, v in hparams.items() if k not in unknown}, "net": spec}
                 checkpoint_path = io.BytesIO()
                 torch.save(ckpt, checkpoint_path)
                 checkpoint_path.seek(0)
@@ -264,7 +293,8 @@ class ReIDModule(pl.LightningModule):
         """The injected optimiser over every trainable parameter (one group) and its scheduler, at
         the scheduler's ``interval`` (:func:`~crgan_lightning.schedules.fit_to_run`)."""
         optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
-        return {"optimizer": optimizer, "lr_scheduler": fit_to_run(self.scheduler_factory(optimizer), self.trainer)}
+        scheduler = fit_to_run(self.scheduler_factory(optimizer), attached_trainer(self))
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     # ------------------------------------------------------------------ checkpoints
 
