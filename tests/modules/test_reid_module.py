@@ -194,6 +194,21 @@ def test_a_schedule_keeps_its_step_count_and_takes_its_settings_from_the_config_
     assert again["lr_scheduler"]["scheduler"].total_iters == 30 and again["lr_scheduler"]["scheduler"].last_epoch == 4
 
 
+def test_the_shipped_config_resolved_to_a_dict_builds_the_same_module_in_python():
+    """What ``--print_config`` prints (class_path objects for the network, optimiser and scheduler)
+    is also what Python code may pass."""
+    args = {k: v for k, v in shipped_config("reid_direct")["model"]["init_args"].items()
+            if k not in ("num_source_pids", "num_query")}
+    module = ReIDModule(num_source_pids=5, num_query=2, **args)
+    assert module.hparams["net"] == args["net"]
+    module.trainer = type("T", (), {"estimated_stepping_batches": 300})()
+    conf = module.configure_optimizers()
+    assert type(conf["optimizer"]) is torch.optim.AdamW and conf["optimizer"].defaults["weight_decay"] == 5e-2
+    sched = conf["lr_scheduler"]["scheduler"]
+    assert isinstance(sched, WarmupCosineLR) and sched.warmup_iters == 150 and sched.total_iters == 300
+    assert conf["optimizer"].param_groups[0]["lr"] == pytest.approx(2e-3 * 0.01)
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"optimizer": functools.partial(torch.optim.Adam, lr=-1.0)}, "optimizer: Invalid learning rate: -1.0"),
     ({"optimizer": functools.partial(torch.optim.Adam, momentum=0.9)}, "optimizer: .*unexpected keyword.*momentum"),
@@ -201,6 +216,8 @@ def test_a_schedule_keeps_its_step_count_and_takes_its_settings_from_the_config_
     ({"scheduler": functools.partial(WarmupMultiStepLR, gamma=0.0)}, "WarmupMultiStepLR .*gamma=0.0"),
     ({"scheduler": functools.partial(WarmupCosineLR, total_iters=0)}, "WarmupCosineLR .*total_iters=0"),
     ({"net": {"backbone": "resnet18", "pretrained": False, "num_classes": 3}}, "net sets num_classes; expected it"),
+    ({"optimizer": {"class_path": "torch.nn.Linear"}}, "optimizer class_path='torch.nn.Linear' is not a torch.optim"),
+    ({"scheduler": {"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {}}}, "scheduler: .*step_size"),
 ])
 def test_a_bad_optimisation_or_network_is_one_clear_error_when_the_module_is_built(bad, message):
     with pytest.raises(ConfigError, match=message):

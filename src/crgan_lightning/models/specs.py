@@ -24,6 +24,7 @@ module stores each network as a spec dict in its hyper-parameters (:func:`networ
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import sys
@@ -74,23 +75,36 @@ def network_spec(net: nn.Module, call_args: tuple[str, ...] = ()) -> dict[str, A
             "init_args": {k: v for k, v in recorded.items() if k not in call_args}}
 
 
-def resolve_class(path: str, example: type, what: str) -> type:
-    """The ``torch.nn.Module`` class named by ``path``. Only modules of this library or already
-    imported ones are imported (a checkpoint cannot make the library import code); a path without a
-    module is refused with ``example`` (the default class) as the dotted path to give."""
+def resolve_class(path: str, example: type, what: str, base: type = nn.Module) -> type:
+    """The ``base`` subclass (a ``torch.nn.Module`` class by default) named by ``path``. Only modules
+    of this library, of ``torch`` or already imported ones are imported (a checkpoint cannot make the
+    library import code); a path without a module is refused with ``example`` (the default class) as
+    the dotted path to give."""
     module_name, _, name = path.rpartition(".")
     if not module_name:
         raise ConfigError(f"{what} class_path={path!r}; expected a dotted path such as {class_path(example)}")
-    if module_name not in sys.modules and not module_name.startswith("crgan_lightning."):
+    if module_name not in sys.modules and not module_name.startswith(("crgan_lightning.", "torch.")):
         raise ConfigError(f"{what} class_path={path!r}: module {module_name} is not imported; import it before "
                           "building or loading the model")
     try:
         cls = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{what} class_path={path!r} does not name a class ({exc})") from None
-    if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
-        raise ConfigError(f"{what} class_path={path!r} is not a torch.nn.Module class")
+    if not (inspect.isclass(cls) and issubclass(cls, base)):
+        raise ConfigError(f"{what} class_path={path!r} is not a {base.__module__}.{base.__qualname__} class")
     return cls
+
+
+def factory_from_spec(spec: Any, example: type, base: type, what: str) -> Any:
+    """An optimiser or scheduler factory given in Python as a spec dict ``{"class_path", "init_args"}``
+    (as a resolved config holds it): ``functools.partial(class, **init_args)``, the class a ``base``
+    subclass; any other value is returned as it is."""
+    if not (isinstance(spec, dict) and "class_path" in spec):
+        return spec
+    unknown = set(spec) - {"class_path", "init_args"}
+    if unknown:
+        raise ConfigError(f"{what} spec has keys {sorted(unknown)}; expected class_path and init_args")
+    return functools.partial(resolve_class(spec["class_path"], example, what, base), **(spec.get("init_args") or {}))
 
 
 def build_network(spec: Any, default: type, what: str, *call_args: Any, **call_kwargs: Any) -> nn.Module:

@@ -22,7 +22,8 @@ from ..losses import batch_hard_triplet_loss, cross_entropy_label_smooth
 from ..metrics import ReIDMetric
 from ..metrics.plots import plot_cmc, plot_ranked_lists, to_picture
 from ..models.reid import ReIDNet
-from ..models.specs import REID_CALL_ARGS, ReIDNetFactory, build_network, for_trained_weights, network_spec
+from ..models.specs import (REID_CALL_ARGS, ReIDNetFactory, build_network, factory_from_spec, for_trained_weights,
+                            network_spec)
 from ..networks import network_specs
 from ..schedules import WarmupMultiStepLR, fit_to_run
 from .common import attached_trainer, finite_on_all_ranks, restore_random_states, save_random_states
@@ -59,7 +60,8 @@ def _checked_factory(factory, what: str, build):
         raise ConfigError(f"{what} is a built {type(factory).__name__}; give its class or a functools.partial of it "
                           "(the module builds it over its own parameters)")
     if not callable(factory):
-        raise ConfigError(f"{what}={factory!r}; expected a class_path object, a class or a functools.partial")
+        raise ConfigError(f"{what}={factory!r}; expected a class_path object, a class, a functools.partial or a "
+                          "spec dict")
     try:
         build(factory)
     except ConfigError:
@@ -127,7 +129,8 @@ class ReIDModule(pl.LightningModule):
             sees is erased alike.
         optimizer: the optimiser, a factory called with the list of trainable parameters (one
             group); default ``Adam(lr=3.5e-4, weight_decay=5e-4)`` (:data:`DEFAULT_OPTIMIZER`).
-            ``torch.optim.AdamW`` with decoupled weight decay suits training from scratch.
+            ``torch.optim.AdamW`` with decoupled weight decay suits training from scratch. In Python the
+            optimiser and the scheduler are classes, ``functools.partial`` objects or spec dicts.
         scheduler: the learning-rate scheduler, a factory called with the optimiser; default
             :class:`~crgan_lightning.schedules.WarmupMultiStepLR` (10 warm-up epochs, x0.1 at
             epochs 40 and 70). It steps every epoch, or at its own ``interval``
@@ -172,6 +175,8 @@ class ReIDModule(pl.LightningModule):
             )
         if not 0.0 <= batch_erasing_p <= 1.0:
             raise ConfigError(f"batch_erasing_p={batch_erasing_p} is not a probability; expected a value in [0, 1]")
+        optimizer = factory_from_spec(optimizer, torch.optim.Adam, torch.optim.Optimizer, "optimizer")
+        scheduler = factory_from_spec(scheduler, WarmupMultiStepLR, torch.optim.lr_scheduler.LRScheduler, "scheduler")
         trial = [torch.nn.Parameter(torch.zeros(1))]
         self.optimizer_factory = _checked_factory(optimizer or DEFAULT_OPTIMIZER, "optimizer", lambda f: f(trial))
         self.scheduler_factory = _checked_factory(scheduler or DEFAULT_SCHEDULER, "scheduler",
