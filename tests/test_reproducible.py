@@ -4,13 +4,17 @@ weights as an uninterrupted one."""
 
 from __future__ import annotations
 
+import functools
+
 import pytorch_lightning as pl
 import pytest
 import torch
 
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.keys import IMAGE, SOURCE
-from crgan_lightning.modules.reid import ReIDModule
+from crgan_lightning.modules.reid import DEFAULT_OPTIMIZER, ReIDModule
+
+TINY_NET = {"backbone": "resnet10t", "pretrained": False}
 
 
 def fit(root, out, seed: int, workers: int, max_epochs: int = 1, ckpt_path=None) -> dict[str, torch.Tensor]:
@@ -18,8 +22,8 @@ def fit(root, out, seed: int, workers: int, max_epochs: int = 1, ckpt_path=None)
     dm = CrossDomainDataModule(root=str(root), height=64, width=32, batch_size=8, num_instances=2, num_workers=workers,
                                with_target=False, erasing_p=0.5)
     dm.setup("fit")
-    module = ReIDModule(num_source_pids=dm.num_source_pids, num_query=dm.num_query, backbone="resnet10t",
-                        pretrained=False, lr=1e-3, batch_erasing_p=0.5)
+    module = ReIDModule(num_source_pids=dm.num_source_pids, num_query=dm.num_query, net=TINY_NET,
+                        optimizer=functools.partial(DEFAULT_OPTIMIZER, lr=1e-3), batch_erasing_p=0.5)
     trainer = pl.Trainer(accelerator="cpu", max_epochs=max_epochs, limit_train_batches=3, limit_val_batches=0,
                          logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=out,
                          callbacks=[pl.callbacks.ModelCheckpoint(dirpath=out, save_last=True)])
@@ -69,8 +73,9 @@ def fit_streaming(root, out, translator, max_epochs: int, ckpt_path=None, worker
     dm = CrossDomainDataModule(root=str(root), height=64, width=32, batch_size=8, num_instances=4,
                                num_workers=workers, with_target=False, masks="none", erasing_p=0.0, pad=0)
     dm.setup("fit")
-    module = ReIDModule(num_source_pids=dm.num_source_pids, num_query=dm.num_query, backbone="resnet10t",
-                        pretrained=False, lr=1e-3, batch_erasing_p=0.5, joint_triplet=True)
+    module = ReIDModule(num_source_pids=dm.num_source_pids, num_query=dm.num_query, net=TINY_NET,
+                        optimizer=functools.partial(DEFAULT_OPTIMIZER, lr=1e-3), batch_erasing_p=0.5,
+                        joint_triplet=True)
     rendering = ContextRenderingCallback(str(translator), ratio=0.5, replace_source=True, within_identity=True,
                                          contexts_from="dataset", pad=2)
     trainer = pl.Trainer(accelerator="cpu", max_epochs=max_epochs, limit_train_batches=3, limit_val_batches=0,

@@ -55,6 +55,13 @@ def one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     specific = [line[2:] for line in lines if line.startswith("- ") and not line[2:].startswith(_BOILERPLATE)]
     head = lines[0] if lines else type(exc).__name__
+    refused = [line.split("'")[1] for line in lines if line.startswith("Option '") and line.endswith("is not accepted")]
+    if refused:  # a key the class does not take (misspelt, or a re-id argument that moved into net/optimizer/...)
+        from ..modules.reid import MOVED_ARGUMENTS
+
+        moved = MOVED_ARGUMENTS.get(refused[0]) if head.startswith('Parser key "model"') else None
+        return (f"{head.rstrip(':')}: option '{refused[0]}' is not accepted"
+                + (f"; it moved to model.init_args.{moved}" if moved else ""))
     key = re.fullmatch(r'Parser key "([^"]+)":', head)
     if key and not specific and len(lines) > 1:  # a value of the wrong type: the flag, the value, the type
         wrong = re.fullmatch(r"Expected a <class '(\w+)'>\. Got value: (.*)", lines[1])

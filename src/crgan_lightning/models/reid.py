@@ -22,6 +22,7 @@ from torch import nn
 from ..errors import ConfigError, WeightsError
 from ..checkpoints import read_state_dict
 from ..hub import hub_endpoint, hub_offline, reachable
+from .specs import init_arguments
 
 
 class InputNormalize(nn.Module):
@@ -162,6 +163,11 @@ def create_backbone(backbone: str, pretrained: bool, pretrained_path: str | None
 class ReIDNet(nn.Module):
     """Re-id CNN: timm backbone -> pooling -> BNNeck -> identity classifier.
 
+    The network a :class:`~crgan_lightning.modules.reid.ReIDModule` trains by default; the module
+    builds it with ``num_classes`` set to the number of source identities, and a config sets the
+    other arguments under ``model.init_args.net.init_args``. It records them (``init_args``), so a
+    checkpoint keeps it as a spec and :func:`~crgan_lightning.networks.load_reid_net` rebuilds it.
+
     Args:
         backbone: any timm CNN name (``resnet50`` as in the paper, ``resnet18`` for quick runs).
         pretrained: start from ImageNet weights (downloaded by timm, or read from ``pretrained_path``).
@@ -190,6 +196,7 @@ class ReIDNet(nn.Module):
         flip_test: bool = False,
     ) -> None:
         super().__init__()
+        self.init_args = init_arguments(locals())  # what a checkpoint rebuilds it from
         for name, value in (("pooling", pooling), ("test_pooling", test_pooling)):
             if value not in ("avg", "max", "lmp"):
                 raise ConfigError(f"{name}={value!r}; expected 'avg', 'max' or 'lmp'")
@@ -253,7 +260,3 @@ class ReIDNet(nn.Module):
             feats = [feature(fmap, pooling) for fmap in maps]
             out[pooling] = feats[0] if len(feats) == 1 else 0.5 * (feats[0] + feats[1])
         return out
-
-
-#: The ``ReIDModule`` arguments that shape its network (the rest are training and test settings).
-NET_ARGUMENTS = ("backbone", "last_stride", "neck", "pooling", "test_pooling", "lmp_parts", "flip_test")
