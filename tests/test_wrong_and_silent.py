@@ -167,7 +167,7 @@ def test_offline_imagenet_weights_fail_at_once_and_name_the_flags(tmp_path, synt
     monkeypatch.setattr(reid, "reachable", lambda url, timeout=3.0: False)
     monkeypatch.setattr(reid.timm, "create_model", create_model)
     assert main(["fit", *STAGE, f"--data.root={synth_root}", f"--trainer.default_root_dir={tmp_path}",
-                 "--model.init_args.pretrained=true"]) == 2
+                 "--model.init_args.net.init_args.pretrained=true"]) == 2
     assert seen == [True] and constants.HF_HUB_OFFLINE is False  # offline for that call only
     line = error_line(capsys)
     assert "huggingface.co cannot be reached" in line
