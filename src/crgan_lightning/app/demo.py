@@ -178,7 +178,8 @@ def format_results(results: dict[str, dict[str, float]], out_dir: Path, seconds:
     if len(results) == 2:
         (_, a), (_, b) = results.items()
         lines.append(f"{'gain':<22}{b['rank1'] - a['rank1']:>+8.1f}{'':>16}{b['mAP'] - a['mAP']:>+8.1f}")
-    lines += ["", "for reference, the benchmark's calibration rows (configs/measured/calibration.yaml; 3 seeds, same schedule):"]
+    lines += ["", "for reference, the benchmark's calibration rows (configs/measured/calibration.yaml; 3 seeds, "
+              "same schedule):"]
     for name, (rank1, mean_ap) in calibration_rows().items():
         lines.append(f"  {name:<22}{rank1:>6.1f}{'':>16}{mean_ap:>8.1f}")
     pictures = sorted(out_dir.glob("crgan/logs/*/samples/*.png"))[-1:]
