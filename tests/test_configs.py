@@ -9,9 +9,10 @@ import yaml
 from conftest import shipped_config
 
 from crgan_lightning.app.cli import main
-from crgan_lightning.app.stages import STAGES, config_root, expand_stage, stage_arguments, stage_configs
+from crgan_lightning.app.lightning import resolved_config
+from crgan_lightning.app.stages import STAGES, config_root, expand_stage, pair_name, stage_arguments, stage_configs
 from crgan_lightning.callbacks.rendering import ContextRenderingCallback
-from crgan_lightning.errors import ConfigError
+from crgan_lightning.errors import ConfigError, DatasetError
 
 PAIRS = ("duke2market", "market2duke", "synth_a2synth_b")
 MODULES = {"crgan": "crgan.CRGANModule", "spgan": "spgan.SPGANModule", "reid_direct": "reid.ReIDModule",
@@ -61,12 +62,67 @@ def test_a_stage_is_its_pieces_in_order_with_the_embedded_recipe_after_each():
 def test_a_new_pair_needs_no_file_or_a_short_one(tmp_path):
     args = stage_arguments("reid_crgan", source="market", target="msmt17")
     assert "--data.source=market" in args and "--data.target=msmt17" in args
-    assert "--trainer.default_root_dir=runs/market2msmt17/reid_crgan" in args
-    assert "--rendering.init_args.translator=runs/market2msmt17/crgan/checkpoints/last.ckpt" in args
+    assert "--trainer.default_root_dir=runs/market2msmt/reid_crgan" in args
+    assert "--rendering.init_args.translator=runs/market2msmt/crgan/checkpoints/last.ckpt" in args
     own = tmp_path / "cuhk2duke.yaml"  # the user's own pair file
     own.write_text("data:\n  source: cuhk03np\n  target: duke\n")
     assert stage_configs("crgan", str(own))[-1] == own
     assert "--trainer.default_root_dir=runs/cuhk2duke/crgan" in stage_arguments("crgan", str(own))
+
+
+def test_pair_names_are_the_registrys_whatever_alias_is_typed():
+    assert pair_name("msmt17", "duke") == pair_name("MSMT", "dukemtmc-reid") == "msmt2duke"
+    assert pair_name("market1501", "dukemtmcreid") == "market2duke"
+    assert pair_name("cuhk03", "market-1501") == "cuhk03np2market"
+    # an alias pair reads the shipped pair file and runs in the canonical pair's folders
+    args = stage_arguments("crgan", source="Market-1501", target="dukemtmc")
+    assert str(config_root() / "pairs" / "market2duke.yaml") in args
+    assert "--trainer.default_root_dir=runs/market2duke/crgan" in args
+    assert "--model.init_args.judge=runs/market2duke/reid_direct/checkpoints/last.ckpt" in args
+    names = [f"{p.parent.name}/{p.stem}" for p in stage_configs("reid_direct", source="syntha", target="synthb")]
+    assert names == ["base/trainer", "embedded/trainer", "base/reid", "embedded/reid", "pairs/synth_a2synth_b"]
+    with pytest.raises(DatasetError, match="unknown dataset 'viper'"):
+        stage_arguments("crgan", source="viper", target="duke")
+
+
+def test_runs_flag_moves_every_run_folder_of_the_pair():
+    argv = expand_stage(["fit", "--stage", "reid_crgan", "--pair", "market2duke", "--runs", "/scratch/runs"])
+    assert "--trainer.default_root_dir=/scratch/runs/market2duke/reid_crgan" in argv
+    assert "--rendering.init_args.translator=/scratch/runs/market2duke/crgan/checkpoints/last.ckpt" in argv
+
+
+def test_a_pair_setting_in_a_stage_file_reaches_that_stage_only(tmp_path):
+    own = tmp_path / "mine.yaml"
+    own.write_text("data:\n  source: synth_a\n  target: synth_b\n  num_workers: 0\n")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "crgan.yaml").write_text("trainer:\n  max_epochs: 80\n")
+    (tmp_path / "mine" / "reid.yaml").write_text("trainer:\n  max_epochs: 7\n")  # every re-id stage
+    (tmp_path / "mine" / "reid_direct.yaml").write_text("data:\n  batch_size: 32\n")  # that stage alone
+    names = [p.name for p in stage_configs("reid_direct", str(own))]
+    assert names[-3:] == ["mine.yaml", "reid.yaml", "reid_direct.yaml"]
+    crgan = resolved_config(["--stage", "crgan", "--pair", str(own)])
+    direct = resolved_config(["--stage", "reid_direct", "--pair", str(own)])
+    streaming = resolved_config(["--stage", "reid_crgan", "--pair", str(own)])
+    assert crgan["trainer"]["max_epochs"] == 80
+    assert direct["trainer"]["max_epochs"] == streaming["trainer"]["max_epochs"] == 7
+    assert direct["data"]["batch_size"] == 32 and streaming["data"]["batch_size"] != 32
+    assert crgan["data"]["num_workers"] == direct["data"]["num_workers"] == 0  # the pair file: every stage
+    shipped = shipped_config("reid_direct")
+    assert shipped["trainer"]["max_epochs"] != 7 and shipped["data"]["batch_size"] != 32
+
+
+def test_a_pair_file_with_settings_beyond_data_or_a_stray_stage_file_is_refused(tmp_path, capsys):
+    own = tmp_path / "mine.yaml"
+    own.write_text("data:\n  source: market\n  target: duke\ntrainer:\n  max_epochs: 80\n")
+    assert main(["fit", "--stage", "crgan", "--pair", str(own)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"pair file {own} sets trainer, which would apply to every stage" in err
+    assert f"{tmp_path / 'mine'}/crgan.yaml" in err
+    own.write_text("data:\n  source: market\n  target: duke\n")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "cr_gan.yaml").write_text("trainer:\n  max_epochs: 80\n")
+    assert main(["configs", "--stage", "crgan", "--pair", str(own)]) == 2
+    assert f"{tmp_path / 'mine' / 'cr_gan.yaml'}: no piece or stage of that name" in capsys.readouterr().err
 
 
 def test_stage_flags_expand_before_the_users_own_arguments():
@@ -105,7 +161,7 @@ def test_crgan_configs_lists_stages_and_pairs_and_expands_a_stage(capsys):
     assert main(["configs", "--stage", "reid_direct", "--source", "msmt17", "--target", "duke"]) == 0
     words = capsys.readouterr().out.split()
     assert "--data.source=msmt17" in words and "--data.target=duke" in words
-    assert "--trainer.default_root_dir=runs/msmt172duke/reid_direct" in words
+    assert "--trainer.default_root_dir=runs/msmt2duke/reid_direct" in words
     assert not any(w.endswith(".yaml") and "pairs" in w for w in words)
 
 

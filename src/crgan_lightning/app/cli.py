@@ -107,7 +107,7 @@ def _cmd_configs(args: argparse.Namespace) -> None:
     from .stages import STAGES, config_root, stage_arguments
 
     if args.stage:
-        print(" ".join(stage_arguments(args.stage, args.pair, source=args.source, target=args.target)))
+        print(" ".join(stage_arguments(args.stage, args.pair, runs=args.runs, source=args.source, target=args.target)))
         return
     root = config_root()
     print(f"configs: {root}")
@@ -126,10 +126,11 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 def _cmd_compare(args: argparse.Namespace) -> None:
     from .compare import run_compare
+    from .stages import pair_name
 
     with arguments_named(QUALITY_FLAGS):
         run_compare(args.source, args.target, root=args.root,
-                    out=args.out or f"runs/compare/{args.source}2{args.target}",
+                    out=args.out or f"runs/compare/{pair_name(args.source, args.target)}",
                     seeds=args.seeds, crgan_epochs=args.crgan_epochs, spgan_epochs=args.spgan_epochs,
                     reid_epochs=args.reid_epochs, mask_roots=_mask_roots(args.mask_root), taudl=not args.no_taudl,
                     quality={"skip": True} if args.no_quality else {
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair", default=None, help="a pair (market2duke, synth_a2synth_b, ...) or a pair file")
     p.add_argument("--source", default=None, help="instead of --pair: the source dataset (market, msmt17, ...)")
     p.add_argument("--target", default=None, help="instead of --pair: the target dataset")
+    p.add_argument("--runs", default="runs", help="the folder of the pairs' run folders (default: runs)")
     p.set_defaults(func=_cmd_configs)
 
     p = sub.add_parser("summary", help="print a dataset's statistics (# ids, # images, # cameras)")
