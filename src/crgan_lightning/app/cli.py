@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 from .demo import add_run_arguments
 from ..errors import ConfigError, CRGANError, arguments_named
-from .lightning import LIGHTNING_COMMANDS, one_line, run_lightning_cli
+from .lightning import LIGHTNING_COMMANDS, LIGHTNING_HELP, one_line, run_lightning_cli
 
 #: The flags of ``crgan quality`` and ``crgan compare`` that carry the Table 1 weight files, by the
 #: name of the argument they fill.
@@ -162,10 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="crgan",
         description="CR-GAN context rendering for cross-domain person re-id. "
         f"Training and evaluation: crgan {{{','.join(LIGHTNING_COMMANDS)}}} --stage STAGE --pair PAIR "
-        "(or --config FILE; LightningCLI); crgan configs lists them.",
+        "(or --config FILE; LightningCLI); crgan configs lists the stages and pairs.",
+        epilog="crgan COMMAND --help describes a command; crgan fit --help starts with the settings most runs "
+        "change.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    parser.set_defaults(verbs=sub.choices)  # the tool verbs, filled in below
+    for command in LIGHTNING_COMMANDS:  # listed here; main() hands them to LightningCLI
+        sub.add_parser(command, help=LIGHTNING_HELP[command], add_help=False)
 
     from ..data.synthetic import HEIGHT, NUM_TEST_IDS, NUM_TRAIN_IDS, WIDTH
 
@@ -278,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the end-to-end demo on the embedded benchmark (CR-GAN, then re-id a/b)")
     add_run_arguments(p)
     p.set_defaults(func=_cmd_demo)
+    parser.set_defaults(verbs=[name for name in sub.choices if name not in LIGHTNING_COMMANDS])  # the tool verbs
     return parser
 
 
