@@ -51,7 +51,8 @@ TAUDL_ON = $(filter 1 yes true,$(TAUDL))
 REID_STAGE = $(if $(TAUDL_ON),$(if $(SPGAN_CKPT),reid_spgan_taudl,$(if $(CRGAN_CKPT),reid_crgan_taudl,reid_taudl)),$(if $(CRGAN_CKPT),reid_crgan,reid_direct))
 REID_TRANSLATOR = $(or $(SPGAN_CKPT),$(CRGAN_CKPT))
 REID_EXTRA = $(if $(REID_TRANSLATOR),--rendering.init_args.translator=$(REID_TRANSLATOR))
-REID_NEEDS = $(filter $(GENERATOR),$(CRGAN_CKPT))
+# The generator train-reid trains first when missing (not with SPGAN_CKPT, which the recipe refuses beside it).
+REID_NEEDS = $(if $(SPGAN_CKPT),,$(filter $(GENERATOR),$(CRGAN_CKPT)))
 # A prerequisite's run, and what to do when it fails.
 prereq_fit = @echo "make: $(1) of $(PAIR) is missing: training it first ($(2)=\"$(3)\" are its arguments)"
 prereq_fail = { echo "make: training $(1) of $(PAIR) failed; give its own arguments as $(2)=\"...\" (ARGS are the target's)"; exit 2; }

@@ -95,6 +95,9 @@ def test_train_reid_with_crgan_builds_the_judge_then_the_generator_then_streams(
 def test_train_reid_without_crgan_or_with_another_generator_builds_nothing_first(tmp_path, venv):
     runs = tmp_path / "runs"
     assert stages(make("train-reid", venv=venv, runs=runs), venv) == ["reid_direct"]
+    # CRGAN=1 with SPGAN_CKPT is refused by the recipe before any training: no generator is built for it
+    lines = make("train-reid", "CRGAN=1", f"SPGAN_CKPT={tmp_path}/spgan.ckpt", venv=venv, runs=runs)
+    assert stages(lines, venv) == ["reid_crgan"] and any("not both" in line for line in lines)
     lines = make("train-reid", f"CRGAN_CKPT={tmp_path}/elsewhere.ckpt", venv=venv, runs=runs)
     assert stages(lines, venv) == ["reid_crgan"]
     assert f"--rendering.init_args.translator={tmp_path}/elsewhere.ckpt" in fits(lines, venv)[0]
