@@ -113,6 +113,7 @@ def _cmd_configs(args: argparse.Namespace) -> None:
     print(f"configs: {root}")
     print(f"stages:  {', '.join(STAGES)}")
     print(f"pairs:   {', '.join(sorted(p.stem for p in (root / 'pairs').glob('*.yaml')))}")
+    print("         a pair file holds data: (every stage); <pair>/<piece or stage>.yaml beside it: some stages")
     print("train one: crgan fit --stage STAGE --pair PAIR [--data.root=DIR ...]")
     print("           crgan fit --stage STAGE --source DATASET --target DATASET [...]  (a pair without a file)")
 
