@@ -12,6 +12,7 @@ Evaluation forward returns the BN-neck feature computed with ``test_pooling``.
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
 
 import timm
 import torch
@@ -20,6 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError, WeightsError
 from ..checkpoints import read_state_dict
+from ..hub import hub_endpoint, hub_offline, reachable
 
 
 class InputNormalize(nn.Module):
@@ -143,12 +145,15 @@ def create_backbone(backbone: str, pretrained: bool, pretrained_path: str | None
                 f"(e.g. {unexpected[:3]})"
             )
     elif pretrained:
+        online = reachable(hub_endpoint())  # offline: timm's local cache only, no minute of download retries
         try:
-            loaded = timm.create_model(backbone, pretrained=True, num_classes=0, global_pool="")
+            with hub_offline(not online):
+                loaded = timm.create_model(backbone, pretrained=True, num_classes=0, global_pool="")
         except Exception as exc:
+            why = f"{urlparse(hub_endpoint()).hostname} cannot be reached" if not online else type(exc).__name__
             raise WeightsError(
-                f"pretrained weights for {backbone!r} could not be downloaded ({type(exc).__name__}); "
-                f"offline, pass pretrained_path=FILE with a local state dict, or pretrained=False"
+                f"ImageNet weights for {backbone!r} could not be downloaded ({why}) and are not in timm's cache; "
+                f"give a local state dict with pretrained_path=FILE, or pretrained=False to start from random weights"
             ) from None
         model.load_state_dict(loaded.state_dict())
     return model
