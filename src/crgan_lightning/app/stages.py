@@ -154,8 +154,8 @@ def pair_stage_files(path: Path, stage: str) -> list[Path]:
     if not folder.is_dir():
         return []
     names = {piece for spec in STAGES.values() for piece in spec.pieces} | set(STAGES)
-    for file in sorted(folder.glob("*.y*ml")):
-        if file.stem not in names or file.suffix not in (".yaml", ".yml"):
+    for file in sorted(f for f in folder.iterdir() if f.suffix in (".yaml", ".yml")):
+        if file.stem not in names:
             raise ConfigError(f"{file}: no piece or stage of that name, so no stage would read it; expected "
                               f"<name>.yaml, name one of {', '.join(sorted(names))}")
     wanted = list(dict.fromkeys([*STAGES[stage].pieces, stage]))
