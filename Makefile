@@ -8,23 +8,54 @@ STAMP  := $(VENV)/.installed
 DATA_ROOT ?= data
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-# A stage of the pair SRC->TGT: its shipped configs (crgan_lightning/configs: base/ pieces, the embedded
-# recipe for the embedded pair, pairs/<SRC>2<TGT>.yaml when the pair has one) and its run folder
-# runs/<SRC>2<TGT>/<stage>, with the judge and translator of the same pair: `crgan configs --stage S` shows them.
-stage_args = --stage $(1) --source $(SRC) --target $(TGT) --data.root=$(DATA_ROOT)
-# train-reid: direct transfer, or CR-GAN streaming when CRGAN_CKPT names a CR-GAN checkpoint. TAUDL=1 adds TAUDL
-# on the target's within-camera tracklets: reid_taudl (TAUDL alone, no source label), reid_crgan_taudl with
-# CRGAN_CKPT, reid_spgan_taudl with SPGAN_CKPT (an SPGAN checkpoint of make train-spgan; TAUDL=1 only).
-TAUDL_ON = $(filter 1 yes true,$(TAUDL))
-REID_STAGE = $(if $(TAUDL_ON),$(if $(SPGAN_CKPT),reid_spgan_taudl,$(if $(CRGAN_CKPT),reid_crgan_taudl,reid_taudl)),$(if $(CRGAN_CKPT),reid_crgan,reid_direct))
-REID_TRANSLATOR = $(or $(SPGAN_CKPT),$(CRGAN_CKPT))
-REID_EXTRA = $(if $(REID_TRANSLATOR),--rendering.init_args.translator=$(REID_TRANSLATOR))
-
 .DEFAULT_GOAL := help
 SRC    ?= synth_a
 TGT    ?= synth_b
 ARGS   ?=
 SEEDS  ?= 0 1 2
+RUNS   ?= runs
+
+# The pair name of a dataset name or alias, as `crgan` names the pair (crgan_lightning.app.stages.pair_name;
+# a test checks that the two agree for every registered name): runs/$(PAIR)/<stage> is a stage's run folder.
+define pair_names
+$(foreach name,$(2),$(eval PAIR_NAME_$(name) := $(1)))
+endef
+$(call pair_names,market,market1501 market market-1501)
+$(call pair_names,duke,dukemtmcreid duke dukemtmc dukemtmc-reid)
+$(call pair_names,msmt,msmt17 msmt msmt17_v1 msmt17_v2)
+$(call pair_names,cuhk03np,cuhk03np cuhk03 cuhk03-np)
+$(call pair_names,synth_a,synth_a syntha)
+$(call pair_names,synth_b,synth_b synthb)
+$(call pair_names,synth_a_in_b,synth_a_in_b synthainb)
+pair_name = $(or $(PAIR_NAME_$(1)),$(1))
+PAIR = $(call pair_name,$(SRC))2$(call pair_name,$(TGT))
+
+# A stage of the pair SRC->TGT: its shipped configs (crgan_lightning/configs: base/ pieces, the embedded
+# recipe for the embedded pair, pairs/<PAIR>.yaml and pairs/<PAIR>/ when the pair has them) and its run folder
+# RUNS/<PAIR>/<stage>, with the judge and translator of the same pair: `crgan configs --stage S` shows them.
+stage_args = --stage $(1) --source $(SRC) --target $(TGT) --runs $(RUNS) --data.root=$(DATA_ROOT)
+# The checkpoints a stage of the pair leaves, and that later stages read: make builds them when they are missing
+# (with their own arguments: REID_ARGS for the judge, CRGAN_ARGS for the generator) and uses them when they exist.
+JUDGE     = $(RUNS)/$(PAIR)/reid_direct/checkpoints/last.ckpt
+GENERATOR = $(RUNS)/$(PAIR)/crgan/checkpoints/last.ckpt
+REID_ARGS  ?=
+CRGAN_ARGS ?=
+# train-crgan needs the judge unless ARGS names one of its own (--model.init_args.judge=null or a file).
+CRGAN_NEEDS = $(if $(findstring init_args.judge=,$(ARGS)),,$(JUDGE))
+# train-reid: direct transfer, or CR-GAN streaming when CRGAN_CKPT names a CR-GAN checkpoint (CRGAN=1: the pair's
+# own, $(GENERATOR), trained first when missing). TAUDL=1 adds TAUDL on the target's within-camera tracklets:
+# reid_taudl (TAUDL alone, no source label), reid_crgan_taudl with CRGAN_CKPT, reid_spgan_taudl with SPGAN_CKPT
+# (an SPGAN checkpoint of make train-spgan; TAUDL=1 only).
+CRGAN_CKPT ?= $(if $(filter 1 yes true,$(CRGAN)),$(GENERATOR))
+TAUDL_ON = $(filter 1 yes true,$(TAUDL))
+REID_STAGE = $(if $(TAUDL_ON),$(if $(SPGAN_CKPT),reid_spgan_taudl,$(if $(CRGAN_CKPT),reid_crgan_taudl,reid_taudl)),$(if $(CRGAN_CKPT),reid_crgan,reid_direct))
+REID_TRANSLATOR = $(or $(SPGAN_CKPT),$(CRGAN_CKPT))
+REID_EXTRA = $(if $(REID_TRANSLATOR),--rendering.init_args.translator=$(REID_TRANSLATOR))
+# The generator train-reid trains first when missing (not with SPGAN_CKPT, which the recipe refuses beside it).
+REID_NEEDS = $(if $(SPGAN_CKPT),,$(filter $(GENERATOR),$(CRGAN_CKPT)))
+# A prerequisite's run, and what to do when it fails.
+prereq_fit = @echo "make: $(1) of $(PAIR) is missing: training it first ($(2)=\"$(3)\" are its arguments)"
+prereq_fail = { echo "make: training $(1) of $(PAIR) failed; give its own arguments as $(2)=\"...\" (ARGS are the target's)"; exit 2; }
 
 .PHONY: help install demo test test-fast lint synth summary bench train-crgan train-reid train-spgan compare evaluate sweep clean
 
@@ -60,18 +91,30 @@ synth: install  ## write the embedded benchmark under DATA_ROOT (default: data)
 summary: install  ## print a dataset's statistics: make summary DATASET=market DATA_ROOT=/datasets
 	$(BIN)/crgan summary --dataset $(DATASET) --root $(DATA_ROOT)
 
-train-crgan: install  ## CR-GAN, judged by the pair's direct-transfer run (make train-reid first): make train-crgan SRC=market TGT=duke [ARGS=...]
+train-crgan: install $(CRGAN_NEEDS)  ## CR-GAN, judged by the pair's direct-transfer run (trained first when missing, with REID_ARGS): make train-crgan SRC=market TGT=duke [ARGS=...] [REID_ARGS=...]
 	$(BIN)/crgan fit $(call stage_args,crgan) $(ARGS)
 
-train-reid: install  ## re-id: make train-reid SRC=market TGT=duke [CRGAN_CKPT=runs/market2duke/crgan/checkpoints/last.ckpt] [ARGS=...]; TAUDL=1 adds TAUDL on the target tracklets (alone, or CR-GAN+TAUDL with CRGAN_CKPT, SPGAN+TAUDL with SPGAN_CKPT=<make train-spgan last.ckpt>)
+train-reid: install $(REID_NEEDS)  ## re-id: make train-reid SRC=market TGT=duke [ARGS=...]; CRGAN=1 (or CRGAN_CKPT=<a CR-GAN last.ckpt>) streams the pair's CR-GAN renderings (trained first when missing, with CRGAN_ARGS); TAUDL=1 adds TAUDL on the target tracklets (alone, CR-GAN+TAUDL with CRGAN_CKPT, SPGAN+TAUDL with SPGAN_CKPT=<make train-spgan last.ckpt>)
 	@test -z "$(SPGAN_CKPT)" -o -z "$(CRGAN_CKPT)" || { echo "give CRGAN_CKPT or SPGAN_CKPT, not both"; exit 2; }
 	@test -z "$(SPGAN_CKPT)" -o -n "$(TAUDL_ON)" || { echo "SPGAN_CKPT=$(SPGAN_CKPT) selects SPGAN+TAUDL: add TAUDL=1"; exit 2; }
 	$(BIN)/crgan fit $(call stage_args,$(REID_STAGE)) $(REID_EXTRA) $(ARGS)
 
+# The judge and the generator of the pair, built only when their checkpoint is missing (an existing one is used,
+# also one of a run stopped early: finish it with make train-reid / train-crgan ARGS="--ckpt_path last"). Precious:
+# make never deletes an interrupted run's last.ckpt, the point it resumes from.
+.PRECIOUS: $(JUDGE) $(GENERATOR)
+$(JUDGE): | install
+	$(call prereq_fit,the direct-transfer judge $@,REID_ARGS,$(REID_ARGS))
+	$(BIN)/crgan fit $(call stage_args,reid_direct) $(REID_ARGS) || $(call prereq_fail,the direct-transfer judge,REID_ARGS)
+
+$(GENERATOR): | install $(if $(findstring init_args.judge=,$(CRGAN_ARGS)),,$(JUDGE))
+	$(call prereq_fit,the CR-GAN generator $@,CRGAN_ARGS,$(CRGAN_ARGS))
+	$(BIN)/crgan fit $(call stage_args,crgan) $(CRGAN_ARGS) || $(call prereq_fail,the CR-GAN generator,CRGAN_ARGS)
+
 train-spgan: install  ## SPGAN baseline: make train-spgan SRC=market TGT=duke [DATA_ROOT=...] [ARGS=...]
 	$(BIN)/crgan fit $(call stage_args,spgan) $(ARGS)
 
-compare: install  ## the paper's Tables 1 and 2 (3 seeds): make compare SRC=market TGT=duke [SEEDS="0 1 2"] [ARGS=...]
+compare: install  ## the paper's Tables 1 and 2 (3 seeds; trains every stage it needs under runs/compare): make compare SRC=market TGT=duke [SEEDS="0 1 2"] [ARGS=...]
 	$(BIN)/crgan compare --source $(SRC) --target $(TGT) --root $(DATA_ROOT) --seeds $(SEEDS) $(ARGS)
 
 evaluate: install  ## test a re-id checkpoint on the target: make evaluate SRC= TGT= CKPT=path/to.ckpt

@@ -176,6 +176,43 @@ def test_ddp_becomes_the_strategy_the_gan_modules_need_and_plain_ddp_is_refused_
         dist.destroy_process_group()
 
 
+def test_top_level_help_lists_every_command_with_one_line(capsys):
+    from crgan_lightning.app.cli import build_parser
+    from crgan_lightning.app.lightning import LIGHTNING_COMMANDS, LIGHTNING_HELP
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ") and line[4] != " "]
+    assert listed == [*LIGHTNING_COMMANDS, *build_parser().get_default("verbs")]
+    assert "configs" in listed and "demo" in listed
+    assert LIGHTNING_HELP["fit"].split(":")[0] in " ".join(out.split())
+    assert main(["nope"]) == 2  # the listed commands are the ones the error names, each once
+    err = capsys.readouterr().err
+    assert err.count("fit") == 1 and "expected one of fit, validate, test, predict, synth" in err
+
+
+@pytest.mark.parametrize("command", ["fit", "test"])
+def test_lightning_help_starts_with_the_stage_options_and_the_settings_users_change(command, capsys):
+    from crgan_lightning.app.stages import STAGES
+
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    first, _, rest = out.partition("\noptions:")
+    assert out.startswith(f"usage: crgan {command} --stage STAGE (--pair PAIR | --source A --target B)")
+    assert len(first.splitlines()) < 45  # a screen, before LightningCLI's full list
+    wanted = ["--stage STAGE", "--pair PAIR", "--source A --target B", "--runs DIR", "--data.root=DIR",
+              "--trainer.devices", "--trainer.strategy=ddp", "--trainer.precision", "--print_config", "crgan configs",
+              *STAGES, "market2duke"]
+    fit = ["--trainer.max_epochs", "--seed_everything", "--ckpt_path last"]
+    wanted += fit if command == "fit" else ["--ckpt_path C"]
+    assert [flag for flag in wanted if flag not in first] == []
+    assert "--trainer.max_epochs MAX_EPOCHS" in rest and "--model CONFIG" in rest  # the full list follows
+
+
 def test_render_writes_every_split_at_the_size_the_generator_was_trained_at(
         tmp_path, synth_root, tiny_crgan_ckpt, capsys):
     """The test benchmark's images are 128x64, the tiny generator was trained on 64x32: the export's

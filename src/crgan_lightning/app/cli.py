@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 from .demo import add_run_arguments
 from ..errors import ConfigError, CRGANError, arguments_named
-from .lightning import LIGHTNING_COMMANDS, one_line, run_lightning_cli
+from .lightning import LIGHTNING_COMMANDS, LIGHTNING_HELP, one_line, run_lightning_cli
 
 #: The flags of ``crgan quality`` and ``crgan compare`` that carry the Table 1 weight files, by the
 #: name of the argument they fill.
@@ -107,12 +107,13 @@ def _cmd_configs(args: argparse.Namespace) -> None:
     from .stages import STAGES, config_root, stage_arguments
 
     if args.stage:
-        print(" ".join(stage_arguments(args.stage, args.pair, source=args.source, target=args.target)))
+        print(" ".join(stage_arguments(args.stage, args.pair, runs=args.runs, source=args.source, target=args.target)))
         return
     root = config_root()
     print(f"configs: {root}")
     print(f"stages:  {', '.join(STAGES)}")
     print(f"pairs:   {', '.join(sorted(p.stem for p in (root / 'pairs').glob('*.yaml')))}")
+    print("         a pair file holds data: (every stage); <pair>/<piece or stage>.yaml beside it: some stages")
     print("train one: crgan fit --stage STAGE --pair PAIR [--data.root=DIR ...]")
     print("           crgan fit --stage STAGE --source DATASET --target DATASET [...]  (a pair without a file)")
 
@@ -126,10 +127,11 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 def _cmd_compare(args: argparse.Namespace) -> None:
     from .compare import run_compare
+    from .stages import pair_name
 
     with arguments_named(QUALITY_FLAGS):
         run_compare(args.source, args.target, root=args.root,
-                    out=args.out or f"runs/compare/{args.source}2{args.target}",
+                    out=args.out or f"runs/compare/{pair_name(args.source, args.target)}",
                     seeds=args.seeds, crgan_epochs=args.crgan_epochs, spgan_epochs=args.spgan_epochs,
                     reid_epochs=args.reid_epochs, mask_roots=_mask_roots(args.mask_root), taudl=not args.no_taudl,
                     quality={"skip": True} if args.no_quality else {
@@ -161,10 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="crgan",
         description="CR-GAN context rendering for cross-domain person re-id. "
         f"Training and evaluation: crgan {{{','.join(LIGHTNING_COMMANDS)}}} --stage STAGE --pair PAIR "
-        "(or --config FILE; LightningCLI); crgan configs lists them.",
+        "(or --config FILE; LightningCLI); crgan configs lists the stages and pairs.",
+        epilog="crgan COMMAND --help describes a command; crgan fit --help starts with the settings most runs "
+        "change.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    parser.set_defaults(verbs=sub.choices)  # the tool verbs, filled in below
+    for command in LIGHTNING_COMMANDS:  # listed here; main() hands them to LightningCLI
+        sub.add_parser(command, help=LIGHTNING_HELP[command], add_help=False)
 
     from ..data.synthetic import HEIGHT, NUM_TEST_IDS, NUM_TRAIN_IDS, WIDTH
 
@@ -193,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair", default=None, help="a pair (market2duke, synth_a2synth_b, ...) or a pair file")
     p.add_argument("--source", default=None, help="instead of --pair: the source dataset (market, msmt17, ...)")
     p.add_argument("--target", default=None, help="instead of --pair: the target dataset")
+    p.add_argument("--runs", default="runs", help="the folder of the pairs' run folders (default: runs)")
     p.set_defaults(func=_cmd_configs)
 
     p = sub.add_parser("summary", help="print a dataset's statistics (# ids, # images, # cameras)")
@@ -278,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the end-to-end demo on the embedded benchmark (CR-GAN, then re-id a/b)")
     add_run_arguments(p)
     p.set_defaults(func=_cmd_demo)
+    parser.set_defaults(verbs=[name for name in sub.choices if name not in LIGHTNING_COMMANDS])  # the tool verbs
     return parser
 
 

@@ -30,6 +30,15 @@ from .stages import CHECKPOINTS, LAST_CKPT, expand_stage
 
 #: The Lightning subcommands ``crgan`` passes to LightningCLI.
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+#: What each does, in one line (``crgan --help`` and the first line of ``crgan COMMAND --help``).
+LIGHTNING_HELP = {
+    "fit": "train a stage of a pair: crgan fit --stage STAGE --pair PAIR [--data.root=DIR ...]",
+    "validate": "a checkpoint's validation metrics on the target: crgan validate --stage S --pair P --ckpt_path C",
+    "test": "test a re-id checkpoint on the target (rank-1/5/10, mAP, mINP, CMC plot): crgan test --stage S "
+            "--pair P --ckpt_path C",
+    "predict": "a re-id checkpoint's features of the target query and gallery: crgan predict --stage S --pair P "
+               "--ckpt_path C",
+}
 #: DataModule properties linked into the module's __init__ argument of the same name, for the modules
 #: that take it (a link to an argument the chosen module does not have is skipped).
 DATA_LINKS = ("num_source_pids", "num_query", "num_target_cameras")
@@ -40,6 +49,75 @@ CHECKPOINT_DEFAULTS = {"save_last": True, "save_top_k": 1, "save_on_train_epoch_
 _TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
 _BOILERPLATE = ("Expected a ", "Does not validate", "Not a valid", "a class path", "a dict", "a string",
                 "Given value", "Problem with given class_path", "Type ", "Import path")
+
+
+def _intro_formatter():
+    """jsonargparse's help formatter, keeping the line breaks of the description (the first section)."""
+    import argparse
+
+    from jsonargparse import DefaultHelpFormatter
+
+    class IntroHelpFormatter(DefaultHelpFormatter):
+        _fill_text = argparse.RawDescriptionHelpFormatter._fill_text
+
+    return IntroHelpFormatter
+
+
+def help_intro(command: str) -> str:
+    """The first section of ``crgan COMMAND --help``: the stage and pair options, the settings users
+    change, and where the rest is (``--print_config``, ``crgan configs``); LightningCLI's list of every
+    option follows it."""
+    from .stages import STAGES, config_root
+
+    pairs = ", ".join(sorted(p.stem for p in (config_root() / "pairs").glob("*.yaml")))
+    rows = [
+        ("stage and pair (they stand for the stage's shipped --config files and its run folder):", None),
+        ("--stage STAGE", ", ".join(STAGES)),
+        ("--pair PAIR", f"a shipped pair ({pairs}) or the path of your own pair file"),
+        ("--source A --target B", "instead of --pair: any two registered datasets (market, duke, msmt17, cuhk03np, "
+                                  "synth_a ...; aliases accepted)"),
+        ("--runs DIR", "the folder of the run folders DIR/<pair>/<stage> (default: runs)"),
+        ("the settings most runs change:", None),
+        ("--data.root=DIR", "the data root holding both datasets (default: data)"),
+    ]
+    if command == "fit":
+        rows += [
+            ("--trainer.max_epochs=N", "the schedule (the configs' own: --print_config)"),
+            ("--seed_everything=N", "the seed (default: 0)"),
+            ("--ckpt_path last", "continue this run from its last.ckpt (a fit refuses to train over a run's "
+                                 "checkpoints otherwise)"),
+        ]
+    else:
+        rows += [
+            ("--ckpt_path C", "the checkpoint to evaluate (last: the run's own last.ckpt; --untrained true: the "
+                              "network as built)"),
+        ]
+    rows += [
+        ("--trainer.devices=N", "GPUs (or processes); with --trainer.strategy=ddp for several"),
+        ("--trainer.precision=P", "16-mixed or bf16-mixed on GPUs, 32-true on the CPU"),
+        ("--torch_threads=N", "torch's CPU threads (two runs on one machine: cores / 2 each)"),
+        ("the rest:", None),
+        ("--print_config", f"print the whole merged config of the run (crgan {command} --stage S --pair P "
+                           "--print_config): every key below, with its value"),
+        ("crgan configs", "the stages, pairs and config files; --stage S --pair P: what they stand for"),
+    ]
+    import textwrap
+
+    lines = [*textwrap.wrap(LIGHTNING_HELP[command][0].upper() + LIGHTNING_HELP[command][1:] + ".", 100), ""]
+    for flag, text in rows:
+        lines += ["", flag] if text is None else textwrap.wrap(text, 100, initial_indent=f"  {flag:<24}",
+                                                               subsequent_indent=" " * 26)
+    lines += ["", *textwrap.wrap("LightningCLI's list of every option follows (--stage, --pair, --source, --target "
+                                 "and --runs are crgan's own).", 100)]
+    return "\n".join(lines)
+
+
+def help_settings(command: str) -> dict:
+    """The parser settings of ``crgan COMMAND``'s help: a short usage line and :func:`help_intro` (kept as
+    written by :func:`_intro_formatter`, which jsonargparse takes from the main parser)."""
+    usage = (f"crgan {command} --stage STAGE (--pair PAIR | --source A --target B) [--runs DIR] [OPTIONS]\n"
+             f"       crgan {command} --config FILE [--config FILE ...] [OPTIONS]")
+    return {"usage": usage, "description": help_intro(command), "formatter_class": _intro_formatter()}
 
 
 def one_line(exc: BaseException) -> str:
@@ -292,7 +370,8 @@ def run_lightning_cli(argv: Sequence[str]):
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
             trainer_defaults={"callbacks": [RemoveEmptyRunFolder(), RunGuard()]},
-            parser_kwargs={**raise_errors, **{command: raise_errors for command in LIGHTNING_COMMANDS}},
+            parser_kwargs={**raise_errors, "formatter_class": _intro_formatter(),  # the subcommands take it
+                           **{command: {**raise_errors, **help_settings(command)} for command in LIGHTNING_COMMANDS}},
         )
     finally:
         sys.argv = command_line

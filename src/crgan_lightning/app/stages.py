@@ -8,7 +8,15 @@ so they work after ``pip install`` as from a clone):
 * ``embedded/<piece>.yaml``: what the embedded benchmark's recipe (64x32 images, small networks
   trained from scratch on a CPU) changes in a piece; read when both datasets of the pair are
   embedded ones;
-* ``pairs/<source>2<target>.yaml``: a pair's names (``data.source``, ``data.target``).
+* ``pairs/<pair>.yaml``: a pair's ``data:`` section, shared by every stage of the pair (its
+  names ``data.source`` and ``data.target``, and data settings such as ``num_workers``);
+* ``pairs/<pair>/<name>.yaml`` (optional): settings of some stages of the pair only, in a file
+  named after a piece (``reid.yaml``: every re-id stage; ``crgan.yaml``; ``trainer.yaml``: every
+  stage) or after a stage (``reid_direct.yaml``: that stage alone).
+
+A pair is named ``<source>2<target>`` after its datasets' pair names (:func:`dataset_pair_name`:
+``market``, ``duke``, ``msmt``, else the registry's name), whatever alias the user typed
+(``--source market1501 --target dukemtmc`` is ``market2duke``).
 
 A stage is a list of pieces (:data:`STAGES`); LightningCLI merges the files in order
 (``--config A --config B``: later files override earlier keys). ``crgan fit --stage S --pair P``
@@ -24,7 +32,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..data.datasets import EMBEDDED_DATASETS
+from ..data.datasets import EMBEDDED_DATASETS, get_spec
 from ..errors import ConfigError
 
 #: Where a run's checkpoints go below its run folder, and the checkpoint a later stage reads.
@@ -60,8 +68,22 @@ def config_root() -> Path:
     return Path(str(resources.files("crgan_lightning") / "configs"))
 
 
+#: The name a dataset goes by in pair names and run folders (``market2duke``), by its registry name:
+#: short names for the datasets of the published pairs; any other dataset goes by its registry name.
+PAIR_NAMES = {"market1501": "market", "dukemtmcreid": "duke", "msmt17": "msmt"}
+
+
+def dataset_pair_name(name: str) -> str:
+    """The pair name of a dataset given by its registry name or any alias (``market1501``,
+    ``Market-1501`` -> ``market``); an unknown dataset is refused in one line."""
+    spec = get_spec(name)
+    return PAIR_NAMES.get(spec.name, spec.name)
+
+
 def pair_name(source: str, target: str) -> str:
-    return f"{source}2{target}"
+    """The canonical name of the pair ``source -> target``: ``<source>2<target>`` in pair names
+    (``pair_name("market1501", "dukemtmc") == "market2duke"``)."""
+    return f"{dataset_pair_name(source)}2{dataset_pair_name(target)}"
 
 
 def pair_file(pair: str) -> Path:
@@ -77,11 +99,28 @@ def pair_file(pair: str) -> Path:
                       "(a YAML file with data.source and data.target)")
 
 
+def pair_folder(path: Path) -> Path:
+    """The folder of a pair's per-stage files, beside its pair file: ``pairs/<pair>/``."""
+    return path.with_suffix("")
+
+
 def pair_datasets(path: Path) -> tuple[str, str]:
-    """``(data.source, data.target)`` of a pair file."""
+    """``(data.source, data.target)`` of a pair file. A pair file holds ``data:`` only (it applies
+    to every stage); any other key is refused, naming the per-stage files it belongs in."""
     import yaml
 
-    data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
+    content = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"pair file {path} is not a YAML mapping; expected e.g.\n"
+                          "data:\n  source: market\n  target: duke")
+    other = sorted(str(key) for key in content if key != "data")
+    if other:
+        folder = pair_folder(path)
+        raise ConfigError(f"pair file {path} sets {', '.join(other)}, which would apply to every stage of the pair; "
+                          f"it holds data: only. Put a stage's settings in {folder}/<piece or stage>.yaml "
+                          f"(e.g. {folder}/crgan.yaml, {folder}/reid.yaml: every re-id stage, "
+                          f"{folder}/trainer.yaml: every stage)")
+    data = content.get("data") or {}
     if not (isinstance(data.get("source"), str) and isinstance(data.get("target"), str)):
         raise ConfigError(f"pair file {path} sets no data.source and data.target; expected e.g.\n"
                           "data:\n  source: market\n  target: duke")
@@ -107,22 +146,40 @@ def resolve_pair(pair: str | None = None, source: str | None = None,
     return name, shipped if shipped.is_file() else None, (source, target)
 
 
+def pair_stage_files(path: Path, stage: str) -> list[Path]:
+    """The per-stage files of the pair file ``path`` that ``stage`` reads, in merge order: one per
+    piece of the stage (``<pair>/reid.yaml`` ...), then the stage's own (``<pair>/reid_direct.yaml``).
+    A file in the folder named after no piece or stage is refused (it would never be read)."""
+    folder = pair_folder(path)
+    if not folder.is_dir():
+        return []
+    names = {piece for spec in STAGES.values() for piece in spec.pieces} | set(STAGES)
+    for file in sorted(f for f in folder.iterdir() if f.suffix in (".yaml", ".yml")):
+        if file.stem not in names:
+            raise ConfigError(f"{file}: no piece or stage of that name, so no stage would read it; expected "
+                              f"<name>.yaml, name one of {', '.join(sorted(names))}")
+    wanted = list(dict.fromkeys([*STAGES[stage].pieces, stage]))
+    return [folder / f"{name}{ext}" for name in wanted for ext in (".yaml", ".yml")
+            if (folder / f"{name}{ext}").is_file()]
+
+
 def stage_configs(stage: str, pair: str | None = None, source: str | None = None,
                   target: str | None = None) -> list[Path]:
     """The config files of ``stage`` for a pair, in merge order: every piece's ``base/`` file,
     each followed by its ``embedded/`` file when both datasets of the pair are embedded ones, then
-    the pair file (when the pair has one)."""
+    the pair file (when the pair has one) and its per-stage files (:func:`pair_stage_files`), so
+    that the pair's own settings win."""
     if stage not in STAGES:
         raise ConfigError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
     root = config_root()
     _, path, datasets = resolve_pair(pair, source, target)
-    embedded = datasets is not None and set(datasets) <= set(EMBEDDED_DATASETS)
+    embedded = datasets is not None and {get_spec(d).name for d in datasets} <= set(EMBEDDED_DATASETS)
     files = []
     for piece in STAGES[stage].pieces:
         files.append(root / "base" / f"{piece}.yaml")
         if embedded and (root / "embedded" / f"{piece}.yaml").is_file():
             files.append(root / "embedded" / f"{piece}.yaml")
-    return files + ([path] if path else [])
+    return files + ([path, *pair_stage_files(path, stage)] if path else [])
 
 
 def run_folder(stage: str, pair: str | None = None, runs: str | Path = RUNS) -> Path:
@@ -157,14 +214,14 @@ def stage_arguments(stage: str, pair: str | None = None, runs: str | Path = RUNS
     return args
 
 
-#: The flags :func:`expand_stage` reads.
-STAGE_FLAGS = ("--stage", "--pair", "--source", "--target")
+#: The flags :func:`expand_stage` reads (``--runs DIR``: the folder of the pairs' run folders, default ``runs``).
+STAGE_FLAGS = ("--stage", "--pair", "--source", "--target", "--runs")
 
 
 def expand_stage(argv: list[str]) -> list[str]:
-    """Replace ``--stage S`` with ``--pair P`` or ``--source A --target B`` (also ``--stage=S``) in
-    a Lightning command line by :func:`stage_arguments`, placed right after the subcommand so that
-    the user's own arguments override them."""
+    """Replace ``--stage S`` with ``--pair P`` or ``--source A --target B`` (also ``--stage=S``;
+    ``--runs DIR`` moves the run folders) in a Lightning command line by :func:`stage_arguments`,
+    placed right after the subcommand so that the user's own arguments override them."""
     found: dict[str, str] = {}
     rest: list[str] = []
     i = 0
@@ -186,8 +243,8 @@ def expand_stage(argv: list[str]) -> list[str]:
         return argv
     if "--stage" not in found:
         raise ConfigError(f"{' and '.join(found)} need --stage (one of {', '.join(STAGES)})")
-    return rest[:1] + stage_arguments(found["--stage"], found.get("--pair"), source=found.get("--source"),
-                                      target=found.get("--target")) + rest[1:]
+    return rest[:1] + stage_arguments(found["--stage"], found.get("--pair"), runs=found.get("--runs", RUNS),
+                                      source=found.get("--source"), target=found.get("--target")) + rest[1:]
 
 
 def config_value(stage: str, dotted: str, pair: str | None = None, source: str | None = None,
