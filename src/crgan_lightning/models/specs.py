@@ -91,7 +91,8 @@ def resolve_class(path: str, example: type, what: str, base: type = nn.Module) -
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{what} class_path={path!r} does not name a class ({exc})") from None
     if not (inspect.isclass(cls) and issubclass(cls, base)):
-        raise ConfigError(f"{what} class_path={path!r} is not a {base.__module__}.{base.__qualname__} class")
+        shown = "torch.nn.Module" if base is nn.Module else f"{base.__module__}.{base.__qualname__}"
+        raise ConfigError(f"{what} class_path={path!r} is not a {shown} class")
     return cls
 
 
