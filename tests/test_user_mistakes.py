@@ -143,7 +143,7 @@ def test_a_run_stopped_by_a_config_error_leaves_no_empty_version_folder(synth_ro
     missing = tmp_path / "no-such-generator.ckpt"
     assert main(["fit", "--config", str(cfg), f"--rendering.init_args.translator={missing}"]) == 2
     assert str(missing) in error_line(capsys.readouterr().err)
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []
+    assert not (tmp_path / "run").exists()  # no version folder, and the run folder the fit created is gone
     # a run that logged something keeps its folder
     ran = tmp_path / "ran"
     ran.mkdir()

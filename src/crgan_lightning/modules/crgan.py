@@ -137,7 +137,7 @@ class CRGANModule(ManualGANModule):
         if judge:
             if not Path(judge).expanduser().is_file():
                 raise WeightsError(f"judge {judge}: no such re-id checkpoint; train the direct-transfer run first "
-                                   "(make train-reid, or crgan fit --stage reid_direct), or train CR-GAN without "
+                                   "(crgan fit --stage reid_direct; make train-crgan does it), or train CR-GAN without "
                                    "a judge: --model.init_args.judge=null (its classifier then learns the source "
                                    "identities beside the generator)")
             self.classifier = ReIDJudge(load_reid_net(judge), num_target_cameras)
