@@ -94,8 +94,20 @@ def _cmd_render(args: argparse.Namespace) -> None:
 
 
 def _cmd_quality(args: argparse.Namespace) -> None:
+    from .fidelity import fidelity_available, fidelity_table, format_fidelity_table
     from .reports import format_quality_table, quality_table
 
+    if args.fidelity_pairs < 0:
+        raise ConfigError(f"--fidelity-pairs {args.fidelity_pairs}: expected a number of pairs >= 0 (0: no table)")
+    if args.fidelity_pairs and fidelity_available(args.source, args.target, args.root):
+        renderers = [*(args.ckpt or []), *(("cut_and_paste", r) for r in _mask_roots(args.mask_root).values())]
+        print(format_fidelity_table(fidelity_table(renderers, args.root, num_pairs=args.fidelity_pairs,
+                                                   device=args.device)) + "\n")
+    elif args.fidelity_only:
+        raise ConfigError(f"--fidelity-only: no rendering truth for {args.source} -> {args.target} under {args.root}; "
+                          "it exists for the embedded pair synth_a -> synth_b (crgan synth)")
+    if args.fidelity_only:
+        return
     with arguments_named(QUALITY_FLAGS):
         table = quality_table(
             args.ckpt, args.source, args.target, args.root, num_sources=args.num_sources,
@@ -262,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--fidelity-pairs", type=int, default=200,
+                   help="synth_a -> synth_b: evaluation pairs of the rendering-fidelity table, the renderings against "
+                        "the benchmark's true renderings (default 200; 0: no table)")
+    p.add_argument("--mask-root", action="append", default=[], metavar="QUALITY=DIR",
+                   help="fidelity table: also cut-and-paste with the masks of DIR (the same benchmark written with "
+                        "crgan synth --mask-quality QUALITY)")
+    p.add_argument("--fidelity-only", action="store_true", help="print the fidelity table only (no LPIPS/FID)")
     p.set_defaults(func=_cmd_quality)
 
     p = sub.add_parser("compare", help="the paper's Tables 1 and 2: direct transfer, cut-and-paste, SPGAN, CR-GAN")

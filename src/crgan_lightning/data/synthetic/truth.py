@@ -127,19 +127,22 @@ class TruthSet:
 
 def render_into(source_domain: str, source_job: _Job, target_domain: str, target_job: _Job, seed: int,
                 height: int = HEIGHT, width: int = WIDTH, clothing_shift: float = 0.0,
-                gap: tuple[str, ...] = GAP_PARTS,
-                person: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                gap: tuple[str, ...] = GAP_PARTS, person: bool = True,
+                noise_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The person of one planned file drawn in the scene of another (each a file of a dataset of
     :data:`~crgan_lightning.data.synthetic.styles.SYNTH_DATASETS`): returns the image, RGB uint8
     (H, W, 3), and the person's visible pixels, uint8 (H, W) in {0, 255}.
 
     The person (appearance, pose, size and place) comes from ``source_job``, everything else from
     ``target_job``. With ``person=False`` the same scene is drawn without the person (its contact
-    shadow stays), which shows what the person changes.
+    shadow stays), which shows what the person changes; ``noise_seed`` draws the sensor noise
+    anew (an equally true image: what no renderer can predict).
     """
     _, app, source_shot, _ = _job_scene(source_domain, seed, source_job, clothing_shift, gap)
     style, _, target_shot, bystander_bias = _job_scene(target_domain, seed, target_job, clothing_shift, gap)
     shot = replace(target_shot, **{f: getattr(source_shot, f) for f in PERSON_FIELDS})
+    if noise_seed is not None:
+        shot = replace(shot, noise_seed=int(noise_seed))
     img, mask, _ = _render(style, seed, app, shot, height, width, person, bystander_bias)
     return img, mask
 
@@ -171,14 +174,24 @@ def truth_pairs(seed: int = 0, num_train_ids: int = NUM_TRAIN_IDS, num_test_ids:
     return pairs
 
 
-def render_truth(pairs: Sequence[TruthPair], settings: dict, progress: bool = False) -> TruthSet:
+def redrawn_noise_seed(seed: int, pair: TruthPair) -> int:
+    """The sensor-noise seed of pair ``pair``'s second true image (:func:`render_truth` with
+    ``redraw_noise``), drawn from the benchmark's ``seed``."""
+    return int(_rng(seed, TRUTH_TARGET, _STREAM_TRUTH, 0, pair.index).integers(0, 2**63 - 1))
+
+
+def render_truth(pairs: Sequence[TruthPair], settings: dict, progress: bool = False,
+                 redraw_noise: bool = False) -> TruthSet:
     """The true renderings of ``pairs`` for a benchmark's ``settings`` (its meta.json values:
-    ``seed``, ``height``, ``width``, ``clothing_shift``, ``gap``)."""
+    ``seed``, ``height``, ``width``, ``clothing_shift``, ``gap``). With ``redraw_noise``, the same
+    renderings with another draw of the sensor noise (:func:`redrawn_noise_seed`): equally true
+    images, the reference a perfect renderer scores against the truth."""
     images, masks = [], []
     for pair in tqdm(pairs, desc="rendering truth", unit="img", disable=not progress):
         img, mask = render_into(TRUTH_SOURCE, pair.source, TRUTH_TARGET, pair.target, settings["seed"],
                                 settings["height"], settings["width"], settings["clothing_shift"],
-                                tuple(settings["gap"]))
+                                tuple(settings["gap"]),
+                                noise_seed=redrawn_noise_seed(settings["seed"], pair) if redraw_noise else None)
         images.append(img)
         masks.append(mask)
     return TruthSet(list(pairs), np.stack(images), np.stack(masks), dict(settings))
@@ -212,13 +225,15 @@ def benchmark_settings(root: str | os.PathLike) -> dict:
     return {k: a[k] for k in _BENCHMARK_KEYS}
 
 
-def build_truth(root: str | os.PathLike, num_pairs: int = NUM_TRUTH_PAIRS, progress: bool = False) -> TruthSet:
+def build_truth(root: str | os.PathLike, num_pairs: int = NUM_TRUTH_PAIRS, progress: bool = False,
+                redraw_noise: bool = False) -> TruthSet:
     """The evaluation pairs and true renderings of the benchmark under the data root ``root``,
-    drawn in memory from its seed and settings (the bytes ``crgan synth --truth`` writes)."""
+    drawn in memory from its seed and settings (the bytes ``crgan synth --truth`` writes; with
+    ``redraw_noise``, another draw of their sensor noise, see :func:`render_truth`)."""
     settings = benchmark_settings(root)
     pairs = truth_pairs(settings["seed"], settings["num_train_ids"], settings["num_test_ids"], num_pairs,
                         settings["clothing_shift"], settings["gap"])
-    return render_truth(pairs, settings, progress)
+    return render_truth(pairs, settings, progress, redraw_noise)
 
 
 def _pair_record(pair: TruthPair) -> dict:
