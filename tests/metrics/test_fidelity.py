@@ -150,3 +150,14 @@ def test_shape_mismatches_are_errors():
         psnr(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 4))
     with pytest.raises(ValueError, match="mask"):
         psnr(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+def test_fidelity_scores_agree_with_the_single_figures():
+    x, m = smooth_images(), person_mask()
+    y = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    scores = fidelity_scores(y, x, m)
+    for key, fn, region in (("psnr", psnr, None), ("psnr_person", psnr, m), ("psnr_background", psnr, 1 - m),
+                            ("ssim", ssim, None), ("ssim_person", ssim, m), ("ssim_background", ssim, 1 - m),
+                            ("delta_e_person", delta_e, m)):
+        assert torch.allclose(scores[key], fn(y, x, region), atol=1e-5), key
+    assert torch.allclose(scores["grid_db"], grid_excess(y, x).mean(dim=1))

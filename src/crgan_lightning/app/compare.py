@@ -85,6 +85,7 @@ def run_compare(
     quality: dict | None = None,
     mask_roots: dict[str, str] | None = None,
     taudl: bool = True,
+    fidelity_pairs: int = 200,
 ) -> dict:
     """Train and test every method for every seed; print and return both tables.
 
@@ -105,6 +106,10 @@ def run_compare(
             trained again on each and reported as ``"<method> [<quality> masks]"``; the others do
             not read masks and are not repeated.
         taudl: also train the TAUDL rows (:data:`TAUDL_METHODS`).
+        fidelity_pairs: on the embedded pair, the evaluation pairs of the rendering-fidelity table
+            (:func:`crgan_lightning.app.fidelity.fidelity_table`: cut-and-paste with each mask
+            quality, the first seed's SPGAN and CR-GAN translators against the true renderings);
+            0 skips it.
 
     The direct-transfer model of a seed is trained first: it is CR-GAN's judge (the frozen
     source-trained re-id network). When the pair has an oracle domain (:data:`ORACLES`) under
@@ -185,11 +190,30 @@ def run_compare(
         except WeightsError as exc:
             missing = str(exc)
     record = {"source": source, "target": target, "seeds": list(seeds), "table2": table2, "table1": table1,
-              "table1_missing": missing}
+              "table1_missing": missing,
+              "fidelity": _fidelity(Path(out) / f"seed{seeds[0]}", root, qualities, fidelity_pairs, source, target)}
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "compare.json").write_text(json.dumps(record, indent=1))
     print(format_compare(record))
     return record
+
+
+def _fidelity(run: Path, root: str, qualities: list[tuple[str, str]], num_pairs: int, source: str,
+              target: str) -> dict | None:
+    """The rendering-fidelity table of the first seed's translators (None off the embedded pair):
+    cut-and-paste and CR-GAN with each mask quality's masks (CR-GAN trained on them), SPGAN once."""
+    from .fidelity import fidelity_available, fidelity_table
+
+    if not num_pairs or not fidelity_available(source, target, root):
+        return None
+    renderers: list = []
+    for quality_name, data_root in qualities:
+        suffix = f"_{quality_name}" if quality_name else ""
+        renderers.append((CUT_AND_PASTE, data_root))
+        if not suffix:
+            renderers.append((str(last_checkpoint(run / "spgan")), data_root))
+        renderers.append((str(last_checkpoint(run / f"crgan{suffix}")), data_root))
+    return fidelity_table(renderers, root, num_pairs=num_pairs)
 
 
 def summarize(per_seed: dict[int, dict[str, float]], keys: Sequence[str] = (*KEYS, "lmp_mAP")) -> dict:
@@ -231,4 +255,9 @@ def format_compare(record: dict) -> str:
         lines += ["Table 1: visual quality (first seed's translators)", format_quality_table(record["table1"])]
     else:
         lines.append(f"Table 1 not measured: {record['table1_missing']}")
+    if record.get("fidelity"):
+        from .fidelity import format_fidelity_table
+
+        lines += ["", "Table 1, rendering fidelity (first seed's translators)",
+                  format_fidelity_table(record["fidelity"])]
     return "\n".join(lines)

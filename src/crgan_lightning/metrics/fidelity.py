@@ -75,9 +75,14 @@ def ssim(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> 
     """SSIM of ``x`` against ``y`` ((N, 3, H, W) in [-1, 1]) averaged over the pixels of ``mask``
     (the whole image when None) of its per-pixel map: ``(N,)``, 1 where the images are equal."""
     _check(x, y, mask)
+    return _region_mean(_ssim_map(x, y), None if mask is None else mask.float()).to(x.dtype)
+
+
+def _ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The per-pixel SSIM map (N, 3, H, W) of two image batches in [-1, 1]."""
     _, full = structural_similarity_index_measure(x.float(), y.float(), data_range=2.0, reduction="none",
                                                   return_full_image=True)
-    return _region_mean(full, None if mask is None else mask.float()).to(x.dtype)
+    return full
 
 
 def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
@@ -196,11 +201,16 @@ def fidelity_scores(rendered: torch.Tensor, truth: torch.Tensor, person: torch.T
     person) and ``grid_db`` (:func:`grid_excess` averaged over the periods), each ``(N,)``."""
     _check(rendered, truth, person)
     background = 1.0 - person
-    return {
-        "psnr": psnr(rendered, truth), "psnr_person": psnr(rendered, truth, person),
-        "psnr_background": psnr(rendered, truth, background),
-        "ssim": ssim(rendered, truth), "ssim_person": ssim(rendered, truth, person),
-        "ssim_background": ssim(rendered, truth, background),
-        "delta_e_person": delta_e(rendered, truth, person),
-        "grid_db": grid_excess(rendered, truth, periods).mean(dim=1),
-    }
+    squared = (rendered.double() - truth.double()) ** 2
+    ssim_map = _ssim_map(rendered, truth)
+    dtype = rendered.dtype
+    scores = {}
+    for suffix, region in (("", None), ("_person", person), ("_background", background)):
+        mse = _region_mean(squared, None if region is None else region.double())
+        scores[f"psnr{suffix}"] = (10.0 * torch.log10(4.0 / mse)).to(dtype)
+        scores[f"ssim{suffix}"] = _region_mean(ssim_map, None if region is None else region.float()).to(dtype)
+    scores = {k: scores[k] for k in ("psnr", "psnr_person", "psnr_background", "ssim", "ssim_person",
+                                     "ssim_background")}
+    scores["delta_e_person"] = delta_e(rendered, truth, person)
+    scores["grid_db"] = grid_excess(rendered, truth, periods).mean(dim=1)
+    return scores
