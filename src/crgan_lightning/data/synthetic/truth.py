@@ -236,6 +236,30 @@ def build_truth(root: str | os.PathLike, num_pairs: int = NUM_TRUTH_PAIRS, progr
     return render_truth(pairs, settings, progress, redraw_noise)
 
 
+def truth_of_files(root: str | os.PathLike, source_files: Sequence[str | os.PathLike],
+                   target_files: Sequence[str | os.PathLike]) -> np.ndarray:
+    """The true renderings of every source file (a synth_a image under ``root``) in the scene of
+    every target file (a synth_b image), for figures: uint8 ``(S, T, H, W, 3)``. Files are named
+    by path or by name; a name the benchmark does not hold is a
+    :class:`~crgan_lightning.errors.DatasetError`."""
+    settings = benchmark_settings(root)
+    plans = {}
+    for domain in (TRUTH_SOURCE, TRUTH_TARGET):
+        plans[domain] = {j.name: j for j in _plan(domain, settings["seed"], settings["num_train_ids"],
+                                                  settings["num_test_ids"])}
+
+    def job(domain: str, file: str | os.PathLike) -> _Job:
+        stem = Path(file).stem
+        if stem not in plans[domain]:
+            raise DatasetError(f"{file}: not an image of {domain} under {root} (seed {settings['seed']})")
+        return plans[domain][stem]
+
+    return np.stack([np.stack([
+        render_into(TRUTH_SOURCE, job(TRUTH_SOURCE, s), TRUTH_TARGET, job(TRUTH_TARGET, t), settings["seed"],
+                    settings["height"], settings["width"], settings["clothing_shift"], tuple(settings["gap"]))[0]
+        for t in target_files]) for s in source_files])
+
+
 def _pair_record(pair: TruthPair) -> dict:
     return {"index": pair.index, "image": f"images/{pair.index:04d}.png", "mask": f"masks/{pair.index:04d}.png",
             "source": f"{TRUTH_SOURCE}/{pair.source_file}", "target": f"{TRUTH_TARGET}/{pair.target_file}",
