@@ -14,7 +14,9 @@ Then it prints Table 2 (target rank-1/5/10 and mAP of each method, mean and samp
 deviation over the seeds, and per seed) and Table 1 (LPIPS diversity and FID/KID of the real
 source images, SPGAN and CR-GAN, for the first seed's translators). Table 1 needs the AlexNet
 (LPIPS) and Inception (FID) weights: downloaded online, or given as local files; without them
-it says which file is missing and Table 2 still stands.
+it says which file is missing and Table 2 still stands. On the embedded pair, Table 1 has a
+second part that needs no weights: the rendering-fidelity table (:mod:`.fidelity`), each
+translator's renderings against the benchmark's true renderings.
 
 Every stage lives in ``<out>/seed<N>/<stage>/`` (logs with its config, checkpoints, pictures) and
 a finished stage is read back rather than trained again, so an interrupted comparison resumes.
@@ -109,7 +111,7 @@ def run_compare(
         fidelity_pairs: on the embedded pair, the evaluation pairs of the rendering-fidelity table
             (:func:`crgan_lightning.app.fidelity.fidelity_table`: cut-and-paste with each mask
             quality, the first seed's SPGAN and CR-GAN translators against the true renderings);
-            0 skips it.
+            0 skips it, and so does ``quality={"skip": True}``.
 
     The direct-transfer model of a seed is trained first: it is CR-GAN's judge (the frozen
     source-trained re-id network). When the pair has an oracle domain (:data:`ORACLES`) under
@@ -176,7 +178,8 @@ def run_compare(
               **{method: summarize(per_seed) for method, per_seed in results.items() if per_seed}}
     table1, missing = None, None
     quality = dict(quality or {})
-    if not quality.pop("skip", False):
+    skip_quality = quality.pop("skip", False)
+    if not skip_quality:
         from .reports import quality_table
 
         first = Path(out) / f"seed{seeds[0]}"
@@ -191,7 +194,8 @@ def run_compare(
             missing = str(exc)
     record = {"source": source, "target": target, "seeds": list(seeds), "table2": table2, "table1": table1,
               "table1_missing": missing,
-              "fidelity": _fidelity(Path(out) / f"seed{seeds[0]}", root, qualities, fidelity_pairs, source, target)}
+              "fidelity": None if skip_quality else _fidelity(Path(out) / f"seed{seeds[0]}", root, qualities,
+                                                              fidelity_pairs, source, target)}
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "compare.json").write_text(json.dumps(record, indent=1))
     print(format_compare(record))
