@@ -161,3 +161,5 @@ def test_fidelity_scores_agree_with_the_single_figures():
                             ("delta_e_person", delta_e, m)):
         assert torch.allclose(scores[key], fn(y, x, region), atol=1e-5), key
     assert torch.allclose(scores["grid_db"], grid_excess(y, x).mean(dim=1))
+    assert torch.equal(scores["grid_db_p2"], grid_excess(y, x)[:, 0])
+    assert torch.equal(scores["grid_db_p8"], grid_excess(y, x)[:, 2])

@@ -198,7 +198,8 @@ def fidelity_scores(rendered: torch.Tensor, truth: torch.Tensor, person: torch.T
     """Every figure of a rendering against its truth: ``psnr`` and ``ssim`` on the whole image,
     ``psnr_person`` / ``ssim_person`` on the person (``person`` mask, (N, 1, H, W) in [0, 1]) and
     ``psnr_background`` / ``ssim_background`` on the rest, ``delta_e_person`` (CIEDE2000 on the
-    person) and ``grid_db`` (:func:`grid_excess` averaged over the periods), each ``(N,)``."""
+    person) and ``grid_db`` (:func:`grid_excess` averaged over the periods; ``grid_db_p<period>``
+    each period's), each ``(N,)``."""
     _check(rendered, truth, person)
     background = 1.0 - person
     squared = (rendered.double() - truth.double()) ** 2
@@ -212,5 +213,7 @@ def fidelity_scores(rendered: torch.Tensor, truth: torch.Tensor, person: torch.T
     scores = {k: scores[k] for k in ("psnr", "psnr_person", "psnr_background", "ssim", "ssim_person",
                                      "ssim_background")}
     scores["delta_e_person"] = delta_e(rendered, truth, person)
-    scores["grid_db"] = grid_excess(rendered, truth, periods).mean(dim=1)
+    excess = grid_excess(rendered, truth, periods)
+    scores["grid_db"] = excess.mean(dim=1)
+    scores.update({f"grid_db_p{p}": excess[:, i] for i, p in enumerate(periods)})
     return scores
