@@ -163,3 +163,16 @@ def test_fidelity_scores_agree_with_the_single_figures():
     assert torch.allclose(scores["grid_db"], grid_excess(y, x).mean(dim=1))
     assert torch.equal(scores["grid_db_p2"], grid_excess(y, x)[:, 0])
     assert torch.equal(scores["grid_db_p8"], grid_excess(y, x)[:, 2])
+
+
+def test_a_stride_2_transposed_convolution_leaves_a_grid_that_bilinear_upsampling_does_not():
+    """Uneven kernel overlap (kernel 3, stride 2) is the classic source of checkerboard artefacts."""
+    low = smooth_images(h=32, w=16)
+    truth = torch.nn.functional.interpolate(low, scale_factor=2, mode="bilinear", align_corners=False)
+    weight = torch.zeros(3, 3, 3, 3)
+    for c in range(3):
+        weight[c, c] = 0.5  # each input pixel spread over a 3 x 3 output patch: overlaps count twice
+    deconv = torch.nn.functional.conv_transpose2d(low, weight, stride=2, padding=1, output_padding=1)
+    excess = grid_excess(deconv, truth)
+    assert (excess[:, 0] > 10.0).all()  # period 2
+    assert (grid_excess(truth * 0.98, truth).abs() < 0.5).all()
