@@ -181,3 +181,50 @@ def test_claim_run_folder_marks_a_new_folder_and_keeps_earlier_runs_of_the_same_
     (legacy / "seed1" / "crgan").mkdir(parents=True)  # a run folder written before the marker existed
     claim_run_folder(legacy, "crgan compare")
     assert (legacy / RUN_MARKER).is_file()
+
+
+# ----------------------------------------------------------------------------- --overwrite keeps the user's files
+
+
+def test_render_overwrite_keeps_the_files_the_user_put_in_the_export_and_says_so(tmp_path, synth_root, capsys):
+    out = tmp_path / "export"
+    assert main(render_argv(synth_root, out)) == 0
+    (out / "NOTES.txt").write_text("seed 0, cut-and-paste")
+    (out / "bounding_box_train" / "my_figure.pdf").write_bytes(b"%PDF")
+    capsys.readouterr()
+    assert main(render_argv(synth_root, out, "--overwrite", "--seed", "3")) == 0
+    assert json.loads((out / META_FILE).read_text())["seed"] == 3
+    assert (out / "NOTES.txt").read_text() == "seed 0, cut-and-paste"
+    assert (out / "bounding_box_train" / "my_figure.pdf").read_bytes() == b"%PDF"
+    err = capsys.readouterr().err
+    assert "kept 2 file(s)" in err and "NOTES.txt" in err and "my_figure.pdf" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no old copy left beside it
+
+
+def test_synth_overwrite_keeps_the_users_files_and_replaces_its_own(tmp_path, capsys):
+    root = tmp_path / "data"
+    args = ["synth", "--out", str(root), "--ids", "4", "--test-ids", "2", "--height", "64", "--width", "32",
+            "--quiet"]
+    assert main(args) == 0
+    images = sorted((root / "synth_a" / "bounding_box_train").glob("*.jpg"))
+    (root / "synth_a" / "NOTES.txt").write_text("mine")
+    images[0].write_bytes(b"spoilt")  # a file crgan synth wrote: replaced
+    assert main(args + ["--overwrite"]) == 0
+    assert (root / "synth_a" / "NOTES.txt").read_text() == "mine"
+    assert images[0].read_bytes() != b"spoilt" and images[0].read_bytes()[:2] == b"\xff\xd8"
+    assert "NOTES.txt" in capsys.readouterr().err
+
+
+def test_replace_folder_renames_a_user_file_at_a_path_the_writer_now_uses(tmp_path):
+    final, work = tmp_path / "export", tmp_path / "work"
+    for folder in (final, work):
+        folder.mkdir()
+        (folder / META_FILE).write_text(json.dumps({"written_by": "crgan render"}))
+    (final / "a.jpg").write_bytes(b"old")
+    replace_folder(work, final, "crgan render")  # writes the manifest: META_FILE only
+    (final / "a.jpg").write_bytes(b"user's")  # not in the manifest: the user's
+    work.mkdir()
+    (work / META_FILE).write_text(json.dumps({"written_by": "crgan render"}))
+    (work / "a.jpg").write_bytes(b"new")
+    replace_folder(work, final, "crgan render")
+    assert (final / "a.jpg").read_bytes() == b"new" and (final / "a.jpg.kept").read_bytes() == b"user's"

@@ -1,4 +1,4 @@
-"""The rest of the bad-input table (README "When something is wrong"), each through the real
+"""The rest of the bad-input table (docs/troubleshooting.md "When something is wrong"), each through the real
 ``crgan`` entry point: a corrupt image met in a DataLoader worker, an output folder the user may
 not write, W&B without a network or an API key, a run that fails on a config error, masks that do
 not fit their images, ``masks --overwrite`` over masks of another origin, weight-file messages
@@ -217,8 +217,8 @@ def test_weight_file_errors_name_the_flag_the_user_typed(synth_root, tmp_path, c
     assert "--weights must name" in line and "weights_path" not in line
 
 
-def test_the_readme_table_lists_these_cases():
-    table = (REPO / "README.md").read_text().split("## When something is wrong")[1].split("\n## ")[0]
+def test_the_troubleshooting_table_lists_these_cases():
+    table = (REPO / "docs" / "troubleshooting.md").read_text().split("## When something is wrong")[1].split("\n## ")[0]
     for probe in ("DataLoader worker", "Permission denied", "WANDB_MODE", "version_N", "colour", "masks --overwrite",
                   "--lpips-weights"):
         assert probe in table, probe

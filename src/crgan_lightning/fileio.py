@@ -22,6 +22,7 @@ import re
 import secrets
 import shutil
 import socket
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -167,12 +168,56 @@ def host_name() -> str:
     return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
 
 
+#: The list of files a writer wrote into its folder (one relative path a line): what a later
+#: ``--overwrite`` may remove. Anything else in the folder belongs to the user and is kept.
+MANIFEST_FILE = ".crgan-manifest.txt"
+#: What a writer wrote in a folder written before manifests existed: its images and masks and
+#: ``meta.json``.
+_LEGACY_OWN_SUFFIXES = (".jpg", ".jpeg", ".png", ".json")
+
+
+def write_manifest(folder: str | os.PathLike) -> Path:
+    """List every file now under ``folder`` (the writer's own work folder, just before it is moved
+    into place) in its :data:`MANIFEST_FILE`."""
+    folder = Path(folder)
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
+    return atomic_write_bytes(folder / MANIFEST_FILE, ("\n".join(names) + "\n").encode())
+
+
+def written_files(folder: str | os.PathLike) -> set[str] | None:
+    """The relative paths ``folder``'s manifest lists (None when it has no manifest)."""
+    try:
+        text = (Path(folder) / MANIFEST_FILE).read_text()
+    except OSError:
+        return None
+    return {line for line in text.splitlines() if line} | {MANIFEST_FILE}
+
+
+def _foreign_files(folder: Path) -> list[str]:
+    """The files under ``folder`` its writer did not write: not in its manifest (in a folder without
+    one, anything but images, masks and ``.json`` files), nor a writer's temporary leftover."""
+    own = written_files(folder)
+    found = []
+    for p in sorted(folder.rglob("*")):
+        name = str(p.relative_to(folder))
+        if not p.is_file() or p.name.endswith(PART_SUFFIX):
+            continue
+        mine = name in own if own is not None else p.suffix.lower() in _LEGACY_OWN_SUFFIXES
+        if not mine:
+            found.append(name)
+    return found
+
+
 def replace_folder(work: str | os.PathLike, final: str | os.PathLike, writer: str) -> Path:
-    """Move the finished folder ``work`` to ``final``. An existing ``final`` must be empty or have
-    been made by ``writer`` (else :class:`~crgan_lightning.errors.ConfigError`, nothing moved); it
-    is moved aside first and deleted only once ``work`` is in place, and put back if that fails."""
+    """Move the finished folder ``work`` to ``final``, with a manifest of the files in it. An
+    existing ``final`` must be empty or have been made by ``writer`` (else
+    :class:`~crgan_lightning.errors.ConfigError`, nothing moved); it is moved aside first, the
+    files in it that ``writer`` did not write (a user's ``NOTES.txt``) are moved into the new
+    folder (a name the writer now uses gets a ``.kept`` suffix) and the rest is deleted only once
+    ``work`` is in place (put back if that fails). The kept files are named on stderr."""
     work, final = Path(work), Path(final)
     check_output_folder(final, writer)
+    write_manifest(work)
     old = None
     if final.exists():
         old = final.with_name(f".{final.name}.old-{host_name()}-{os.getpid()}-{secrets.token_hex(4)}")
@@ -184,5 +229,16 @@ def replace_folder(work: str | os.PathLike, final: str | os.PathLike, writer: st
             os.replace(old, final)
         raise
     if old is not None:
+        kept = []
+        for name in _foreign_files(old):
+            target = final / name
+            if target.exists():  # the writer writes this path now: the user's file keeps another name
+                target = target.with_name(f"{target.name}.kept")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(old / name, target)
+            kept.append(str(target.relative_to(final)))
         shutil.rmtree(old, ignore_errors=True)
+        if kept:  # said where the user reads (a notebook's or a terminal's stderr), not only in a log
+            print(f"kept {len(kept)} file(s) in {final} that `{writer}` did not write: {', '.join(kept)}",
+                  file=sys.stderr)
     return final

@@ -321,7 +321,12 @@ def _resume_hint(argv: Sequence[str]) -> str:
 
 
 #: File-system conditions a user fixes by choosing another folder (or freeing space): one line, exit 2.
-_USER_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR)
+_USER_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENOTDIR,
+                   errno.EISDIR)
+
+
+#: ... of which a full disk or quota, or a file-size limit.
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _user_message(exc: BaseException) -> str:
@@ -334,7 +339,9 @@ def _user_message(exc: BaseException) -> str:
         prefix, _, message = last.partition(": ")
         text = message if message and " " not in prefix else last
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
-        text = f"{exc.strerror}: {exc.filename} (check the path and its permissions, or choose another folder)"
+        advice = ("free some space, or choose another folder" if exc.errno in _FULL
+                  else "check the path and its permissions, or choose another folder")
+        text = f"{exc.strerror}: {exc.filename} ({advice})"
     return " ".join(text.split())
 
 
@@ -368,6 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             except argparse.ArgumentError as exc:
                 print(f"crgan: error: {one_line(exc)}", file=sys.stderr)
                 return 2
+            except SystemExit as exc:
+                # Lightning answers Ctrl-C during training with its own shutdown and sys.exit(1)
+                if isinstance(exc.__context__, KeyboardInterrupt):
+                    raise KeyboardInterrupt from exc
+                raise
             return 0
         parser = build_parser()
         if not argv or argv[0] not in _commands(parser) and not argv[0].startswith("-"):

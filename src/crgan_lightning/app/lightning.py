@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from ..errors import ConfigError, CRGANError
-from .stages import CHECKPOINTS, expand_stage
+from .stages import CHECKPOINTS, LAST_CKPT, expand_stage
 
 #: The Lightning subcommands ``crgan`` passes to LightningCLI.
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -95,6 +95,34 @@ def set_torch_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+def resolve_last(ckpt_path: str | None, config) -> str | None:
+    """``--ckpt_path last`` names the run's own ``<checkpoint.dirpath>/last.ckpt`` (the epoch-end
+    checkpoint an interrupted or finished fit left); a run without one is refused in one line
+    instead of Lightning's warning and a fresh start. Any other value is returned as it is."""
+    if ckpt_path != "last":
+        return ckpt_path
+    checkpoint = config.get("checkpoint")
+    dirpath = checkpoint.get("dirpath") if checkpoint is not None else None
+    if not dirpath:
+        raise ConfigError("--ckpt_path last needs the run's checkpoint folder: set --trainer.default_root_dir=DIR "
+                          "(or --checkpoint.dirpath=DIR)")
+    path = os.path.join(str(dirpath), LAST_CKPT)
+    if not os.path.isfile(path):
+        raise ConfigError(f"--ckpt_path last: {path} does not exist, so there is no earlier fit to continue in "
+                          f"{dirpath}; drop --ckpt_path to start one")
+    return path
+
+
+def refuse_untrained(subcommand: str, ckpt_path: str | None, untrained: bool) -> None:
+    """``crgan test|validate|predict`` evaluate the network a checkpoint holds; without
+    ``--ckpt_path`` they would report the numbers of an untrained network, so that needs
+    ``--untrained true``."""
+    if subcommand in ("validate", "test", "predict") and not ckpt_path and not untrained:
+        raise ConfigError(f"crgan {subcommand} without --ckpt_path would evaluate an untrained network; give the "
+                          "weights to evaluate (--ckpt_path last, or --ckpt_path runs/<pair>/<stage>/checkpoints/"
+                          "last.ckpt), or --untrained true to evaluate the network as built")
+
+
 def check_checkpoint_kind(ckpt_path: str, expected: str | None) -> None:
     """Refuse a ``--ckpt_path`` that is missing, unreadable or truncated, or whose module (re-id,
     CR-GAN, SPGAN: the ``_class_path`` the CLI saved in its hyperparameters) is not ``expected``."""
@@ -117,6 +145,7 @@ def run_lightning_cli(argv: Sequence[str]):
     from pytorch_lightning.cli import LightningCLI
 
     from ..callbacks.rendering import ContextRenderingCallback
+    from ..callbacks.runs import AtomicCheckpointIO, RunGuard
     from ..callbacks.tidy import RemoveEmptyRunFolder
     from ..data.datamodule import CrossDomainDataModule
 
@@ -132,6 +161,9 @@ def run_lightning_cli(argv: Sequence[str]):
             parser.add_argument("--torch_threads", type=Optional[int], default=None,
                                 help="torch's CPU threads for this run (null: torch's default, one per core); "
                                      "two runs on one machine: give each cores / 2")
+            parser.add_argument("--untrained", type=bool, default=False,
+                                help="validate/test/predict without --ckpt_path: evaluate the network as built "
+                                     "(random or ImageNet weights); refused unless this is true")
 
         def parse_arguments(self, parser, args) -> None:
             """``--ckpt_path`` brings weights and training state, not settings: the config and the
@@ -143,6 +175,10 @@ def run_lightning_cli(argv: Sequence[str]):
             subcommand = self.config.get("subcommand")
             config = self.config.get(subcommand) if subcommand else None
             self._held_ckpt_path = config.get("ckpt_path") if config is not None else None
+            if config is not None:
+                checkpoint_dir_under_root(config)
+                self._held_ckpt_path = resolve_last(self._held_ckpt_path, config)
+                refuse_untrained(subcommand, self._held_ckpt_path, bool(config.get("untrained")))
             if self._held_ckpt_path:
                 model = config.get("model")
                 check_checkpoint_kind(self._held_ckpt_path, model.get("class_path") if model is not None else None)
@@ -157,6 +193,16 @@ def run_lightning_cli(argv: Sequence[str]):
                 if self._held_ckpt_path:
                     config["ckpt_path"] = self._held_ckpt_path
 
+        def before_fit(self) -> None:
+            """Before Lightning starts any process: the run's folders writable, its lock taken, no
+            earlier run's checkpoints overwritten (:class:`~crgan_lightning.callbacks.runs.RunGuard`).
+            The other ranks of a DDP run (started again by Lightning) skip this."""
+            if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+                return
+            for callback in self.trainer.callbacks:
+                if isinstance(callback, RunGuard):
+                    callback.start(self.trainer, self._held_ckpt_path, command=" ".join(sys.argv[1:]))
+
         def instantiate_classes(self) -> None:
             """A user error met while building the model, data or callbacks reaches ``main`` as
             the library's own one-line error, not as jsonargparse's report on every type it tried."""
@@ -167,8 +213,11 @@ def run_lightning_cli(argv: Sequence[str]):
 
         def instantiate_trainer(self, **kwargs):
             """The Trainer with the ``rendering`` group's callback, when one is configured, after
-            ``trainer.callbacks``."""
+            ``trainer.callbacks``, and checkpoints written by
+            :class:`~crgan_lightning.callbacks.runs.AtomicCheckpointIO` (unless ``trainer.plugins`` is set)."""
             init = self.config_init.get(self.subcommand) if self.subcommand else self.config_init
+            if not init["trainer"].get("plugins"):  # checkpoints written atomically, unless plugins are chosen
+                kwargs.setdefault("plugins", [AtomicCheckpointIO()])
             rendering = init.get("rendering")
             if rendering is not None:
                 callbacks = init["trainer"].get("callbacks") or []
@@ -189,7 +238,7 @@ def run_lightning_cli(argv: Sequence[str]):
             args=None,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [RemoveEmptyRunFolder()]},
+            trainer_defaults={"callbacks": [RemoveEmptyRunFolder(), RunGuard()]},
             parser_kwargs={**raise_errors, **{command: raise_errors for command in LIGHTNING_COMMANDS}},
         )
     finally:
