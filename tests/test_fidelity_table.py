@@ -117,6 +117,8 @@ def test_compare_scores_the_first_seed_translators_of_each_mask_quality(synth_ro
               "table2": {"direct transfer": {"seeds": {0: {"rank1": 1.0, "rank5": 2.0, "rank10": 3.0, "mAP": 1.0}},
                                              "mean": {"mAP": 1.0}, "sd": {"mAP": 0.0}}}}
     assert "Rendering fidelity: synth_a -> synth_b, 6 evaluation pairs" in format_compare(record)
+    missing = {**record, "fidelity": None, "fidelity_missing": "cannot read data/synth_a/meta.json"}
+    assert "Rendering fidelity not measured: cannot read data/synth_a/meta.json" in format_compare(missing)
 
 
 def test_crgan_quality_prints_the_fidelity_table_and_refuses_it_off_the_embedded_pair(synth_root, small_masks_root,

@@ -31,7 +31,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import WeightsError
+from ..errors import CRGANError, WeightsError
 from ..fileio import META_FILE, claim_run_folder
 from ..translators import CUT_AND_PASTE
 from .demo import JUDGE_KEY, TRANSLATOR_KEY, run_stage, saved_config, stage_command
@@ -121,7 +121,8 @@ def run_compare(
 
     Returns:
         ``{"table2": {method: {"seeds": {seed: metrics}, "mean": ..., "sd": ...}}, "table1": dict | None,
-        "table1_missing": reason | None}``, also written to ``<out>/compare.json``.
+        "table1_missing": reason | None, "fidelity": dict | None, "fidelity_missing": reason | None}``,
+        also written to ``<out>/compare.json``.
     """
     claim_run_folder(out, "crgan compare", reuses=("crgan demo",))  # the demo's runs are its first rows
     translator_overrides = translator_overrides or {}
@@ -194,8 +195,13 @@ def run_compare(
             missing = str(exc)
     record = {"source": source, "target": target, "seeds": list(seeds), "table2": table2, "table1": table1,
               "table1_missing": missing,
-              "fidelity": None if skip_quality else _fidelity(Path(out) / f"seed{seeds[0]}", root, qualities,
-                                                              fidelity_pairs, source, target)}
+              "fidelity": None, "fidelity_missing": None}
+    if not skip_quality:
+        try:
+            record["fidelity"] = _fidelity(Path(out) / f"seed{seeds[0]}", root, qualities, fidelity_pairs, source,
+                                           target)
+        except CRGANError as exc:  # a broken truth or mask root must not lose the tables trained for
+            record["fidelity_missing"] = str(exc)
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "compare.json").write_text(json.dumps(record, indent=1))
     print(format_compare(record))
@@ -264,4 +270,6 @@ def format_compare(record: dict) -> str:
 
         lines += ["", "Table 1, rendering fidelity (first seed's translators)",
                   format_fidelity_table(record["fidelity"])]
+    elif record.get("fidelity_missing"):
+        lines.append(f"Rendering fidelity not measured: {record['fidelity_missing']}")
     return "\n".join(lines)
