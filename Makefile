@@ -76,7 +76,7 @@ compare: install  ## the paper's Tables 1 and 2 (3 seeds): make compare SRC=mark
 
 evaluate: install  ## test a re-id checkpoint on the target: make evaluate SRC= TGT= CKPT=path/to.ckpt
 	@test -n "$(CKPT)" || { echo "set CKPT=path/to/checkpoint.ckpt"; exit 2; }
-	$(BIN)/crgan test $(call stage_args,reid_direct) --ckpt_path $(CKPT) --model.init_args.pretrained=false $(ARGS)
+	$(BIN)/crgan test $(call stage_args,reid_direct) --ckpt_path $(CKPT) --model.init_args.net.init_args.pretrained=false $(ARGS)
 
 sweep: install  ## print the commands that start a W&B sweep (experiments/sweep.yaml) and its agents
 	@echo "1. $(BIN)/wandb sweep experiments/sweep.yaml        # prints <entity>/<project>/<sweep id>"

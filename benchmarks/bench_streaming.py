@@ -137,7 +137,8 @@ def main() -> None:
     config_args = {k: v for k, v in cfg["rendering"]["init_args"].items() if k != "translator"}
     config_ratio, config_replace = config_args["ratio"], config_args.get("replace_source", False)
     generate_benchmark(args.root, seed=0, progress=False)
-    print(f"re-id {model_cfg['backbone']}, {data_cfg['height']}x{data_cfg['width']}, batch {data_cfg['batch_size']} "
+    backbone = model_cfg["net"]["init_args"]["backbone"]
+    print(f"re-id {backbone}, {data_cfg['height']}x{data_cfg['width']}, batch {data_cfg['batch_size']} "
           f"source + {data_cfg['batch_size']} target images, {args.steps} steps ({args.warmup} warm-up), "
           f"torch threads {torch.get_num_threads()}")
 

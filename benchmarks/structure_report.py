@@ -42,14 +42,16 @@ def functions(path: Path):
 
 
 def module_arguments(path: Path):
-    """(class name, number of explicit ``__init__`` arguments) of the classes of a modules/ file."""
+    """(class name, number of explicit ``__init__`` arguments, whether it takes ``**kwargs``, names of
+    its bases) of the classes of a modules/ file."""
     tree = ast.parse(path.read_text())
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
             for item in node.body:
                 if isinstance(item, ast.FunctionDef) and item.name == "__init__":
                     args = item.args
-                    yield node.name, len(args.args) - 1 + len(args.kwonlyargs)
+                    bases = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases]
+                    yield node.name, len(args.args) - 1 + len(args.kwonlyargs), args.kwarg is not None, bases
 
 
 def imports_of(path: Path) -> set[str]:
@@ -85,10 +87,19 @@ def main() -> None:
     print("\nlargest functions (lines):")
     for n, name in funcs[: args.top]:
         print(f"  {n:5d}  {name}")
-    print("\nLightningModule __init__ arguments:")
-    for f in sorted((PACKAGE / "modules").glob("*.py")):
-        for name, n in module_arguments(f):
-            print(f"  {n:5d}  {name} ({f.name})")
+    print("\nLightningModule __init__ arguments (own; with **kwargs, + those passed on to the base):")
+    classes = {name: (n, kwargs, bases, f.name) for f in sorted((PACKAGE / "modules").glob("*.py"))
+               for name, n, kwargs, bases in module_arguments(f)}
+
+    def total(name: str) -> int:
+        n, kwargs, bases, _ = classes[name]
+        inherited = [b for b in bases if b in classes]
+        return n + (total(inherited[0]) if kwargs and inherited else 0)
+
+    for name, (n, kwargs, bases, file) in classes.items():
+        inherited = [b for b in bases if b in classes]
+        passed = f" + {total(inherited[0])} of {inherited[0]} = {total(name)}" if kwargs and inherited else ""
+        print(f"  {n:5d}  {name} ({file}){passed}")
     graph = {}
     for f in files:
         rel = f.relative_to(PACKAGE.parent).with_suffix("")

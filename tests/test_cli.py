@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -172,3 +174,44 @@ def test_ddp_becomes_the_strategy_the_gan_modules_need_and_plain_ddp_is_refused_
                 module.on_fit_start()
     finally:
         dist.destroy_process_group()
+
+
+def test_render_writes_every_split_at_the_size_the_generator_was_trained_at(
+        tmp_path, synth_root, tiny_crgan_ckpt, capsys):
+    """The test benchmark's images are 128x64, the tiny generator was trained on 64x32: the export's
+    training, query and gallery images are all 64x32; another size is refused in one line."""
+    from PIL import Image
+
+    out = tmp_path / "rendered"
+    base = ["render", "--ckpt", str(tiny_crgan_ckpt), "--source", "synth_a", "--target", "synth_b",
+            "--root", str(synth_root), "--quiet"]
+    assert main(base + ["--out", str(out)]) == 0
+    sizes = {Image.open(p).size for split in ("bounding_box_train", "query", "bounding_box_test")
+             for p in (out / split).glob("*.jpg")}
+    assert sizes == {(32, 64)}
+    assert json.loads((out / "meta.json").read_text())["height"] == 64
+    capsys.readouterr()
+    assert main(base + ["--out", str(tmp_path / "big"), "--height", "128", "--width", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "was trained on 64x32 images" in err and not (tmp_path / "big").exists()
+
+
+PAIR_FILES = Path(__file__).resolve().parents[1] / "src" / "crgan_lightning" / "configs" / "pairs"
+
+
+@pytest.mark.parametrize("pair", sorted(p.stem for p in PAIR_FILES.glob("*.yaml")))
+def test_render_size_is_the_training_size_of_each_pair_configs_generator(pair, tmp_path):
+    """A generator trained by ``crgan fit --stage crgan --pair P`` saves P's data size in its
+    checkpoint (the data module's hyperparameters), and ``crgan render`` takes it from there."""
+    import torch
+
+    from crgan_lightning.app.export import render_size
+    from crgan_lightning.app.stages import config_value
+
+    height, width = config_value("crgan", "data.height", pair), config_value("crgan", "data.width", pair)
+    assert isinstance(height, int) and isinstance(width, int)
+    ckpt = tmp_path / "crgan.ckpt"
+    torch.save({"state_dict": {"generator.w": torch.zeros(1)},
+                "datamodule_hyper_parameters": {"height": height, "width": width}}, ckpt)
+    assert render_size(ckpt, []) == (height, width)
+    assert render_size("cut_and_paste", [], 48, 24) == (48, 24)

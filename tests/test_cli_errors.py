@@ -75,8 +75,9 @@ STAGE = ["--stage", "reid_crgan", "--pair", "synth_a2synth_b"]
 
 
 @pytest.mark.parametrize("override, named", [
-    ("--model.init_args.backbone=nope", "backbone 'nope'"),
-    ("--model.init_args.lr=-1", "lr=-1"),
+    ("--model.init_args.net.init_args.backbone=nope", "backbone 'nope'"),
+    ("--model.init_args.optimizer.init_args.lr=-1", "optimizer: Invalid learning rate: -1"),
+    ("--model.init_args.lr=1e-3", "it moved to model.init_args.optimizer.init_args.lr"),
     ("--data.eval_batch_size=-1", "eval_batch_size=-1"),
     ("--rendering.init_args.ratio=5", "ratio=5"),
 ])
@@ -106,7 +107,7 @@ def test_the_command_line_wins_over_the_checkpoint_for_test_options(reid_run):
 
     cfg, ckpt = reid_run
     cli = run_lightning_cli(["test", "--config", str(cfg), "--ckpt_path", str(ckpt), "--model.init_args.rerank=true",
-                             "--model.init_args.pretrained=false"])
+                             "--model.init_args.net.init_args.pretrained=false"])
     assert cli.model.hparams.rerank is True and cli.model.metric.rerank is True
     assert "test/mAP" in cli.trainer.callback_metrics
 

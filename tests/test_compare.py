@@ -50,7 +50,7 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
     root, seg = roots
     translators = {"crgan": {**SMALL_DATA, **as_overrides(TINY_CRGAN)},
                    "spgan": {**SMALL_DATA, **as_overrides(TINY_SPGAN)}}
-    reid = {**SMALL_DATA, "model.init_args.backbone": "resnet10t"}
+    reid = {**SMALL_DATA, "model.init_args.net.init_args.backbone": "resnet10t"}
     out = tmp_path / "compare"
     missing = tmp_path / "no-alexnet.pth"
     record = run_compare("synth_a", "synth_b", root=str(root), out=str(out), seeds=[0, 1], crgan_epochs=1,

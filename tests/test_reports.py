@@ -156,7 +156,7 @@ def reid_ckpt(tmp_path_factory) -> Path:
     from crgan_lightning.modules.reid import ReIDModule
 
     torch.manual_seed(0)
-    module = ReIDModule(num_source_pids=12, num_query=1, backbone="resnet10t", pretrained=False)
+    module = ReIDModule(num_source_pids=12, num_query=1, net={"backbone": "resnet10t", "pretrained": False})
     path = tmp_path_factory.mktemp("reid") / "reid.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
     return path

@@ -98,7 +98,7 @@ def test_cut_and_paste_composites_the_source_person_on_the_target(batch):
 def test_load_translator_names_what_is_wrong(tmp_path, tiny_crgan_ckpt, spgan_ckpt):
     with pytest.raises(WeightsError, match="missing.ckpt.*no such checkpoint.*cut_and_paste"):
         load_translator(tmp_path / "missing.ckpt")
-    reid = ReIDModule(num_source_pids=3, backbone="resnet10t", pretrained=False)
+    reid = ReIDModule(num_source_pids=3, net={"backbone": "resnet10t", "pretrained": False})
     torch.save({"state_dict": reid.state_dict(), "hyper_parameters": dict(reid.hparams)}, tmp_path / "reid.ckpt")
     with pytest.raises(WeightsError, match="reid.ckpt holds neither CR-GAN nor SPGAN"):
         load_translator(tmp_path / "reid.ckpt")
@@ -153,7 +153,7 @@ def test_streaming_spgan_through_a_trainer(synth_root, spgan_ckpt):
             seen.append(batch[SYNTHETIC][IMAGE].clone())
             return super().training_step(batch, batch_idx)
 
-    module = Recorder(num_source_pids=12, num_query=1, backbone="resnet10t", pretrained=False)
+    module = Recorder(num_source_pids=12, num_query=1, net={"backbone": "resnet10t", "pretrained": False})
     callback = ContextRenderingCallback(str(spgan_ckpt), ratio=0.5)
     trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, limit_val_batches=0, callbacks=[callback])

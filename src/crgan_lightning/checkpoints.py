@@ -19,11 +19,14 @@ holds plain networks only.
 from __future__ import annotations
 
 import os
+import pickle
+import re
+import zipfile
 from pathlib import Path
 
 import torch
 
-from .errors import CRGANError, WeightsError, brief
+from .errors import CRGANError, WeightsError
 
 #: Where a CR-GAN module keeps its generator, an SPGAN module its source->target generator, and a
 #: re-id module its network: the state-dict prefixes that tell the kinds apart.
@@ -54,9 +57,28 @@ def read_torch_file(path: str | os.PathLike, what: str = "weight file", expected
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        # only torch.save's zip format can be memory-mapped; an older file is read whole
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except Exception as exc:  # truncated zip, not a torch file, pickled objects
-        raise error(unreadable.format(what=what, path=path, expected=expected, reason=brief(exc))) from None
+        with open(path, "rb") as fh:
+            starts_as_zip = fh.read(4) == b"PK\x03\x04"
+        reason = why_unreadable(exc, zip_file=starts_as_zip)
+        raise error(unreadable.format(what=what, path=path, expected=expected, reason=reason)) from None
+
+
+def why_unreadable(exc: BaseException, zip_file: bool = True) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file (``zip_file``: whether it starts like
+    the zip archive torch.save writes), in a few words: pickled Python objects (named, never loaded:
+    loading them could run code), a file that is not a PyTorch file, or a truncated one."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        named = f" ({found.group(1)})" if found else ""
+        return (f"it holds pickled Python objects{named}, which are not loaded because loading them could run "
+                "code; only tensors and plain values are read")
+    if not zip_file or isinstance(exc, pickle.UnpicklingError) or "invalid load key" in text:
+        return "not a PyTorch file: torch.save writes a zip archive"
+    return "a truncated or damaged PyTorch file"  # a zip archive torch cannot read
 
 
 def read_state_dict(path: str | os.PathLike, what: str = "weight file",

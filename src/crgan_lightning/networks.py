@@ -1,6 +1,7 @@
 """Trained networks rebuilt from ``crgan fit`` checkpoints: the CR-GAN generator, an SPGAN
 generator and a re-id network, each built from the checkpoint's own hyper-parameters (a GAN
-module's ``generator`` spec, :mod:`crgan_lightning.models.specs`), loaded strictly, frozen and in
+module's ``generator`` spec, a re-id module's ``net`` spec, :mod:`crgan_lightning.models.specs`),
+loaded strictly, frozen and in
 eval mode. Files are read by :mod:`crgan_lightning.checkpoints`; a
 missing, unreadable or wrong checkpoint raises :class:`~crgan_lightning.errors.WeightsError`
 naming the file.
@@ -16,9 +17,9 @@ from .checkpoints import KIND_PREFIXES, checkpoint_kind, hyperparameters, read_c
 from .errors import ConfigError, WeightsError
 from .models.discriminator import AuxiliaryClassifier, PatchDiscriminator
 from .models.generator import DualPathGenerator
-from .models.reid import NET_ARGUMENTS, ReIDNet
+from .models.reid import ReIDNet
 from .models.spgan import DIRECTIONS, ResnetGenerator, SiameseNet
-from .models.specs import build_network, class_path
+from .models.specs import build_network, class_path, for_trained_weights
 
 _FLAT_DISCRIMINATOR = {"d_base_channels": "base_channels", "d_layers": "n_layers", "d_norm": "norm"}
 #: Checkpoints written before the networks were injected keep each network's arguments as flat
@@ -44,13 +45,19 @@ FLAT_NETWORK_KEYS = {
         "discriminator": (PatchDiscriminator, _FLAT_DISCRIMINATOR, {}),
         "siamese": (SiameseNet, {"siamese_base_channels": "base_channels", "siamese_feat_dim": "feat_dim"}, {}),
     },
+    "reid": {  # the old ReIDModule passed these arguments of its own to ReIDNet, with the same defaults
+        "net": (ReIDNet, {name: name for name in (
+            "backbone", "pretrained", "pretrained_path", "last_stride", "neck", "pooling", "test_pooling",
+            "lmp_parts", "flip_test")}, {}),
+    },
 }
 
 
 def network_specs(hparams: dict, kind: str) -> dict[str, dict]:
-    """Every network's spec (``class_path``, ``init_args``) in a CR-GAN (``kind="crgan"``) or SPGAN
-    checkpoint's hyper-parameters, by argument name (``generator``, ``discriminator``, ...); one
-    written with flat ``g_*`` / ``d_*`` / ``cls_*`` / ``siamese_*`` keys is read as well."""
+    """Every network's spec (``class_path``, ``init_args``) in a CR-GAN (``kind="crgan"``), SPGAN or
+    re-id checkpoint's hyper-parameters, by argument name (``generator``, ``discriminator``, ...,
+    ``net``); one written with flat ``g_*`` / ``d_*`` / ``cls_*`` / ``siamese_*`` keys, or a re-id one
+    with the network's arguments among the module's (``backbone``, ...), is read as well."""
     specs = {}
     for name, (cls, flat_keys, old_defaults) in FLAT_NETWORK_KEYS[kind].items():
         spec = hparams.get(name)
@@ -107,15 +114,19 @@ def load_spgan_generator(
     return _frozen(generator, checkpoint, map_location, weights, "SPGAN generator")
 
 
-def load_reid_net(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ReIDNet:
+def load_reid_net(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """The network of a re-id checkpoint (``last.ckpt`` of ``make train-reid``, the CR-GAN judge and
-    the Table 1 stand-ins read it). A CR-GAN or SPGAN checkpoint or a truncated file is refused."""
+    the Table 1 stand-ins read it): a :class:`~crgan_lightning.models.reid.ReIDNet`, or the network
+    class the run was given, rebuilt from the checkpoint's ``net`` spec (or the flat arguments of a
+    checkpoint written before the network was injected) without pretrained weights. A CR-GAN or
+    SPGAN checkpoint or a truncated file is refused."""
     expected = "the last.ckpt of a re-id run (make train-reid, or the direct-transfer run of the demo)"
     ckpt = read_checkpoint(path, "re-id checkpoint", expected, mmap=False)
     hparams = hyperparameters(ckpt)
     weights = submodule_weights(ckpt, KIND_PREFIXES["reid"])
     if not weights or "num_source_pids" not in hparams:
         raise WeightsError(f"{path} is not a re-id checkpoint (no net.* weights); expected {expected}")
-    net = ReIDNet(pretrained=False, num_classes=int(hparams["num_source_pids"]),
-                  **{name: hparams[name] for name in NET_ARGUMENTS if name in hparams})
+    what = f"re-id network of {path}"
+    spec = for_trained_weights(network_specs(hparams, "reid")["net"], ReIDNet, what)
+    net = build_network(spec, ReIDNet, what, num_classes=int(hparams["num_source_pids"]))
     return _frozen(net, path, map_location, weights, "re-id network")

@@ -45,8 +45,8 @@ def dm(synth_root):
 
 def test_rendered_images_reach_training_step_with_source_pids_and_target_cameras(dm, tiny_crgan_ckpt):
     pl.seed_everything(0)
-    module = Recorder(num_source_pids=dm.num_source_pids, num_query=dm.num_query, backbone="resnet10t",
-                      pretrained=False)
+    module = Recorder(num_source_pids=dm.num_source_pids, num_query=dm.num_query,
+                      net={"backbone": "resnet10t", "pretrained": False})
     callback = ContextRenderingCallback(str(tiny_crgan_ckpt), ratio=1.0, contexts_per_image=2)
     trainer = pl.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, limit_val_batches=0, callbacks=[callback])
@@ -97,8 +97,8 @@ def test_replace_source_trains_on_as_many_images_as_a_plain_step(synth_root, tin
     dm = CrossDomainDataModule(root=str(synth_root), height=64, width=32, batch_size=16, target_batch_size=4,
                                num_workers=0, erasing_p=0.0)
     pl.seed_everything(0)
-    module = Recorder(num_source_pids=dm.num_source_pids, num_query=dm.num_query, backbone="resnet10t",
-                      pretrained=False)
+    module = Recorder(num_source_pids=dm.num_source_pids, num_query=dm.num_query,
+                      net={"backbone": "resnet10t", "pretrained": False})
     callback = ContextRenderingCallback(str(tiny_crgan_ckpt), ratio=0.5, replace_source=True)
     trainer = pl.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, limit_val_batches=0, callbacks=[callback])
@@ -131,7 +131,7 @@ def test_bad_arguments_and_checkpoints(tmp_path, dm, tiny_crgan_ckpt):
         ContextRenderingCallback("x.ckpt", contexts_per_image=0)
     callback = ContextRenderingCallback(str(tmp_path / "missing.ckpt"))
     with pytest.raises(WeightsError, match="missing.ckpt.*no such checkpoint"):
-        callback.setup(None, ReIDModule(num_source_pids=3, backbone="resnet10t", pretrained=False), "fit")
+        callback.setup(None, ReIDModule(num_source_pids=3, net={"backbone": "resnet10t", "pretrained": False}), "fit")
     callback = ContextRenderingCallback(str(tiny_crgan_ckpt))
     callback.model = load_translator(tiny_crgan_ckpt)
     batch = next(iter(dm.train_dataloader()))[0]
@@ -154,7 +154,7 @@ def test_two_process_ddp_streams_synthetic_images_on_both_ranks(tmp_path, synth_
     cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(run)
     cfg["checkpoint"]["dirpath"] = str(run / "checkpoints")
     cfg["rendering"]["init_args"]["translator"] = str(tiny_crgan_ckpt)
-    cfg["model"]["init_args"].update(backbone="resnet10t")
+    cfg["model"]["init_args"]["net"]["init_args"]["backbone"] = "resnet10t"
     cfg["data"].update(root=str(synth_root), height=64, width=32, batch_size=8, num_workers=0)
     path = tmp_path / "reid_crgan.yaml"
     path.write_text(yaml.safe_dump(cfg))

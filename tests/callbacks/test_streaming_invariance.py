@@ -35,8 +35,8 @@ class Recorder(ReIDModule):
 
 def fit(dm, callback, steps=2, **module_args) -> tuple[Recorder, pl.Trainer]:
     pl.seed_everything(0)
-    module = Recorder(num_source_pids=dm.num_source_pids, num_query=dm.num_query, backbone="resnet10t",
-                      pretrained=False, **module_args)
+    module = Recorder(num_source_pids=dm.num_source_pids, num_query=dm.num_query,
+                      net={"backbone": "resnet10t", "pretrained": False}, **module_args)
     trainer = pl.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                          callbacks=[callback])

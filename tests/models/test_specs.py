@@ -1,5 +1,6 @@
-"""Networks injected into the GAN modules: built from a factory or spec, kept as a spec in the
-checkpoint, rebuilt from it (and from a checkpoint written with the flat g_* / d_* / ... arguments)."""
+"""Networks injected into the GAN and re-id modules: built from a factory or spec, kept as a spec in
+the checkpoint, rebuilt from it (and from a checkpoint written with the flat g_* / d_* / ... or
+backbone / lr / ... arguments)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,18 @@ from conftest import TINY_CRGAN
 from crgan_lightning.errors import ConfigError
 from crgan_lightning.models.discriminator import AuxiliaryClassifier, PatchDiscriminator
 from crgan_lightning.models.generator import DualPathGenerator
+from crgan_lightning.models.reid import ReIDNet
 from crgan_lightning.models.specs import build_network, network_spec
 from crgan_lightning.models.spgan import ResnetGenerator
 from crgan_lightning.modules.crgan import CRGANModule
-from crgan_lightning.modules.reid import ReIDModule
+from crgan_lightning.modules.reid import MOVED_ARGUMENTS, ReIDModule
 from crgan_lightning.modules.spgan import SPGANModule
-from crgan_lightning.networks import load_generator, load_spgan_generator
+from crgan_lightning.modules.taudl import TAUDLModule
+from crgan_lightning.networks import load_generator, load_reid_net, load_spgan_generator
 
 GEN = "crgan_lightning.models.generator.DualPathGenerator"
+REID_NET = "crgan_lightning.models.reid.ReIDNet"
+TINY_REID = {"backbone": "resnet10t", "pretrained": False, "test_pooling": "avg", "lmp_parts": 4}
 
 
 def _assert_same_weights(restored: torch.nn.Module, module: torch.nn.Module) -> None:
@@ -85,6 +90,12 @@ def test_modules_take_only_the_arguments_they_use():
     assert "num_query" not in crgan and "num_target_cameras" not in reid
     flat = ("g_base_channels", "g_res_blocks", "d_base_channels", "d_layers", "cls_backbone", "siamese_feat_dim")
     assert not set(flat) & {*crgan, *spgan}  # network sizes live in the injected networks' own arguments
+    # the re-id network's arguments and the optimisation settings live in net / optimizer / scheduler
+    assert {"net", "optimizer", "scheduler"} <= set(reid) and not set(MOVED_ARGUMENTS) & set(reid)
+    taudl = set(inspect.signature(TAUDLModule).parameters) - {"kwargs"}
+    assert taudl == {"taudl_weight", "taudl_lambda", "source_weight", "ccta_start_epoch", "ccta_ramp_epochs",
+                     "ccta_neighbours", "ccta_temperature", "memory_momentum", "ccta_feature", "pctd_label_smooth"}
+    assert TAUDLModule.argument_names() == taudl | set(reid)  # the rest reaches ReIDModule
 
 
 def test_the_checkpoint_keeps_specs_and_the_generator_is_rebuilt_from_them(tmp_path):
@@ -164,3 +175,102 @@ def test_a_module_written_with_flat_network_arguments_loads_whole(tmp_path):
     assert restored.generator_st.init_args["num_res_blocks"] == 6
     assert restored.siamese.init_args["feat_dim"] == 16
     _assert_same_weights(restored, spgan)
+
+
+# ---------------------------------------------------------------------------------------------- re-id
+
+
+@pytest.mark.parametrize("net", [
+    TINY_REID,
+    {"class_path": REID_NET, "init_args": TINY_REID},
+    functools.partial(ReIDNet, **TINY_REID),
+])
+def test_every_form_of_the_reid_network_builds_it_with_the_source_identities(net):
+    module = ReIDModule(num_source_pids=7, net=net)
+    assert type(module.net) is ReIDNet and module.net.classifier.out_features == 7
+    assert module.hparams["net"] == {"class_path": REID_NET, "init_args": {
+        "backbone": "resnet10t", "pretrained": False, "pretrained_path": None, "last_stride": 1, "neck": "bnneck",
+        "pooling": "avg", "test_pooling": "avg", "lmp_parts": 4, "flip_test": False}}  # num_classes left out
+
+
+def test_a_reid_checkpoint_keeps_the_network_spec_and_is_rebuilt_without_pretrained_weights(tmp_path):
+    """A run started from ImageNet weights (a local file here) is rebuilt from its checkpoint without
+    them: the file may be gone, nothing is downloaded, the checkpoint's weights are loaded."""
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet10t.pth"
+    torch.save(ReIDNet("resnet10t", pretrained=False).backbone.state_dict(), weights)
+    module = ReIDModule(num_source_pids=5, num_query=3,
+                        net={**TINY_REID, "pretrained": True, "pretrained_path": str(weights)})
+    assert module.hparams["net"]["init_args"]["pretrained_path"] == str(weights)
+    path = tmp_path / "reid.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": pl.__version__}, path)
+    weights.unlink()
+    net = load_reid_net(path)
+    _assert_same_weights(net, module.net)
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+    restored = ReIDModule.load_from_checkpoint(path)
+    _assert_same_weights(restored, module)
+    assert restored.hparams["net"]["init_args"]["pretrained"] is False and restored.num_query == 3
+
+
+def _old_reid_hparams(num_source_pids: int, **overrides) -> dict:
+    """The hyper-parameters a re-id checkpoint held before the network and the optimisation were
+    injected, as the CLI wrote them (the embedded recipe): every flat argument, the DataModule value
+    the CLI linked beside them, and LightningCLI's class path and instantiator."""
+    return {"_class_path": "crgan_lightning.modules.reid.ReIDModule", "num_source_pids": num_source_pids,
+            "num_query": 22, "backbone": "resnet10t", "pretrained": False, "pretrained_path": None, "last_stride": 1,
+            "neck": "bnneck", "pooling": "avg", "test_pooling": "avg", "lmp_parts": 4, "flip_test": False,
+            "ce_weight": 1.0, "label_smooth": 0.1, "triplet_weight": 1.0, "triplet_margin": 0.3,
+            "synthetic_weight": 1.0, "joint_triplet": False, "batch_erasing_p": 0.5, "lr": 0.002,
+            "weight_decay": 0.05, "optimizer_name": "adamw", "lr_schedule": "cosine", "warmup_epochs": 10,
+            "warmup_iters": 150, "warmup_factor": 0.01, "milestones": None, "gamma": 0.1, "min_lr_factor": 0.01,
+            "distance": "cosine", "rerank": False, "max_rank": 50, "also_test": {"lmp": "euclidean"},
+            "ranked_list_queries": 6, "ranked_list_topk": 8, "channels_last": False, "num_target_cameras": 8,
+            "_instantiator": "pytorch_lightning.cli.instantiate_module", **overrides}
+
+
+def _write_old_checkpoint(path, module: torch.nn.Module, hparams: dict) -> None:
+    torch.save({"epoch": 2, "global_step": 9, "pytorch-lightning_version": pl.__version__,
+                "state_dict": module.state_dict(), "hparams_name": "kwargs", "hyper_parameters": hparams}, path)
+
+
+def test_a_reid_checkpoint_with_the_flat_network_and_optimiser_arguments_still_loads(tmp_path):
+    torch.manual_seed(0)
+    trained = ReIDModule(num_source_pids=12, num_query=22, net={**TINY_REID, "last_stride": 2})
+    with torch.no_grad():  # weights no fresh network has
+        for p in trained.parameters():
+            p.add_(torch.randn_like(p))
+    path = tmp_path / "old_reid.ckpt"
+    _write_old_checkpoint(path, trained, _old_reid_hparams(12, last_stride=2))
+    net = load_reid_net(path)
+    assert net.init_args["last_stride"] == 2 and net.test_pooling == "avg"
+    _assert_same_weights(net, trained.net)
+    restored = ReIDModule.load_from_checkpoint(path)
+    _assert_same_weights(restored, trained)
+    assert restored.hparams["net"] == trained.hparams["net"]
+    assert not set(MOVED_ARGUMENTS) & set(restored.hparams) and "num_target_cameras" not in restored.hparams
+    assert restored.hparams.distance == "cosine" and restored.also_test == {"lmp": "euclidean"}
+    x = torch.rand(2, 3, 64, 32) * 2 - 1
+    torch.testing.assert_close(restored.net.eval().extract(x), trained.net.eval().extract(x), rtol=0, atol=0)
+    # an argument given to load_from_checkpoint still wins over the checkpoint's
+    assert ReIDModule.load_from_checkpoint(path, distance="euclidean").hparams.distance == "euclidean"
+
+
+def test_an_old_taudl_checkpoint_loads_with_its_heads_and_memory(tmp_path):
+    torch.manual_seed(0)
+    layout = [2, 3, 1]
+    trained = TAUDLModule(num_source_pids=12, num_query=22, net=TINY_REID, source_weight=0.0)
+    trained.build_target_heads(layout)
+    trained.ccta.memory.update(torch.randn(2, 512), torch.tensor([1, 4]))
+    taudl = {"taudl_weight": 1.0, "taudl_lambda": 0.7, "source_weight": 0.0, "ccta_start_epoch": 0.0,
+             "ccta_ramp_epochs": 1.0, "ccta_neighbours": None, "ccta_temperature": 0.1, "memory_momentum": 0.5,
+             "ccta_feature": "neck", "pctd_label_smooth": 0.0}
+    path = tmp_path / "old_taudl.ckpt"
+    _write_old_checkpoint(path, trained, _old_reid_hparams(
+        12, _class_path="crgan_lightning.modules.taudl.TAUDLModule", **taudl))
+    restored = TAUDLModule.load_from_checkpoint(path)
+    assert restored.tracklet_layout == layout and restored.hparams.source_weight == 0.0
+    assert not restored.net.classifier.weight.requires_grad  # TAUDL alone: the source classifier stays frozen
+    _assert_same_weights(restored, trained)
+    _assert_same_weights(load_reid_net(path), trained.net)

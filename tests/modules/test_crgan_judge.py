@@ -34,8 +34,8 @@ def dm(synth_root):
 def reid_ckpt(dm, tmp_path_factory):
     """A re-id checkpoint of the source (tiny network, a few steps), as `crgan fit` writes it."""
     out = tmp_path_factory.mktemp("judge")
-    module = ReIDModule(num_source_pids=dm.num_source_pids, num_query=dm.num_query, backbone="resnet10t",
-                        pretrained=False, pooling="avg", test_pooling="avg")
+    module = ReIDModule(num_source_pids=dm.num_source_pids, num_query=dm.num_query,
+                        net={"backbone": "resnet10t", "pretrained": False, "pooling": "avg", "test_pooling": "avg"})
     trainer = quiet_trainer(out, max_steps=3, limit_val_batches=0)
     trainer.fit(module, datamodule=dm)
     path = out / "reid.ckpt"

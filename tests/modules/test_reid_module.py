@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +15,8 @@ from conftest import shipped_config
 from crgan_lightning.app.cli import main
 from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC
 from crgan_lightning.errors import ConfigError
-from crgan_lightning.modules.reid import ReIDModule, warmup_cosine, warmup_multistep
+from crgan_lightning.modules.reid import DEFAULT_OPTIMIZER, ReIDModule
+from crgan_lightning.schedules import WarmupCosineLR, WarmupMultiStepLR, warmup_cosine, warmup_multistep
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,7 +66,8 @@ def test_fit_then_test_through_the_cli_writes_metrics_and_pictures(tmp_path, syn
 
 
 def _module(**kw) -> ReIDModule:
-    return ReIDModule(num_source_pids=4, num_query=2, backbone="resnet18", pretrained=False, **kw)
+    kw.setdefault("net", {"backbone": "resnet18", "pretrained": False})
+    return ReIDModule(num_source_pids=4, num_query=2, **kw)
 
 
 def test_synthetic_part_adds_its_own_weighted_loss():
@@ -121,12 +124,14 @@ def test_warmup_cosine_warms_up_per_iteration_then_decays_to_the_floor():
 
 
 def test_cosine_schedule_steps_per_iteration_with_adamw():
-    module = _module(lr_schedule="cosine", warmup_iters=3, optimizer_name="adamw", lr=1e-3)
+    module = _module(optimizer=functools.partial(torch.optim.AdamW, lr=1e-3),
+                     scheduler=functools.partial(WarmupCosineLR, warmup_iters=3))
     module.trainer = type("T", (), {"estimated_stepping_batches": 20})()
     conf = module.configure_optimizers()
     assert isinstance(conf["optimizer"], torch.optim.AdamW)
     assert conf["lr_scheduler"]["interval"] == "step"
     sched = conf["lr_scheduler"]["scheduler"]
+    assert sched.total_iters == 20  # the run's length, from the Trainer
     lrs = []
     for _ in range(20):
         lrs.append(conf["optimizer"].param_groups[0]["lr"])
@@ -134,22 +139,102 @@ def test_cosine_schedule_steps_per_iteration_with_adamw():
         sched.step()
     assert lrs[0] == pytest.approx(1e-5) and lrs[3] == pytest.approx(1e-3)
     assert lrs[-1] < 0.05 * lrs[3]
-    for bad in ({"lr_schedule": "linear"}, {"optimizer_name": "sgd"}, {"lr": -1.0}):
-        with pytest.raises(ConfigError, match=next(iter(bad))):
-            _module(**bad)
+
+
+def _lr_per_epoch(conf: dict, epochs: int) -> list[float]:
+    optimizer, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        sched.step()
+    return lrs
+
+
+def test_the_default_optimisation_is_adam_with_warmup_then_steps_at_epochs_40_and_70():
+    module = _module()
+    conf = module.configure_optimizers()
+    optimizer = conf["optimizer"]
+    assert type(optimizer) is torch.optim.Adam and len(optimizer.param_groups) == 1
+    group = optimizer.param_groups[0]
+    assert group["weight_decay"] == 5e-4 and group["betas"] == (0.9, 0.999)
+    trainable = [p for p in module.parameters() if p.requires_grad]  # every one but the BN-neck bias
+    assert len(group["params"]) == len(trainable) == len(list(module.parameters())) - 1
+    assert conf["lr_scheduler"]["interval"] == "epoch"
+    assert isinstance(conf["lr_scheduler"]["scheduler"], WarmupMultiStepLR)
+    lrs = _lr_per_epoch(conf, 80)
+    assert lrs[0] == pytest.approx(3.5e-6) and lrs[5] == pytest.approx(3.5e-4 * 0.505)
+    assert lrs[10] == lrs[39] == pytest.approx(3.5e-4)
+    assert lrs[40] == lrs[69] == pytest.approx(3.5e-5) and lrs[70] == pytest.approx(3.5e-6)
+
+
+def test_an_injected_optimizer_and_torch_scheduler_are_used_as_given():
+    module = _module(optimizer=functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9),
+                     scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=2, gamma=0.5))
+    conf = module.configure_optimizers()
+    assert type(conf["optimizer"]) is torch.optim.SGD and conf["optimizer"].param_groups[0]["momentum"] == 0.9
+    assert conf["lr_scheduler"]["interval"] == "epoch"  # a torch scheduler steps per epoch
+    assert _lr_per_epoch(conf, 5) == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
+    tuned = _module(optimizer=functools.partial(DEFAULT_OPTIMIZER, lr=1e-3)).configure_optimizers()["optimizer"]
+    assert tuned.param_groups[0]["lr"] == pytest.approx(1e-5)  # warm-up from 1 % of the new rate
+    assert tuned.param_groups[0]["weight_decay"] == 5e-4  # the default's other settings kept
+
+
+def test_a_schedule_keeps_its_step_count_and_takes_its_settings_from_the_config_on_resume():
+    module = _module(scheduler=functools.partial(WarmupCosineLR, warmup_iters=2))
+    module.trainer = type("T", (), {"estimated_stepping_batches": 10})()
+    conf = module.configure_optimizers()
+    _lr_per_epoch(conf, 4)
+    state = conf["lr_scheduler"]["scheduler"].state_dict()
+    assert state["last_epoch"] == 4
+    assert not {"total_iters", "warmup_iters", "warmup_factor", "min_factor"} & set(state)
+    module.trainer = type("T", (), {"estimated_stepping_batches": 30})()  # resumed with more epochs
+    again = module.configure_optimizers()
+    again["lr_scheduler"]["scheduler"].load_state_dict(state)
+    assert again["lr_scheduler"]["scheduler"].total_iters == 30 and again["lr_scheduler"]["scheduler"].last_epoch == 4
+
+
+def test_the_shipped_config_resolved_to_a_dict_builds_the_same_module_in_python():
+    """What ``--print_config`` prints (class_path objects for the network, optimiser and scheduler)
+    is also what Python code may pass."""
+    args = {k: v for k, v in shipped_config("reid_direct")["model"]["init_args"].items()
+            if k not in ("num_source_pids", "num_query")}
+    module = ReIDModule(num_source_pids=5, num_query=2, **args)
+    assert module.hparams["net"] == args["net"]
+    module.trainer = type("T", (), {"estimated_stepping_batches": 300})()
+    conf = module.configure_optimizers()
+    assert type(conf["optimizer"]) is torch.optim.AdamW and conf["optimizer"].defaults["weight_decay"] == 5e-2
+    sched = conf["lr_scheduler"]["scheduler"]
+    assert isinstance(sched, WarmupCosineLR) and sched.warmup_iters == 150 and sched.total_iters == 300
+    assert conf["optimizer"].param_groups[0]["lr"] == pytest.approx(2e-3 * 0.01)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"optimizer": functools.partial(torch.optim.Adam, lr=-1.0)}, "optimizer: Invalid learning rate: -1.0"),
+    ({"optimizer": functools.partial(torch.optim.Adam, momentum=0.9)}, "optimizer: .*unexpected keyword.*momentum"),
+    ({"optimizer": torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])}, "optimizer is a built Adam; give its"),
+    ({"scheduler": functools.partial(WarmupMultiStepLR, gamma=0.0)}, "WarmupMultiStepLR .*gamma=0.0"),
+    ({"scheduler": functools.partial(WarmupCosineLR, total_iters=0)}, "WarmupCosineLR .*total_iters=0"),
+    ({"net": {"backbone": "resnet18", "pretrained": False, "num_classes": 3}}, "net sets num_classes; expected it"),
+    ({"optimizer": {"class_path": "torch.nn.Linear"}}, "optimizer class_path='torch.nn.Linear' is not a torch.optim"),
+    ({"scheduler": {"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {}}}, "scheduler: .*step_size"),
+])
+def test_a_bad_optimisation_or_network_is_one_clear_error_when_the_module_is_built(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        _module(**bad)
 
 
 def test_missing_identity_count_is_a_clear_error():
     with pytest.raises(ConfigError, match="num_source_pids=0"):
-        ReIDModule(num_source_pids=0, pretrained=False)
+        ReIDModule(num_source_pids=0, net={"pretrained": False})
 
 
 @pytest.mark.slow
 def test_injected_optimizer_scheduler_and_bf16_precision_through_the_cli(tmp_path, synth_root):
     cfg_path = small_config(tmp_path, synth_root)
     cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["model"]["init_args"]["net"]["init_args"]["backbone"] = "resnet18"
     cfg["model"]["init_args"].update(
-        backbone="resnet10t",
         optimizer={"class_path": "torch.optim.SGD", "init_args": {"lr": 0.01, "momentum": 0.9}},
         scheduler={"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {"step_size": 1, "gamma": 0.5}},
     )
@@ -159,7 +244,9 @@ def test_injected_optimizer_scheduler_and_bf16_precision_through_the_cli(tmp_pat
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     group = ckpt["optimizer_states"][0]["param_groups"][0]
     assert group["momentum"] == 0.9 and group["lr"] == pytest.approx(0.01 * 0.5 ** 2)  # SGD, stepped twice
-    assert ckpt["hyper_parameters"]["backbone"] == "resnet10t"
+    net = ckpt["hyper_parameters"]["net"]
+    assert net["class_path"] == "crgan_lightning.models.reid.ReIDNet" and net["init_args"]["backbone"] == "resnet18"
+    assert "optimizer" not in ckpt["hyper_parameters"] and "lr" not in ckpt["hyper_parameters"]
 
 
 @pytest.mark.slow
@@ -167,8 +254,8 @@ def test_make_train_reid_with_a_crgan_checkpoint_streams_renderings(tmp_path, sy
     run = tmp_path / "run"
     args = (f"--trainer.max_steps=2 --trainer.default_root_dir={run} --trainer.logger.init_args.save_dir={run} "
             "--trainer.enable_progress_bar=false --trainer.limit_val_batches=0 --trainer.log_every_n_steps=1 "
-            "--model.init_args.backbone=resnet10t "
-            "--model.init_args.pretrained=false --trainer.precision=32-true --trainer.devices=1 "
+            "--model.init_args.net.init_args.backbone=resnet10t "
+            "--model.init_args.net.init_args.pretrained=false --trainer.precision=32-true --trainer.devices=1 "
             "--data.height=64 --data.width=32 --data.batch_size=8 --data.num_workers=0")
     proc = subprocess.run(["make", "-s", "train-reid", "SRC=synth_a", "TGT=synth_b", f"DATA_ROOT={synth_root}",
                            f"CRGAN_CKPT={tiny_crgan_ckpt}", f"ARGS={args}"],
@@ -227,9 +314,9 @@ def test_also_test_logs_a_second_pooling_equal_to_evaluating_it_alone(synth_root
     dm = CrossDomainDataModule(root=str(synth_root), height=64, width=32, batch_size=16, num_workers=0,
                                with_target=False)
     dm.setup("test")
-    module = ReIDModule(num_source_pids=dm.num_source_pids, num_query=dm.num_query, backbone="resnet10t",
-                        pretrained=False, test_pooling="avg", distance="cosine", also_test={"lmp": "euclidean"},
-                        lmp_parts=4, ranked_list_queries=0)
+    module = ReIDModule(num_source_pids=dm.num_source_pids, num_query=dm.num_query,
+                        net={"backbone": "resnet10t", "pretrained": False, "test_pooling": "avg", "lmp_parts": 4},
+                        distance="cosine", also_test={"lmp": "euclidean"}, ranked_list_queries=0)
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
                          default_root_dir=tmp_path)
     scores = trainer.test(module, datamodule=dm, verbose=False)[0]

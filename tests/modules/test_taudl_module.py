@@ -4,6 +4,7 @@ tracklet memory across a resume and across two DDP ranks, the shipped configs an
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import math
@@ -24,7 +25,9 @@ from crgan_lightning.app.cli import main
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC, TARGET, TRACKLET
 from crgan_lightning.errors import ConfigError
+from crgan_lightning.modules.reid import DEFAULT_OPTIMIZER
 from crgan_lightning.modules.taudl import SourceLabelsOnly, TAUDLModule
+from crgan_lightning.schedules import WarmupCosineLR, WarmupMultiStepLR
 
 REPO = Path(__file__).resolve().parents[2]
 PAIRS = ("duke2market", "market2duke", "synth_a2synth_b")
@@ -79,9 +82,13 @@ def datamodule(root: Path, **kw) -> CrossDomainDataModule:
     return CrossDomainDataModule(**args)
 
 
+TINY_NET = {"backbone": "resnet10t", "pretrained": False, "test_pooling": "avg"}
+
+
 def taudl(dm: CrossDomainDataModule, **kw) -> TAUDLModule:
-    args = dict(num_source_pids=dm.num_source_pids, num_query=dm.num_query, backbone="resnet10t", pretrained=False,
-                test_pooling="avg", lr=1e-3, lr_schedule="cosine", warmup_iters=0, ranked_list_queries=0)
+    args = dict(num_source_pids=dm.num_source_pids, num_query=dm.num_query, net=TINY_NET,
+                optimizer=functools.partial(DEFAULT_OPTIMIZER, lr=1e-3), scheduler=WarmupCosineLR,
+                ranked_list_queries=0)
     args.update(kw)
     return TAUDLModule(**args)
 
@@ -220,7 +227,8 @@ def test_resume_restores_the_tracklet_memory_exactly(tmp_path, synth_root):
     def fit(folder: Path, epochs: int, ckpt: Path | None = None, save: Path | None = None) -> tuple:
         pl.seed_everything(0)
         dm = datamodule(synth_root)
-        module = taudl(dm, source_weight=0.5, lr_schedule="multistep", warmup_epochs=0)  # no run-length schedule
+        module = taudl(dm, source_weight=0.5,  # a schedule that does not depend on the run's length
+                       scheduler=functools.partial(WarmupMultiStepLR, warmup_epochs=0))
         record = Record()
         run = trainer(folder, [record], max_steps=-1, max_epochs=epochs, limit_train_batches=2)
         run.fit(module, datamodule=dm, ckpt_path=ckpt)
@@ -376,4 +384,4 @@ def test_taudl_alone_refuses_a_rendering_callback(tmp_path, synth_root, tiny_crg
 ])
 def test_bad_taudl_arguments_name_the_value(bad, message):
     with pytest.raises(ConfigError, match=message):
-        TAUDLModule(num_source_pids=4, num_query=2, backbone="resnet10t", pretrained=False, **bad)
+        TAUDLModule(num_source_pids=4, num_query=2, net=TINY_NET, **bad)

@@ -243,8 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where cut_and_paste takes the source person masks from (default: auto)")
     _add_pair_arguments(p)
     p.add_argument("--out", required=True, help="output folder; an interrupted export resumes there")
-    p.add_argument("--height", type=int, default=128, help="rendering height (the generator's; default 128)")
-    p.add_argument("--width", type=int, default=64, help="rendering width (default 64)")
+    p.add_argument("--height", type=int, default=None,
+                   help="rendering height (default: the size the generator was trained at, read from its "
+                        "checkpoint; for cut_and_paste, the target's image size)")
+    p.add_argument("--width", type=int, default=None, help="rendering width (default: as --height)")
     p.add_argument("--contexts", type=int, default=1, help="target contexts per source image (default 1)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0, help="seed of the source/context pairing")
@@ -315,8 +317,7 @@ def _commands(parser: argparse.ArgumentParser) -> list[str]:
 def _resume_hint(argv: Sequence[str]) -> str:
     """How to continue an interrupted command."""
     if argv and argv[0] == "fit":
-        return ("resume with the same command and --ckpt_path <trainer.default_root_dir>/checkpoints/last.ckpt "
-                "(the last epoch-end checkpoint)")
+        return "resume with the same command and --ckpt_path last (it continues from the last epoch-end checkpoint)"
     return "run the same command again to continue where it stopped"
 
 

@@ -64,8 +64,8 @@ def stage_command(stage: str, run: Path, seed: int, root: str, epochs: int | Non
     the stage's shipped configs for the pair (``pair``, or ``source`` and ``target``), then the
     run's seed, data root, run folder ``run`` (logs with the saved config under ``run/logs``,
     checkpoints under ``run/checkpoints``), schedule (``epochs``; None keeps the config's) and
-    ``overrides`` (dotted keys: ``{"model.init_args.backbone": "resnet10t"}``). Re-id stages skip
-    validation: they are tested once at the end."""
+    ``overrides`` (dotted keys: ``{"model.init_args.net.init_args.backbone": "resnet10t"}``). Re-id
+    stages skip validation: they are tested once at the end."""
     args = stage_arguments(stage, None if source else pair, source=source, target=target)
     args += [f"--seed_everything={seed}", f"--data.root={root}", f"--trainer.default_root_dir={run}",
              f"--trainer.logger.init_args.save_dir={run}", "--trainer.logger.init_args.name=logs"]
@@ -131,7 +131,7 @@ def run_demo(
     """Run the demo; returns ``{"direct transfer": metrics, "CR-GAN streaming": metrics}`` in percent.
 
     ``crgan_overrides`` / ``reid_overrides`` change config entries by dotted key
-    (``{"model.init_args.backbone": "resnet10t", "data.height": 64}``) in every stage of that kind.
+    (``{"model.init_args.net.init_args.backbone": "resnet10t", "data.height": 64}``) in every stage of that kind.
     """
     from ..data.synthetic import generate_benchmark
 

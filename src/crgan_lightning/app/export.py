@@ -26,6 +26,7 @@ import os
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -39,7 +40,8 @@ from ..errors import ConfigError
 from ..fileio import (META_FILE, atomic_save_image, atomic_write_bytes, check_output_folder, remove_leftovers,
                       replace_folder, written_by)
 from ..metrics.plots import to_picture
-from ..translators import load_translator, translator_fingerprint
+from ..checkpoints import read_checkpoint
+from ..translators import CUT_AND_PASTE, load_translator, translator_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +69,50 @@ def _check_partial(partial: Path, settings: dict) -> None:
         remove_leftovers(partial)
 
 
-def _copy_test_split(samples, folder: Path) -> None:
-    """Target query/gallery images under Market-style names (camera and pid kept)."""
+def _copy_test_split(samples, folder: Path, height: int, width: int) -> None:
+    """Target query/gallery images under Market-style names (camera and pid kept), at ``height`` x
+    ``width`` like the rendered training images (copied byte for byte when they already are)."""
     folder.mkdir(parents=True, exist_ok=True)
     for i, s in enumerate(samples):
         dst = folder / f"{s.pid:04d}_c{s.camid + 1}s1_{i:06d}_00.jpg"
         if dst.exists():
             continue
-        if Path(s.path).suffix.lower() in (".jpg", ".jpeg"):
+        image = read_image(s.path)
+        if image.shape[:2] != (height, width):
+            atomic_save_image(dst, cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))
+        elif Path(s.path).suffix.lower() in (".jpg", ".jpeg"):
             atomic_write_bytes(dst, Path(s.path).read_bytes())
         else:
-            atomic_save_image(dst, read_image(s.path))
+            atomic_save_image(dst, image)
+
+
+def trained_size(ckpt: str | os.PathLike) -> tuple[int, int] | None:
+    """``(height, width)`` of the images a translator checkpoint's generator was trained on (the
+    data module's settings saved with it); None for ``cut_and_paste`` or a checkpoint without them."""
+    if str(ckpt).replace("-", "_") == CUT_AND_PASTE or not Path(ckpt).expanduser().is_file():
+        return None
+    data = read_checkpoint(ckpt, "checkpoint", "a CR-GAN or SPGAN checkpoint").get("datamodule_hyper_parameters") or {}
+    height, width = data.get("height"), data.get("width")
+    return (int(height), int(width)) if isinstance(height, int) and isinstance(width, int) else None
+
+
+def render_size(ckpt: str | os.PathLike, target_images: list[str], height: int | None = None,
+                width: int | None = None) -> tuple[int, int]:
+    """The size an export is written at: the size the generator was trained at (a size given that
+    differs from it is refused), else the size given, else that of the target's images."""
+    trained = trained_size(ckpt)
+    if trained is not None:
+        if (height or trained[0], width or trained[1]) != trained:
+            raise ConfigError(f"--height {height} --width {width}: the generator of {ckpt} was trained on "
+                              f"{trained[0]}x{trained[1]} images and renders at that size; omit --height/--width")
+        return trained
+    if height and width:
+        return height, width
+    if height or width:
+        raise ConfigError("--height and --width go together (or omit both to keep the target's image size)")
+    if not target_images:
+        raise ConfigError("the target has no training images to take the rendering size from; give --height/--width")
+    return tuple(read_image(target_images[0]).shape[:2])
 
 
 def export_rendered(
@@ -86,8 +121,8 @@ def export_rendered(
     target: str,
     root: str | os.PathLike,
     out: str | os.PathLike,
-    height: int = 128,
-    width: int = 64,
+    height: int | None = None,
+    width: int | None = None,
     contexts_per_image: int = 1,
     batch_size: int = 32,
     seed: int = 0,
@@ -97,13 +132,15 @@ def export_rendered(
     masks: str = "auto",
 ) -> Path:
     """Render the source training set into target contexts and write it to ``out`` (see the module
-    docstring). Returns ``out``. An existing complete export is kept unless ``overwrite``.
+    docstring). Returns ``out``. An existing complete export is kept unless ``overwrite``. Every
+    split is written at one size (:func:`render_size`: the generator's training size by default).
 
     ``ckpt`` is a translator spec (CR-GAN or SPGAN checkpoint, or ``cut_and_paste``); ``masks``
     (``auto``/``folder``/``prior``) says where cut-and-paste takes the source masks from."""
     if contexts_per_image < 1 or batch_size < 1:
         raise ConfigError(f"contexts_per_image={contexts_per_image} and batch_size={batch_size} must be >= 1")
     src, tgt = load_reid_dataset(source, root), load_reid_dataset(target, root)
+    height, width = render_size(ckpt, [t.path for t in tgt.train], height, width)
     out = check_output_folder(out, WRITER, protected=(src.root, tgt.root))
     if written_by(out) == WRITER and not overwrite:
         raise ConfigError(f"{out} already holds a complete export; pass --overwrite to replace it")
@@ -158,8 +195,8 @@ def export_rendered(
                 atomic_save_image(train_dir / name(i, k), to_picture(image))
             bar.update(len(chunk))
     bar.close()
-    _copy_test_split(tgt.query, partial / SPLIT_FOLDERS["query"])
-    _copy_test_split(tgt.gallery, partial / SPLIT_FOLDERS["gallery"])
+    _copy_test_split(tgt.query, partial / SPLIT_FOLDERS["query"], height, width)
+    _copy_test_split(tgt.gallery, partial / SPLIT_FOLDERS["gallery"], height, width)
     meta = {"name": "rendered", "written_by": WRITER, "num_cameras": tgt.num_cameras, "source": src.name,
             "target": tgt.name, "translator": str(ckpt), "method": translator.kind,
             "contexts_per_image": contexts_per_image, "seed": seed, "height": height, "width": width,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Optional
@@ -36,6 +37,7 @@ DATA_LINKS = ("num_source_pids", "num_query", "num_target_cameras")
 CHECKPOINT_DEFAULTS = {"save_last": True, "save_top_k": 1, "save_on_train_epoch_end": True,
                        "enable_version_counter": False}
 
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
 _BOILERPLATE = ("Expected a ", "Does not validate", "Not a valid", "a class path", "a dict", "a string",
                 "Given value", "Problem with given class_path", "Type ", "Import path")
 
@@ -53,6 +55,19 @@ def one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     specific = [line[2:] for line in lines if line.startswith("- ") and not line[2:].startswith(_BOILERPLATE)]
     head = lines[0] if lines else type(exc).__name__
+    refused = [line.split("'")[1] for line in lines if line.startswith("Option '") and line.endswith("is not accepted")]
+    if refused:  # a key the class does not take (misspelt, or a re-id argument that moved into net/optimizer/...)
+        from ..modules.reid import MOVED_ARGUMENTS
+
+        moved = MOVED_ARGUMENTS.get(refused[0]) if head.startswith('Parser key "model"') else None
+        return (f"{head.rstrip(':')}: option '{refused[0]}' is not accepted"
+                + (f"; it moved to model.init_args.{moved}" if moved else ""))
+    key = re.fullmatch(r'Parser key "([^"]+)":', head)
+    if key and not specific and len(lines) > 1:  # a value of the wrong type: the flag, the value, the type
+        wrong = re.fullmatch(r"Expected a <class '(\w+)'>\. Got value: (.*)", lines[1])
+        if wrong:
+            return f"--{key.group(1)}={wrong.group(2)}: expected {_TYPE_NAMES.get(wrong.group(1), wrong.group(1))}"
+        return f"--{key.group(1)}: {lines[1]}"
     return f"{head.rstrip(':')}: {specific[0]}" if specific and specific[0] not in head else head
 
 
@@ -93,6 +108,40 @@ def set_torch_threads(threads: int | None) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def _dotted_keys(node, name: str, prefix: str) -> list[str]:
+    """The dotted config keys under ``prefix`` whose last part is ``name`` (depth first)."""
+    if hasattr(node, "as_dict"):
+        node = node.as_dict()
+    if not isinstance(node, dict):
+        return []
+    found = [f"{prefix}.{name}"] if name in node else []
+    for key, value in node.items():
+        found += _dotted_keys(value, name, f"{prefix}.{key}")
+    return found
+
+
+def with_flag_names(message: str, config) -> str:
+    """A library message that names the Python arguments ``pretrained_path=FILE`` and
+    ``pretrained=False`` rewritten with the command-line flags that set them in this config
+    (``--model.init_args.pretrained_path=FILE``)."""
+    keys = _dotted_keys(config.get("model"), "pretrained_path", "model")
+    if not keys:
+        return message
+    flag = keys[0]
+    message = re.sub(r"(?<![\w.-])pretrained_path=", f"--{flag}=", message)
+    return re.sub(r"(?<![\w.-])pretrained=False", f"--{flag.removesuffix('_path')}=false", message)
+
+
+def check_seed(config) -> None:
+    """``seed_everything`` must be a seed numpy accepts (0 to 2**32 - 1), or true/false."""
+    seed = config.get("seed_everything")
+    if isinstance(seed, bool) or seed is None:
+        return
+    if not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+        raise ConfigError(f"--seed_everything={seed}: expected a seed from 0 to {2**32 - 1} "
+                          "(or true for a random one, false for none)")
 
 
 def resolve_last(ckpt_path: str | None, config) -> str | None:
@@ -176,6 +225,7 @@ def run_lightning_cli(argv: Sequence[str]):
             config = self.config.get(subcommand) if subcommand else None
             self._held_ckpt_path = config.get("ckpt_path") if config is not None else None
             if config is not None:
+                check_seed(config)
                 checkpoint_dir_under_root(config)
                 self._held_ckpt_path = resolve_last(self._held_ckpt_path, config)
                 refuse_untrained(subcommand, self._held_ckpt_path, bool(config.get("untrained")))
@@ -205,11 +255,14 @@ def run_lightning_cli(argv: Sequence[str]):
 
         def instantiate_classes(self) -> None:
             """A user error met while building the model, data or callbacks reaches ``main`` as
-            the library's own one-line error, not as jsonargparse's report on every type it tried."""
+            the library's own one-line error, not as jsonargparse's report on every type it tried,
+            with the Python arguments it names written as the flags to type."""
             try:
                 super().instantiate_classes()
-            except (ValueError, TypeError) as exc:
-                raise ConfigError(one_line(exc)) from exc
+            except (CRGANError, ValueError, TypeError) as exc:
+                config = self.config.get(self.subcommand) if self.subcommand else self.config
+                message = with_flag_names(str(exc) if isinstance(exc, CRGANError) else one_line(exc), config)
+                raise (type(exc) if isinstance(exc, CRGANError) else ConfigError)(message) from exc
 
         def instantiate_trainer(self, **kwargs):
             """The Trainer with the ``rendering`` group's callback, when one is configured, after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 
@@ -140,8 +141,10 @@ class ContextRenderingCallback(pl.Callback):
             masks = None
             if self.model.needs_target_masks:  # a generator that blanks out the context's own person
                 masks = build_mask_provider(dm.masks if dm.masks != "none" else "auto", dm.target_dataset)
-            self.contexts = ReIDImageDataset(dm.target_dataset.train, dm.train_transform, mask_provider=masks,
-                                             with_pid=False)
+            # a pipeline of its own, seeded from the step's generator in render(): the DataModule's is
+            # seeded only inside loader workers, and this one runs in the training process
+            self.contexts = ReIDImageDataset(dm.target_dataset.train, copy.deepcopy(dm.train_transform),
+                                             mask_provider=masks, with_pid=False)
 
     def state_dict(self) -> dict:
         """Which translator rendered this run (saved in the re-id checkpoint)."""
@@ -197,6 +200,7 @@ class ContextRenderingCallback(pl.Callback):
                               "this batch has one image per identity: set data.num_instances >= 2")
         if self.contexts_from == "dataset":
             drawn = torch.randint(len(self.contexts), (len(chosen),), generator=generator).tolist()
+            self.contexts.transform.set_random_seed(int(torch.randint(2**31 - 1, (), generator=generator)))
             items = [self.contexts[i] for i in drawn]
             tgt = {IMAGE: torch.stack([item[IMAGE] for item in items]).to(device),
                    CAMID: torch.tensor([item[CAMID] for item in items], device=device)}

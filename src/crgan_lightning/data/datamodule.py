@@ -129,7 +129,9 @@ class CrossDomainDataModule(pl.LightningDataModule):
             ``"prior"`` or ``"none"`` (re-id stages need no masks); see :mod:`crgan_lightning.data.masks`.
             Masks are read for training batches only, and only when ``with_target`` is on.
         flip_p, pad, erasing_p: training augmentation (see :func:`build_transforms`).
-        generate_synthetic: create ``synth_a``/``synth_b`` under ``root`` when missing.
+        generate_synthetic: create ``synth_a``/``synth_b`` under ``root`` when missing, if ``root`` is an
+            empty folder or already holds the benchmark's other domains (a root that does not exist, or
+            holds anything else, is refused: a mistyped path never becomes a new benchmark).
         synthetic_seed: the seed for that generation.
         seed: seed of the training samplers (mixed with the epoch).
         target_tracklets: TAUDL's view of the target (off by default). Each target training image
@@ -218,9 +220,19 @@ class CrossDomainDataModule(pl.LightningDataModule):
                     f"{self.root / spec.name} holds version {meta.get('generator_version', 1)} of the embedded "
                     f"benchmark; this library trains on version {GENERATOR_VERSION}: "
                     f"run `crgan synth --out {self.root} --overwrite` (add --oracle for synth_a_in_b)")
-        if missing and self.generate_synthetic:
-            log.info("generating the embedded benchmark %s under %s", missing, self.root)
-            generate_benchmark(self.root, seed=self.synthetic_seed, domains=missing)
+        if not missing:
+            return
+        root = self.root
+        holds_benchmark = root.is_dir() and any(read_meta(root / name) is not None for name in EMBEDDED_DATASETS)
+        if not self.generate_synthetic or not (holds_benchmark or (root.is_dir() and not any(root.iterdir()))):
+            # a mistyped root must not become a new benchmark: generate only into an empty folder or beside
+            # the benchmark's other domains
+            where = "does not exist" if not root.exists() else "holds no embedded benchmark"
+            raise DatasetError(
+                f"data root {root} (--data.root) {where} ({', '.join(missing)} missing); write the benchmark there "
+                f"with `crgan synth --out {root}`, or point --data.root at the folder that holds synth_a/ and synth_b/")
+        log.info("generating the embedded benchmark %s under %s", missing, root)
+        generate_benchmark(root, seed=self.synthetic_seed, domains=missing)
 
     def _dataset(self, name: str) -> ReIDDataset:
         if name not in self._datasets:

@@ -107,9 +107,16 @@ def _require_dir(path: Path, dataset: str, layout: str) -> Path:
 
 def _image_files(folder: Path) -> list[str]:
     """Image file names of a folder, sorted (other files such as Thumbs.db, and hidden files, are ignored)."""
+    def is_image_file(entry: os.DirEntry) -> bool:
+        try:
+            return entry.is_file()
+        except OSError as exc:  # a symbolic link loop
+            raise DatasetError(f"{folder / entry.name}: {exc.strerror}; expected an image file (or a link to one) "
+                               f"in {folder}") from None
+
     with os.scandir(folder) as it:
         names = [e.name for e in it
-                 if e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.name.startswith(".") and e.is_file()]
+                 if e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.name.startswith(".") and is_image_file(e)]
     names.sort()
     return names
 

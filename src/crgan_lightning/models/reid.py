@@ -12,6 +12,7 @@ Evaluation forward returns the BN-neck feature computed with ``test_pooling``.
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
 
 import timm
 import torch
@@ -20,6 +21,8 @@ from torch import nn
 
 from ..errors import ConfigError, WeightsError
 from ..checkpoints import read_state_dict
+from ..hub import hub_endpoint, hub_offline, reachable
+from .specs import init_arguments
 
 
 class InputNormalize(nn.Module):
@@ -143,12 +146,15 @@ def create_backbone(backbone: str, pretrained: bool, pretrained_path: str | None
                 f"(e.g. {unexpected[:3]})"
             )
     elif pretrained:
+        online = reachable(hub_endpoint())  # offline: timm's local cache only, no minute of download retries
         try:
-            loaded = timm.create_model(backbone, pretrained=True, num_classes=0, global_pool="")
+            with hub_offline(not online):
+                loaded = timm.create_model(backbone, pretrained=True, num_classes=0, global_pool="")
         except Exception as exc:
+            why = f"{urlparse(hub_endpoint()).hostname} cannot be reached" if not online else type(exc).__name__
             raise WeightsError(
-                f"pretrained weights for {backbone!r} could not be downloaded ({type(exc).__name__}); "
-                f"offline, pass pretrained_path=FILE with a local state dict, or pretrained=False"
+                f"ImageNet weights for {backbone!r} could not be downloaded ({why}) and are not in timm's cache; "
+                f"give a local state dict with pretrained_path=FILE, or pretrained=False to start from random weights"
             ) from None
         model.load_state_dict(loaded.state_dict())
     return model
@@ -156,6 +162,11 @@ def create_backbone(backbone: str, pretrained: bool, pretrained_path: str | None
 
 class ReIDNet(nn.Module):
     """Re-id CNN: timm backbone -> pooling -> BNNeck -> identity classifier.
+
+    The network a :class:`~crgan_lightning.modules.reid.ReIDModule` trains by default; the module
+    builds it with ``num_classes`` set to the number of source identities, and a config sets the
+    other arguments under ``model.init_args.net.init_args``. It records them (``init_args``), so a
+    checkpoint keeps it as a spec and :func:`~crgan_lightning.networks.load_reid_net` rebuilds it.
 
     Args:
         backbone: any timm CNN name (``resnet50`` as in the paper, ``resnet18`` for quick runs).
@@ -185,6 +196,7 @@ class ReIDNet(nn.Module):
         flip_test: bool = False,
     ) -> None:
         super().__init__()
+        self.init_args = init_arguments(locals())  # what a checkpoint rebuilds it from
         for name, value in (("pooling", pooling), ("test_pooling", test_pooling)):
             if value not in ("avg", "max", "lmp"):
                 raise ConfigError(f"{name}={value!r}; expected 'avg', 'max' or 'lmp'")
@@ -248,7 +260,3 @@ class ReIDNet(nn.Module):
             feats = [feature(fmap, pooling) for fmap in maps]
             out[pooling] = feats[0] if len(feats) == 1 else 0.5 * (feats[0] + feats[1])
         return out
-
-
-#: The ``ReIDModule`` arguments that shape its network (the rest are training and test settings).
-NET_ARGUMENTS = ("backbone", "last_stride", "neck", "pooling", "test_pooling", "lmp_parts", "flip_test")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
 from ..checkpoints import REACHED_KEY
 from ..data.keys import CAMID, IMAGE, MASK, PID, SOURCE, TARGET
-from ..errors import ConfigError
+from ..errors import ConfigError, WeightsError
 from ..losses import AdversarialLoss, camera_loss, context_loss, identity_loss
 from ..models.discriminator import CLASSIFIER_CALL_ARGS, AuxiliaryClassifier, PatchDiscriminator, ReIDJudge
 from ..models.generator import DualPathGenerator
@@ -133,6 +135,11 @@ class CRGANModule(ManualGANModule):
         self.generator = build_network(generator, DualPathGenerator, "generator")
         self.discriminator = build_network(discriminator, PatchDiscriminator, "discriminator")
         if judge:
+            if not Path(judge).expanduser().is_file():
+                raise WeightsError(f"judge {judge}: no such re-id checkpoint; train the direct-transfer run first "
+                                   "(make train-reid, or crgan fit --stage reid_direct), or train CR-GAN without "
+                                   "a judge: --model.init_args.judge=null (its classifier then learns the source "
+                                   "identities beside the generator)")
             self.classifier = ReIDJudge(load_reid_net(judge), num_target_cameras)
             if self.classifier.num_identities != num_source_pids:
                 raise ConfigError(f"judge {judge} classifies {self.classifier.num_identities} identities, but the "

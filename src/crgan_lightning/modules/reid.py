@@ -3,57 +3,72 @@ and evaluates it on the target query/gallery with CMC, mAP and mINP."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import io
 import logging
-import math
+import os
+import sys
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
+from ..checkpoints import hyperparameters, read_checkpoint
 from ..data.keys import CAMID, IMAGE, INDEX, PID, SOURCE, SYNTHETIC
 from ..data.transforms import random_erasing
-from ..errors import ConfigError, TrainingDivergedError
+from ..errors import ConfigError, TrainingDivergedError, brief
 from ..losses import batch_hard_triplet_loss, cross_entropy_label_smooth
 from ..metrics import ReIDMetric
 from ..metrics.plots import plot_cmc, plot_ranked_lists, to_picture
 from ..models.reid import ReIDNet
-from .common import finite_on_all_ranks, restore_random_states, save_random_states
+from ..models.specs import (REID_CALL_ARGS, ReIDNetFactory, build_network, factory_from_spec, for_trained_weights,
+                            network_spec)
+from ..networks import network_specs
+from ..schedules import WarmupMultiStepLR, fit_to_run
+from .common import attached_trainer, finite_on_all_ranks, restore_random_states, save_random_states
 from ..artifacts import log_image_file, run_dir
 
 log = logging.getLogger(__name__)
 
-
-def warmup_multistep(warmup_epochs: int, milestones: list[int], gamma: float, warmup_factor: float):
-    """Learning-rate factor per epoch: linear warm-up from ``warmup_factor`` to 1 over
-    ``warmup_epochs``, then multiplied by ``gamma`` at each milestone epoch."""
-
-    def factor(epoch: int) -> float:
-        scale = gamma ** sum(epoch >= m for m in milestones)
-        if epoch < warmup_epochs:
-            alpha = epoch / warmup_epochs
-            return scale * (warmup_factor * (1 - alpha) + alpha)
-        return scale
-
-    return factor
-
-
-def warmup_cosine(warmup_iters: int, total_iters: int, warmup_factor: float, min_factor: float):
-    """Learning-rate factor per iteration: linear warm-up from ``warmup_factor`` to 1 over
-    ``warmup_iters`` iterations, then a cosine decay to ``min_factor`` at ``total_iters``. Suits
-    short schedules trained from scratch, where a per-epoch warm-up would take a large share of
-    all updates."""
-
-    def factor(step: int) -> float:
-        if step < warmup_iters:
-            alpha = step / warmup_iters
-            return warmup_factor * (1 - alpha) + alpha
-        progress = min(1.0, (step - warmup_iters) / max(1, total_iters - warmup_iters))
-        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
+#: The optimiser a re-id module trains with when none is injected: Adam, as in the Bag of Tricks recipe.
+DEFAULT_OPTIMIZER = functools.partial(torch.optim.Adam, lr=3.5e-4, weight_decay=5e-4)
+#: The scheduler when none is injected: 10 epochs of warm-up, then x0.1 at epochs 40 and 70.
+DEFAULT_SCHEDULER = WarmupMultiStepLR
+#: Where the arguments the re-id module took before its network and optimisation were injected went
+#: (below ``model.init_args``); a checkpoint that holds them still loads (:meth:`ReIDModule.load_from_checkpoint`).
+_NET_KEYS = ("backbone", "pretrained", "pretrained_path", "last_stride", "neck", "pooling", "test_pooling",
+             "lmp_parts", "flip_test")
+_SCHEDULE_KEYS = ("warmup_epochs", "milestones", "gamma", "warmup_iters", "warmup_factor")
+MOVED_ARGUMENTS = {
+    **{name: f"net.init_args.{name}" for name in _NET_KEYS},
+    "lr": "optimizer.init_args.lr", "weight_decay": "optimizer.init_args.weight_decay",
+    "optimizer_name": "optimizer (class_path: torch.optim.Adam or torch.optim.AdamW)",
+    "lr_schedule": "scheduler (class_path: crgan_lightning.schedules.WarmupMultiStepLR or WarmupCosineLR)",
+    **{name: f"scheduler.init_args.{name}" for name in _SCHEDULE_KEYS},
+    "min_lr_factor": "scheduler.init_args.min_factor",
+}
+#: What LightningCLI adds to a module's hyper-parameters beside its arguments.
+CLI_KEYS = {"_class_path", "_instantiator"}
 
 
-LR_SCHEDULES = ("multistep", "cosine")
+def _checked_factory(factory, what: str, build):
+    """``factory`` after a trial call (``build(factory)``) on a throwaway parameter, so that a bad
+    setting (a negative learning rate, an unknown argument) is one line when the module is built
+    rather than a traceback when training starts."""
+    if isinstance(factory, (torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)):
+        raise ConfigError(f"{what} is a built {type(factory).__name__}; give its class or a functools.partial of it "
+                          "(the module builds it over its own parameters)")
+    if not callable(factory):
+        raise ConfigError(f"{what}={factory!r}; expected a class_path object, a class, a functools.partial or a "
+                          "spec dict")
+    try:
+        build(factory)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{what}: {brief(exc)}") from None
+    return factory
 
 
 class ReIDModule(pl.LightningModule):
@@ -69,11 +84,38 @@ class ReIDModule(pl.LightningModule):
     ``rank10``, ``mAP`` and ``mINP`` (in percent), save a CMC plot and a ranked-list picture
     in the run folder and send them to the loggers.
 
+    The network and the optimisation are injected, each configured in one place (a ``class_path``
+    object in a config, see :mod:`crgan_lightning.models.specs`)::
+
+        model:
+          class_path: crgan_lightning.modules.reid.ReIDModule
+          init_args:
+            net:
+              class_path: crgan_lightning.models.reid.ReIDNet
+              init_args: {backbone: resnet50, test_pooling: lmp}
+            optimizer:
+              class_path: torch.optim.Adam
+              init_args: {lr: 3.5e-4, weight_decay: 5.0e-4}
+            scheduler:
+              class_path: crgan_lightning.schedules.WarmupMultiStepLR
+              init_args: {warmup_epochs: 10, milestones: [40, 70]}
+
+    Subclasses (:class:`~crgan_lightning.modules.taudl.TAUDLModule`) take their own arguments and
+    pass the rest on (``**kwargs``); heads they add before :meth:`configure_optimizers` (in
+    ``setup``) are optimised with the network.
+
     Args:
         num_source_pids: classifier width (linked from the DataModule by the CLI).
         num_query: how many evaluation items are queries (linked from the DataModule).
-        backbone, pretrained, pretrained_path, last_stride, neck, pooling, test_pooling,
-        lmp_parts, flip_test: see :class:`~crgan_lightning.models.reid.ReIDNet`.
+        net: the re-id network, a factory called with ``num_classes=num_source_pids`` (default
+            :class:`~crgan_lightning.models.reid.ReIDNet` with its own defaults: ResNet-50 with
+            ImageNet weights, last stride 1, BNNeck, LMP at test time). In Python also a class, a
+            ``functools.partial``, a spec dict or a dict of ``ReIDNet`` arguments
+            (``net={"backbone": "resnet18", "pretrained": False}``). Another class needs
+            ``ReIDNet``'s interface (``feature_map``, ``neck``, ``classifier``, ``pooling``,
+            ``test_pooling``, ``lmp_parts``, ``feat_dim``, ``extract``, ``extract_poolings``) and
+            records its arguments (``self.init_args = init_arguments(locals())``); its spec is kept in
+            the checkpoint, from which :func:`~crgan_lightning.networks.load_reid_net` rebuilds it.
         ce_weight, label_smooth, triplet_weight, triplet_margin: the loss.
         synthetic_weight: weight of the identity loss on ``batch["synthetic"]`` (and of its triplet
             loss, unless ``joint_triplet``).
@@ -85,15 +127,16 @@ class ReIDModule(pl.LightningModule):
             set the DataModule's ``erasing_p`` to 0 and this one instead: the generator then
             renders unerased persons, as in its own training, and every image the re-id network
             sees is erased alike.
-        lr, weight_decay: the default optimiser (``optimizer_name``: ``adam``, or ``adamw`` with
-            decoupled weight decay, which suits training from scratch).
-        lr_schedule: ``multistep`` (per epoch: ``warmup_epochs`` of linear warm-up, then ``gamma``
-            at each of ``milestones``; the standard ResNet-50 recipe) or ``cosine`` (per
-            iteration: ``warmup_iters`` of linear warm-up, then a cosine decay to
-            ``min_lr_factor`` times ``lr`` at the last iteration; for short schedules from scratch).
-        warmup_factor: the learning-rate factor the warm-up starts from.
-        optimizer, scheduler: injected from the CLI/YAML instead of the defaults
-            (``class_path: torch.optim.SGD`` ...); the scheduler is stepped per epoch.
+        optimizer: the optimiser, a factory called with the list of trainable parameters (one
+            group); default ``Adam(lr=3.5e-4, weight_decay=5e-4)`` (:data:`DEFAULT_OPTIMIZER`).
+            ``torch.optim.AdamW`` with decoupled weight decay suits training from scratch. In Python the
+            optimiser and the scheduler are classes, ``functools.partial`` objects or spec dicts.
+        scheduler: the learning-rate scheduler, a factory called with the optimiser; default
+            :class:`~crgan_lightning.schedules.WarmupMultiStepLR` (10 warm-up epochs, x0.1 at
+            epochs 40 and 70). It steps every epoch, or at its own ``interval``
+            (:class:`~crgan_lightning.schedules.WarmupCosineLR` steps every optimiser step and gets
+            the run's length); a constant rate: ``torch.optim.lr_scheduler.ConstantLR`` with
+            ``factor: 1.0``.
         distance, rerank, max_rank: evaluation (see :class:`~crgan_lightning.metrics.ReIDMetric`).
         also_test: further evaluations in the same pass, ``{pooling: distance}`` (e.g.
             ``{"lmp": "euclidean"}``: the poster's LMP row next to a BN-neck/cosine default); each is
@@ -106,15 +149,7 @@ class ReIDModule(pl.LightningModule):
         self,
         num_source_pids: int = 0,
         num_query: int = 0,
-        backbone: str = "resnet50",
-        pretrained: bool = True,
-        pretrained_path: str | None = None,
-        last_stride: int = 1,
-        neck: str = "bnneck",
-        pooling: str = "avg",
-        test_pooling: str = "lmp",
-        lmp_parts: int = 6,
-        flip_test: bool = False,
+        net: ReIDNetFactory | None = None,
         ce_weight: float = 1.0,
         label_smooth: float = 0.1,
         triplet_weight: float = 1.0,
@@ -122,16 +157,6 @@ class ReIDModule(pl.LightningModule):
         synthetic_weight: float = 1.0,
         joint_triplet: bool = False,
         batch_erasing_p: float = 0.0,
-        lr: float = 3.5e-4,
-        weight_decay: float = 5e-4,
-        optimizer_name: str = "adam",
-        lr_schedule: str = "multistep",
-        warmup_epochs: int = 10,
-        warmup_iters: int = 0,
-        warmup_factor: float = 0.01,
-        milestones: list[int] | None = None,
-        gamma: float = 0.1,
-        min_lr_factor: float = 0.01,
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
         distance: str = "euclidean",
@@ -150,24 +175,19 @@ class ReIDModule(pl.LightningModule):
             )
         if not 0.0 <= batch_erasing_p <= 1.0:
             raise ConfigError(f"batch_erasing_p={batch_erasing_p} is not a probability; expected a value in [0, 1]")
-        if lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"lr_schedule={lr_schedule!r} is unknown; expected one of {', '.join(LR_SCHEDULES)}")
-        if optimizer_name not in ("adam", "adamw"):
-            raise ConfigError(f"optimizer_name={optimizer_name!r} is unknown; expected adam or adamw")
-        if lr <= 0 or weight_decay < 0 or warmup_iters < 0 or warmup_epochs < 0:
-            raise ConfigError(f"lr={lr}, weight_decay={weight_decay}, warmup_iters={warmup_iters}, "
-                              f"warmup_epochs={warmup_epochs}: expected lr > 0 and the others >= 0")
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        self.net = ReIDNet(
-            backbone=backbone, pretrained=pretrained, pretrained_path=pretrained_path, last_stride=last_stride,
-            num_classes=num_source_pids, neck=neck, pooling=pooling, test_pooling=test_pooling,
-            lmp_parts=lmp_parts, flip_test=flip_test,
-        )
+        optimizer = factory_from_spec(optimizer, torch.optim.Adam, torch.optim.Optimizer, "optimizer")
+        scheduler = factory_from_spec(scheduler, WarmupMultiStepLR, torch.optim.lr_scheduler.LRScheduler, "scheduler")
+        trial = [torch.nn.Parameter(torch.zeros(1))]
+        self.optimizer_factory = _checked_factory(optimizer or DEFAULT_OPTIMIZER, "optimizer", lambda f: f(trial))
+        self.scheduler_factory = _checked_factory(scheduler or DEFAULT_SCHEDULER, "scheduler",
+                                                  lambda f: f(self.optimizer_factory(trial)))
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        for key in set(self.hparams) - self.argument_names() - CLI_KEYS:  # DataModule values the CLI links to
+            del self.hparams[key]                                          # any module, as num_target_cameras
+        self.net = build_network(net, ReIDNet, "net", num_classes=num_source_pids)
+        self.hparams["net"] = network_spec(self.net, REID_CALL_ARGS)  # what a checkpoint rebuilds it from
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.milestones = list(milestones) if milestones is not None else [40, 70]
         self.num_query = num_query
         self.metric: ReIDMetric | None = None
         self.also_test = dict(also_test or {})
@@ -176,6 +196,41 @@ class ReIDModule(pl.LightningModule):
                 raise ConfigError(f"also_test={{{pooling!r}: {distance!r}}}: expected a pooling of avg/max/lmp "
                                   "mapped to a distance of euclidean/cosine")
         self.extra_metrics: dict[str, ReIDMetric] = {}
+
+    @classmethod
+    def argument_names(cls) -> set[str]:
+        """The arguments of the module: those of its ``__init__`` and of every re-id module
+        ``__init__`` it passes ``**kwargs`` on to."""
+        names = set()
+        for klass in cls.__mro__:
+            if issubclass(klass, ReIDModule):
+                names |= {name for name, p in inspect.signature(klass.__init__).parameters.items()
+                          if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        return names
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
+        """Lightning's ``load_from_checkpoint``, with the network rebuilt from the checkpoint's ``net``
+        spec without pretrained weights (the checkpoint's weights replace them). A checkpoint written
+        before the network and the optimisation were injected (``backbone``, ``lr`` ... among the
+        hyper-parameters) loads too: its network arguments become the ``net`` spec and its
+        optimisation settings are dropped (give ``optimizer`` / ``scheduler`` to train it further),
+        as are values that are no argument of the module. ``kwargs`` still override."""
+        if hparams_file is None and isinstance(checkpoint_path, (str, os.PathLike)):
+            hparams = hyperparameters(read_checkpoint(checkpoint_path, "re-id checkpoint"))
+            spec = network_specs(hparams, "reid")["net"]
+            module_path, _, name = str(hparams.get("_class_path", "")).rpartition(".")
+            written_by = getattr(sys.modules.get(module_path), name, cls)  # the subclass that wrote it, if imported
+            module = written_by if inspect.isclass(written_by) and issubclass(written_by, cls) else cls
+            unknown = set(hparams) - module.argument_names() - CLI_KEYS
+            if unknown or "net" not in hparams:  # rewritten in memory: Lightning passes every hyper-parameter on
+                ckpt = read_checkpoint(checkpoint_path, "re-id checkpoint", mmap=False)
+                ckpt["hyper_parameters"] = {**{k: v for k, v in hparams.items() if k not in unknown}, "net": spec}
+                checkpoint_path = io.BytesIO()
+                torch.save(ckpt, checkpoint_path)
+                checkpoint_path.seek(0)
+            kwargs.setdefault("net", for_trained_weights(spec, ReIDNet, "net"))
+        return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
 
     # ------------------------------------------------------------------ training
 
@@ -220,10 +275,12 @@ class ReIDModule(pl.LightningModule):
 
     def _stop_if_diverged(self, loss: torch.Tensor) -> None:
         if not finite_on_all_ranks(self, loss):
+            trainer = attached_trainer(self)
+            lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer is not None and trainer.optimizers else None
             raise TrainingDivergedError(
                 f"re-id loss is {loss.item()} on some process at step {self.global_step}; training stopped "
-                f"before this update. "
-                f"Lower lr (now {self.hparams.lr}) or check the input data"
+                f"before this update. Lower the optimizer's lr"
+                f"{f' (now {lr:.3g})' if lr is not None else ''} or check the input data"
             )
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -238,25 +295,11 @@ class ReIDModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        hp = self.hparams
-        if self.optimizer_factory is not None:
-            optimizer = self.optimizer_factory(params)
-        else:
-            kind = torch.optim.AdamW if hp.optimizer_name == "adamw" else torch.optim.Adam
-            optimizer = kind(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        if self.scheduler_factory is not None:
-            return {"optimizer": optimizer,
-                    "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
-        if hp.lr_schedule == "cosine":
-            total = int(self.trainer.estimated_stepping_batches)
-            factor = warmup_cosine(hp.warmup_iters, total, hp.warmup_factor, hp.min_lr_factor)
-            interval = "step"
-        else:
-            factor = warmup_multistep(hp.warmup_epochs, self.milestones, hp.gamma, hp.warmup_factor)
-            interval = "epoch"
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        """The injected optimiser over every trainable parameter (one group) and its scheduler, at
+        the scheduler's ``interval`` (:func:`~crgan_lightning.schedules.fit_to_run`)."""
+        optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        scheduler = fit_to_run(self.scheduler_factory(optimizer), attached_trainer(self))
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     # ------------------------------------------------------------------ checkpoints
 

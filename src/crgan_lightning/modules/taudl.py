@@ -131,8 +131,10 @@ class TAUDLModule(ReIDModule):
         memory_momentum: weight of the old memory entry in its moving average, in [0, 1).
         ccta_feature: ``"neck"`` or ``"pooled"`` (see above).
         pctd_label_smooth: label smoothing of PCTD, in [0, 1).
-        **kwargs: every :class:`ReIDModule` argument (network, source loss, optimiser, schedule,
-            evaluation).
+        **kwargs: every :class:`ReIDModule` argument: the injected ``net``, ``optimizer`` and
+            ``scheduler`` (optimising the network and the target heads together), the source loss and
+            the evaluation. A config sets them as for :class:`ReIDModule` (``base/taudl.yaml`` adds only
+            TAUDL's own).
     """
 
     def __init__(

@@ -159,14 +159,14 @@ def _check_existing(final: Path, requested: dict, keys: Sequence[str] = _REQUEST
     try:
         meta = json.loads((final / META_FILE).read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {final / META_FILE} ({exc}); "
-                          "pass overwrite=True (crgan synth --overwrite) to regenerate it") from None
+        raise ConfigError(f"cannot read {final / META_FILE} ({exc}); regenerate it with "
+                          f"`crgan synth --out {final.parent} --overwrite` (overwrite=True in Python)") from None
     differ = [f"{k}={meta.get(k)!r} (asked {requested[k]!r})"
               for k in keys if meta.get(k) != requested[k]]
     if differ:
         raise ConfigError(f"{final} holds a benchmark generated with {', '.join(differ)}; "
-                          "pass overwrite=True (crgan synth --overwrite) to replace it, "
-                          "or choose another folder")
+                          f"replace it with `crgan synth --out {final.parent} --overwrite` (overwrite=True in "
+                          "Python), or choose another folder")
 
 
 def _settings(seed: object, num_train_ids: object, num_test_ids: object, height: object, width: object,
