@@ -216,3 +216,33 @@ def test_commands_are_read_from_code_and_placeholders_are_skipped(tmp_path):
     assert "nope" not in crgan_commands() and "fit" in crgan_commands() and "synth" in crgan_commands()
     assert "reid_crgan" in known_stages() and {"demo", "test", "help", "train-reid"} <= makefile_targets()
     assert "TORCH_PINS" not in makefile_targets() and "STAMP" not in makefile_targets()
+
+
+# ----------------------------------------------------------------------------- one number, one place
+
+
+def _figure(cell: str) -> float:
+    """``**64.5 ± 1.3**`` -> 64.5."""
+    return float(cell.replace("*", "").split("±")[0].strip())
+
+
+def documented_calibration() -> list[tuple[float, float]]:
+    """(rank-1, mAP) of the calibration table of docs/embedded_benchmark.md, in its order (LOMO,
+    supervised, direct transfer, oracle rendering)."""
+    text = (REPO / "docs" / "embedded_benchmark.md").read_text()
+    table = text.split("| synth_a -> synth_b, tested on synth_b | rank-1 | mAP |")[1].split("\n\n")[0]
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ")]
+    return [(_figure(row[1]), _figure(row[2])) for row in rows]
+
+
+def test_the_calibration_rows_have_one_source_that_readme_docs_and_demo_show():
+    """configs/measured/calibration.yaml holds the calibration rows; the demo prints them, and the
+    README's table and docs/embedded_benchmark.md show the same figures."""
+    from crgan_lightning.app.demo import calibration_rows
+
+    rows = calibration_rows()
+    assert list(rows.values()) == documented_calibration()
+    readme = (REPO / "README.md").read_text()
+    for name in ("LOMO, no training", "supervised on synth_b", "oracle rendering"):
+        rank1, mean_ap = rows[name]
+        assert f"| *calibration:* {name} | {rank1:.1f} | {mean_ap:.1f} |" in readme
