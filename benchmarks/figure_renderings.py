@@ -7,9 +7,12 @@ block per translator (CR-GAN and cut-and-paste under each mask quality, SPGAN ..
 
 Each block is LABEL=TRANSLATOR@DATA_ROOT: the translator spec (a CR-GAN or SPGAN checkpoint, or
 ``cut_and_paste``) and the data root whose masks it reads (the images are the same in every
-root of one benchmark). Every block shows the target contexts in its first row and then one row
-per source person: the source image, then its renderings into those contexts. The people and
-contexts are drawn with ``--seed`` from the source and target test splits.
+root of one benchmark); the spec ``truth`` draws the benchmark's true renderings (the source
+person in the target's scene without its own person, see
+:mod:`crgan_lightning.data.synthetic.truth`), e.g. ``"truth=truth@data"`` as the first block.
+Every block shows the target contexts in its first row and then one row per source person: the
+source image, then its renderings into those contexts. The people and contexts are drawn with
+``--seed`` from the source and target test splits.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from crgan_lightning.callbacks.images import sample_grid  # noqa: E402
 from crgan_lightning.data.datamodule import CrossDomainDataModule, ReIDImageDataset  # noqa: E402
 from crgan_lightning.data.keys import IMAGE, MASK  # noqa: E402
 from crgan_lightning.data.masks import build_mask_provider  # noqa: E402
+from crgan_lightning.data.synthetic.truth import truth_of_files  # noqa: E402
 from crgan_lightning.fileio import atomic_save_image  # noqa: E402
 from crgan_lightning.translators import load_translator  # noqa: E402
 
@@ -67,10 +71,18 @@ def main() -> None:
         x_t = torch.stack([it[IMAGE] for it in t_items])
         m_s = torch.stack([it[MASK] for it in s_items])
         m_t = torch.stack([it[MASK] for it in t_items])
-        translator = load_translator(spec)
         s, t = len(x_s), len(x_t)
-        rendered = translator.render(x_s.repeat_interleave(t, 0), x_t.repeat(s, 1, 1, 1),
-                                     m_s.repeat_interleave(t, 0), m_t.repeat(s, 1, 1, 1)).view(s, t, 3, 64, 32)
+        if spec == "truth":
+            truth = truth_of_files(root or "data", [src.query[int(i)].path for i in picked[0]],
+                                   [tgt.query[int(i)].path for i in picked[1]])
+            rendered = torch.from_numpy(truth).float().permute(0, 1, 4, 2, 3) / 127.5 - 1.0
+            if rendered.shape[-2:] != (64, 32):  # a benchmark written at another size
+                rendered = torch.nn.functional.interpolate(rendered.flatten(0, 1), size=(64, 32), mode="area")
+            rendered = rendered.reshape(s, t, 3, 64, 32)
+        else:
+            translator = load_translator(spec)
+            rendered = translator.render(x_s.repeat_interleave(t, 0), x_t.repeat(s, 1, 1, 1),
+                                         m_s.repeat_interleave(t, 0), m_t.repeat(s, 1, 1, 1)).view(s, t, 3, 64, 32)
         grid = sample_grid(x_s, x_t, rendered).repeat(args.scale, 0).repeat(args.scale, 1)
         strip = Image.new("RGB", (grid.shape[1], 14), "white")
         ImageDraw.Draw(strip).text((2, 1), label, fill="black")

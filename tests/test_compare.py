@@ -11,6 +11,7 @@ import pytest
 from conftest import TINY_CRGAN, as_overrides
 
 from crgan_lightning.app.compare import format_compare, run_compare, summarize
+from crgan_lightning.app.fidelity import SOURCE_IMAGE, TRUTH_REDRAWN
 from crgan_lightning.app.demo import saved_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,6 +76,12 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
     assert all(r["reid_fd"] > 0 and r["fid"] is None for r in record["table1"]["rows"])
     text = capsys.readouterr().out
     assert "Table 2: synth_a -> synth_b" in text and "CR-GAN+LMP [segmentation masks]" in text and "re-id FD" in text
+    # the rendering-fidelity table: the two references, the first seed's translators, then those of the
+    # second mask quality (cut-and-paste with its masks, the CR-GAN trained on them)
+    assert [(r["method"], r.get("masks")) for r in record["fidelity"]["rows"]] == [
+        (TRUTH_REDRAWN, None), (SOURCE_IMAGE, None), ("cut-and-paste", "exact"), ("SPGAN", None), ("CR-GAN", None),
+        ("cut-and-paste", "segmentation"), ("CR-GAN", None)]
+    assert "Rendering fidelity: synth_a -> synth_b" in text
     # the judge of each CR-GAN is the seed's direct-transfer model; the second mask quality reads its own root
     for stage, data_root in (("crgan", root), ("crgan_segmentation", seg)):
         cfg = saved_config(out / "seed1" / stage)
@@ -100,6 +107,7 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
     again = run_compare("synth_a", "synth_b", root=str(root), out=str(out), seeds=[1], crgan_epochs=1,
                         spgan_epochs=1, reid_epochs=1, translator_overrides=translators, reid_overrides=reid,
                         quality={"skip": True})
+    assert again["fidelity"] is None  # skipped with Table 1
     assert again["table2"]["SPGAN+LMP"]["seeds"][1]["mAP"] == pytest.approx(
         record["table2"]["SPGAN+LMP"]["seeds"][1]["mAP"], abs=1e-4)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing trained again

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from crgan_lightning.data.mask_quality import (MASK_QUALITIES, SEGMENTATION_TARGET_IOU, MaskQuality, degrade_mask,
-                                               mask_iou, mask_quality, mean_iou)
+from crgan_lightning.data.mask_quality import (MASK_QUALITIES, SEGMENTATION_TARGET_IOU, SMALL_PEDESTRIAN_TARGET_IOU,
+                                               MaskQuality, degrade_mask, mask_iou, mask_quality, mean_iou)
 from crgan_lightning.errors import ConfigError
 
 SUPERSAMPLE = 4
@@ -97,10 +97,12 @@ def test_exact_quality_returns_the_mask_unchanged():
     assert MaskQuality.exact().is_exact and not MaskQuality.segmentation().is_exact
 
 
-def test_registry_holds_exact_and_segmentation_and_lookup_accepts_names_and_objects():
-    assert set(MASK_QUALITIES) == {"exact", "segmentation"}
+def test_registry_holds_the_three_qualities_and_lookup_accepts_names_and_objects():
+    assert set(MASK_QUALITIES) == {"exact", "segmentation", "small-pedestrian"}
     assert mask_quality("exact") == MaskQuality.exact()
     assert mask_quality("segmentation") == MaskQuality.segmentation()
+    assert mask_quality("small-pedestrian") == MaskQuality.small_pedestrian()
+    assert not MaskQuality.small_pedestrian().is_exact
     custom = MaskQuality(boundary_amplitude=3.0)
     assert mask_quality(custom) is custom
 
@@ -133,6 +135,25 @@ def test_segmentation_default_mean_iou_is_within_002_of_the_cited_target(size):
     assert mean_iou(exact, degraded) == pytest.approx(SEGMENTATION_TARGET_IOU, abs=0.02)
     assert max(ious) < 0.97  # every mask is degraded, not just a few of them
     assert min(ious) > 0.4   # and none is destroyed
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_small_pedestrian_mean_iou_is_within_002_of_the_cited_iiou(size):
+    exact = silhouettes(100, size)
+    rng = np.random.default_rng(1)
+    degraded = [degrade_mask(m, MaskQuality.small_pedestrian(), rng) for m in exact]
+    ious = [mask_iou(a, b) for a, b in zip(exact, degraded)]
+    assert SMALL_PEDESTRIAN_TARGET_IOU == pytest.approx(0.5896)
+    assert mean_iou(exact, degraded) == pytest.approx(SMALL_PEDESTRIAN_TARGET_IOU, abs=0.02)
+    assert max(ious) < 0.85  # every mask is degraded
+    assert min(ious) > 0.2   # and none is destroyed
+
+
+def test_small_pedestrian_masks_are_worse_than_segmentation_ones_on_the_same_silhouettes():
+    exact = silhouettes(60, (64, 32))
+    seg = [degrade_mask(m, MaskQuality.segmentation(), np.random.default_rng(i)) for i, m in enumerate(exact)]
+    small = [degrade_mask(m, MaskQuality.small_pedestrian(), np.random.default_rng(i)) for i, m in enumerate(exact)]
+    assert mean_iou(exact, small) < mean_iou(exact, seg) - 0.12
 
 
 def test_boundary_error_is_spatially_smooth_not_salt_and_pepper():

@@ -19,7 +19,7 @@ from crgan_lightning.data.synthetic import (
     DOMAINS, SPLIT_FOLDERS, generate_benchmark, generate_domain, render_sample,
 )
 from crgan_lightning.errors import ConfigError
-from crgan_lightning.fileio import host_name
+from crgan_lightning.fileio import MANIFEST_FILE, host_name
 
 NAME = re.compile(r"^(-?\d+)_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 SMALL = dict(num_train_ids=6, num_test_ids=5, progress=False)
@@ -50,9 +50,10 @@ def bench_seed1(tmp_path_factory) -> Path:
 
 
 def _files(folder: Path) -> dict[str, str]:
-    """Relative path -> sha1 of every file under ``folder``."""
+    """Relative path -> sha1 of every file under ``folder`` but the writers' manifests (the list
+    of files a writer wrote, bookkeeping for ``--overwrite``, not part of the benchmark)."""
     return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST_FILE}
 
 
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:

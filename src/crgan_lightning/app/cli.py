@@ -48,8 +48,12 @@ def _cmd_synth(args: argparse.Namespace) -> None:
         args.out, seed=args.seed, num_train_ids=args.ids, num_test_ids=args.test_ids,
         height=args.height, width=args.width, overwrite=args.overwrite, progress=not args.quiet,
         mask_quality=args.mask_quality, clothing_shift=args.clothing_shift, oracle=args.oracle,
+        truth=args.truth,
     )
     print(f"embedded benchmark under {args.out} ({time.perf_counter() - start:.1f} s)")
+    truth = paths.pop("rendering_truth", None)
+    if truth is not None:
+        print(f"rendering truth: {truth} (true renderings of the evaluation pairs, see its pairs.json)")
     for name in paths:
         dataset = load_reid_dataset(name, args.out)
         print(dataset.summary())
@@ -90,8 +94,20 @@ def _cmd_render(args: argparse.Namespace) -> None:
 
 
 def _cmd_quality(args: argparse.Namespace) -> None:
+    from .fidelity import fidelity_available, fidelity_table, format_fidelity_table
     from .reports import format_quality_table, quality_table
 
+    if args.fidelity_pairs < 0:
+        raise ConfigError(f"--fidelity-pairs {args.fidelity_pairs}: expected a number of pairs >= 0 (0: no table)")
+    if args.fidelity_pairs and fidelity_available(args.source, args.target, args.root):
+        renderers = [*(args.ckpt or []), *(("cut_and_paste", r) for r in _mask_roots(args.mask_root).values())]
+        print(format_fidelity_table(fidelity_table(renderers, args.root, num_pairs=args.fidelity_pairs,
+                                                   device=args.device)) + "\n")
+    elif args.fidelity_only:
+        raise ConfigError(f"--fidelity-only: no rendering truth for {args.source} -> {args.target} under {args.root}; "
+                          "it exists for the embedded pair synth_a -> synth_b (crgan synth)")
+    if args.fidelity_only:
+        return
     with arguments_named(QUALITY_FLAGS):
         table = quality_table(
             args.ckpt, args.source, args.target, args.root, num_sources=args.num_sources,
@@ -171,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in LIGHTNING_COMMANDS:  # listed here; main() hands them to LightningCLI
         sub.add_parser(command, help=LIGHTNING_HELP[command], add_help=False)
 
+    from ..data.mask_quality import MASK_QUALITIES
     from ..data.synthetic import HEIGHT, NUM_TEST_IDS, NUM_TRAIN_IDS, WIDTH
 
     p = sub.add_parser("synth", help="write the embedded two-domain benchmark (synth_a, synth_b)")
@@ -182,12 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"test identities per domain (default: {NUM_TEST_IDS})")
     p.add_argument("--height", type=int, default=HEIGHT, help=f"image height (default: {HEIGHT})")
     p.add_argument("--width", type=int, default=WIDTH, help=f"image width (default: {WIDTH})")
-    p.add_argument("--mask-quality", default="exact", choices=["exact", "segmentation"],
-                   help="person masks: exact, or degraded as a segmentation model's (mean IoU printed; default exact)")
+    p.add_argument("--mask-quality", default="exact", choices=list(MASK_QUALITIES),
+                   help="person masks: exact, or degraded as a segmentation model's (segmentation: IoU 0.776; "
+                        "small-pedestrian: 0.59; mean IoU printed; default exact)")
     p.add_argument("--clothing-shift", type=float, default=0.0,
                    help="> 0: synth_b's people dress darker, a clothing shift between the domains (default 0: off)")
     p.add_argument("--oracle", action="store_true",
                    help="also write synth_a_in_b: synth_a's people drawn in synth_b (the oracle rendering)")
+    p.add_argument("--truth", action="store_true",
+                   help="also write rendering_truth/: true renderings of the evaluation pairs (synth_a's people "
+                        "in synth_b's scenes), the reference of the rendering-fidelity table")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing complete dataset written by crgan synth")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -261,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--fidelity-pairs", type=int, default=200,
+                   help="synth_a -> synth_b: evaluation pairs of the rendering-fidelity table, the renderings against "
+                        "the benchmark's true renderings (default 200; 0: no table)")
+    p.add_argument("--mask-root", action="append", default=[], metavar="QUALITY=DIR",
+                   help="fidelity table: also cut-and-paste with the masks of DIR (the same benchmark written with "
+                        "crgan synth --mask-quality QUALITY)")
+    p.add_argument("--fidelity-only", action="store_true", help="print the fidelity table only (no LPIPS/FID)")
     p.set_defaults(func=_cmd_quality)
 
     p = sub.add_parser("compare", help="the paper's Tables 1 and 2: direct transfer, cut-and-paste, SPGAN, CR-GAN")

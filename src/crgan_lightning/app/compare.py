@@ -14,7 +14,9 @@ Then it prints Table 2 (target rank-1/5/10 and mAP of each method, mean and samp
 deviation over the seeds, and per seed) and Table 1 (LPIPS diversity and FID/KID of the real
 source images, SPGAN and CR-GAN, for the first seed's translators). Table 1 needs the AlexNet
 (LPIPS) and Inception (FID) weights: downloaded online, or given as local files; without them
-it says which file is missing and Table 2 still stands.
+it says which file is missing and Table 2 still stands. On the embedded pair, Table 1 has a
+second part that needs no weights: the rendering-fidelity table (:mod:`.fidelity`), each
+translator's renderings against the benchmark's true renderings.
 
 Every stage lives in ``<out>/seed<N>/<stage>/`` (logs with its config, checkpoints, pictures) and
 a finished stage is read back rather than trained again, so an interrupted comparison resumes.
@@ -29,7 +31,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import WeightsError
+from ..errors import CRGANError, WeightsError
 from ..fileio import META_FILE, claim_run_folder
 from ..translators import CUT_AND_PASTE
 from .demo import JUDGE_KEY, TRANSLATOR_KEY, run_stage, saved_config, stage_command
@@ -85,6 +87,7 @@ def run_compare(
     quality: dict | None = None,
     mask_roots: dict[str, str] | None = None,
     taudl: bool = True,
+    fidelity_pairs: int = 200,
 ) -> dict:
     """Train and test every method for every seed; print and return both tables.
 
@@ -105,6 +108,10 @@ def run_compare(
             trained again on each and reported as ``"<method> [<quality> masks]"``; the others do
             not read masks and are not repeated.
         taudl: also train the TAUDL rows (:data:`TAUDL_METHODS`).
+        fidelity_pairs: on the embedded pair, the evaluation pairs of the rendering-fidelity table
+            (:func:`crgan_lightning.app.fidelity.fidelity_table`: cut-and-paste with each mask
+            quality, the first seed's SPGAN and CR-GAN translators against the true renderings);
+            0 skips it, and so does ``quality={"skip": True}``.
 
     The direct-transfer model of a seed is trained first: it is CR-GAN's judge (the frozen
     source-trained re-id network). When the pair has an oracle domain (:data:`ORACLES`) under
@@ -114,7 +121,8 @@ def run_compare(
 
     Returns:
         ``{"table2": {method: {"seeds": {seed: metrics}, "mean": ..., "sd": ...}}, "table1": dict | None,
-        "table1_missing": reason | None}``, also written to ``<out>/compare.json``.
+        "table1_missing": reason | None, "fidelity": dict | None, "fidelity_missing": reason | None}``,
+        also written to ``<out>/compare.json``.
     """
     claim_run_folder(out, "crgan compare", reuses=("crgan demo",))  # the demo's runs are its first rows
     translator_overrides = translator_overrides or {}
@@ -171,7 +179,8 @@ def run_compare(
               **{method: summarize(per_seed) for method, per_seed in results.items() if per_seed}}
     table1, missing = None, None
     quality = dict(quality or {})
-    if not quality.pop("skip", False):
+    skip_quality = quality.pop("skip", False)
+    if not skip_quality:
         from .reports import quality_table
 
         first = Path(out) / f"seed{seeds[0]}"
@@ -185,11 +194,36 @@ def run_compare(
         except WeightsError as exc:
             missing = str(exc)
     record = {"source": source, "target": target, "seeds": list(seeds), "table2": table2, "table1": table1,
-              "table1_missing": missing}
+              "table1_missing": missing,
+              "fidelity": None, "fidelity_missing": None}
+    if not skip_quality:
+        try:
+            record["fidelity"] = _fidelity(Path(out) / f"seed{seeds[0]}", root, qualities, fidelity_pairs, source,
+                                           target)
+        except CRGANError as exc:  # a broken truth or mask root must not lose the tables trained for
+            record["fidelity_missing"] = str(exc)
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "compare.json").write_text(json.dumps(record, indent=1))
     print(format_compare(record))
     return record
+
+
+def _fidelity(run: Path, root: str, qualities: list[tuple[str, str]], num_pairs: int, source: str,
+              target: str) -> dict | None:
+    """The rendering-fidelity table of the first seed's translators (None off the embedded pair):
+    cut-and-paste and CR-GAN with each mask quality's masks (CR-GAN trained on them), SPGAN once."""
+    from .fidelity import fidelity_available, fidelity_table
+
+    if not num_pairs or not fidelity_available(source, target, root):
+        return None
+    renderers: list = []
+    for quality_name, data_root in qualities:
+        suffix = f"_{quality_name}" if quality_name else ""
+        renderers.append((CUT_AND_PASTE, data_root))
+        if not suffix:
+            renderers.append((str(last_checkpoint(run / "spgan")), data_root))
+        renderers.append((str(last_checkpoint(run / f"crgan{suffix}")), data_root))
+    return fidelity_table(renderers, root, num_pairs=num_pairs)
 
 
 def summarize(per_seed: dict[int, dict[str, float]], keys: Sequence[str] = (*KEYS, "lmp_mAP")) -> dict:
@@ -231,4 +265,11 @@ def format_compare(record: dict) -> str:
         lines += ["Table 1: visual quality (first seed's translators)", format_quality_table(record["table1"])]
     else:
         lines.append(f"Table 1 not measured: {record['table1_missing']}")
+    if record.get("fidelity"):
+        from .fidelity import format_fidelity_table
+
+        lines += ["", "Table 1, rendering fidelity (first seed's translators)",
+                  format_fidelity_table(record["fidelity"])]
+    elif record.get("fidelity_missing"):
+        lines.append(f"Rendering fidelity not measured: {record['fidelity_missing']}")
     return "\n".join(lines)

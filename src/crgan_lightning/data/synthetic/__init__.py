@@ -40,8 +40,10 @@ Use::
     from crgan_lightning.data.synthetic import generate_benchmark
     paths = generate_benchmark("data")        # {"synth_a": Path("data/synth_a"), "synth_b": ...}
     generate_benchmark("data", oracle=True, mask_quality="segmentation")
+    generate_benchmark("data", truth=True)    # + data/rendering_truth: true renderings, see .truth
 
-or ``crgan synth --out data [--oracle] [--mask-quality segmentation]`` on the command line. Output
+or ``crgan synth --out data [--oracle] [--truth] [--mask-quality segmentation]`` on the command
+line. Output
 is byte-for-byte reproducible for a seed and set of arguments within a generator version
 (``meta.json`` records both; a folder of another version or settings is refused, never mixed).
 A domain is built in a hidden temporary folder beside its final place and renamed into place
@@ -59,6 +61,7 @@ from ..datasets import SPLIT_FOLDERS
 from ..masks import MASKS_DIR
 from .render import render_sample
 from .styles import DOMAINS, CameraStyle, DomainStyle
+from .truth import TRUTH_VERSION, TruthPair, TruthSet, build_truth, generate_truth, render_into, truth_pairs
 from .writer import generate_benchmark, generate_domain
 
 # Everything else the single-module version defined at its top level stays importable from
@@ -91,4 +94,11 @@ __all__ = [
     "generate_benchmark",
     "generate_domain",
     "render_sample",
+    "TRUTH_VERSION",
+    "TruthPair",
+    "TruthSet",
+    "build_truth",
+    "generate_truth",
+    "render_into",
+    "truth_pairs",
 ]

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .appearance import Appearance
 from .render import (
     _STREAM_DISTRACTOR_SHOT, _STREAM_SCHEDULE, _STREAM_SHOT, _appearance, _render, _rng,
 )
-from .shots import sample_shot
-from .styles import GAP_PARTS, SYNTH_DATASETS
+from .shots import Shot, sample_shot
+from .styles import GAP_PARTS, SYNTH_DATASETS, DomainStyle
 
 #: The people whose clothing ``clothing_shift`` moves towards dark colours.
 SHIFTED_PEOPLE = "synth_b"
@@ -97,12 +98,12 @@ def _plan(domain: str, seed: int, num_train_ids: int, num_test_ids: int) -> list
     return jobs
 
 
-def _render_job(domain: str, seed: int, job: _Job, height: int, width: int,
-                clothing_shift: float = 0.0,
-                gap: tuple[str, ...] = GAP_PARTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The image, person mask and context mask (see :func:`_render`) of one planned file of the
-    dataset ``domain``: its people's appearance, drawn in its contexts' cameras and scenes (with
-    the ``gap`` parts of synth_b's difference from synth_a)."""
+def _job_scene(domain: str, seed: int, job: _Job, clothing_shift: float = 0.0,
+               gap: tuple[str, ...] = GAP_PARTS) -> tuple[DomainStyle, Appearance, Shot, float]:
+    """What one planned file of the dataset ``domain`` is drawn from: the style of its contexts'
+    cameras and scenes (with the ``gap`` parts of synth_b's difference from synth_a), the
+    appearance of its person, its shot (pose, framing, place, light, occluder, passer-by) and the
+    clothing bias of its passers-by."""
     ds = SYNTH_DATASETS[domain]
     style = ds.gapped_style(gap)
     bias = dark_bias(ds.people, clothing_shift)
@@ -113,4 +114,14 @@ def _render_job(domain: str, seed: int, job: _Job, height: int, width: int,
     else:
         app = _appearance(ds.people, seed, job.pid, -1, bias)
         shot = sample_shot(_rng(seed, domain, _STREAM_SHOT, job.pid, job.cam, job.index), style, job.cam)
-    return _render(style, seed, app, shot, height, width, True, dark_bias(ds.contexts, clothing_shift))
+    return style, app, shot, dark_bias(ds.contexts, clothing_shift)
+
+
+def _render_job(domain: str, seed: int, job: _Job, height: int, width: int,
+                clothing_shift: float = 0.0,
+                gap: tuple[str, ...] = GAP_PARTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The image, person mask and context mask (see :func:`_render`) of one planned file of the
+    dataset ``domain``: its people's appearance, drawn in its contexts' cameras and scenes (with
+    the ``gap`` parts of synth_b's difference from synth_a)."""
+    style, app, shot, bystander_bias = _job_scene(domain, seed, job, clothing_shift, gap)
+    return _render(style, seed, app, shot, height, width, True, bystander_bias)

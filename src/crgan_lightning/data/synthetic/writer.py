@@ -153,15 +153,16 @@ def _clean_stale(out_dir: Path, domain: str) -> None:
         shutil.rmtree(entry, ignore_errors=True)
 
 
-def _check_existing(final: Path, requested: dict) -> None:
-    """Fail unless the complete folder ``final`` was generated with the ``requested`` settings."""
+def _check_existing(final: Path, requested: dict, keys: Sequence[str] = _REQUESTED_KEYS) -> None:
+    """Fail unless the complete folder ``final`` was generated with the ``requested`` settings
+    (the values of ``keys``)."""
     try:
         meta = json.loads((final / META_FILE).read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read {final / META_FILE} ({exc}); regenerate it with "
                           f"`crgan synth --out {final.parent} --overwrite` (overwrite=True in Python)") from None
     differ = [f"{k}={meta.get(k)!r} (asked {requested[k]!r})"
-              for k in _REQUESTED_KEYS if meta.get(k) != requested[k]]
+              for k in keys if meta.get(k) != requested[k]]
     if differ:
         raise ConfigError(f"{final} holds a benchmark generated with {', '.join(differ)}; "
                           f"replace it with `crgan synth --out {final.parent} --overwrite` (overwrite=True in "
@@ -216,9 +217,10 @@ def generate_domain(out_dir: str | os.PathLike, domain: str, seed: int = 0, num_
             existing complete folder is kept as it is, and an error is raised if it was
             generated with other settings or by another generator version.
         progress: show a progress bar.
-        mask_quality: ``"exact"`` or ``"segmentation"`` (masks degraded as a segmentation model's
-            are; see :mod:`crgan_lightning.data.mask_quality`); their mean IoU to the exact masks
-            is logged and recorded in meta.json.
+        mask_quality: ``"exact"``, ``"segmentation"`` or ``"small-pedestrian"`` (masks degraded
+            as a segmentation model's are, to a mean IoU of 0.776 or 0.59; see
+            :mod:`crgan_lightning.data.mask_quality`); their mean IoU to the exact masks is logged
+            and recorded in meta.json.
         clothing_shift: > 0 makes synth_b's people dress darker (a shift of the clothing
             distribution between the domains); 0, the default, keeps one distribution.
         gap: the parts of the domain gap synth_b keeps (``context``, ``tone``, ``optics``; all by
@@ -260,13 +262,16 @@ def generate_benchmark(out: str | os.PathLike, seed: int = 0, num_train_ids: int
                        num_test_ids: int = NUM_TEST_IDS, height: int = HEIGHT, width: int = WIDTH,
                        domains: Sequence[str] = DEFAULT_DOMAINS, overwrite: bool = False,
                        progress: bool = True, mask_quality: str = "exact", clothing_shift: float = 0.0,
-                       oracle: bool = False, gap: Sequence[str] = GAP_PARTS) -> dict[str, Path]:
+                       oracle: bool = False, gap: Sequence[str] = GAP_PARTS, truth: bool = False,
+                       truth_pairs: int | None = None) -> dict[str, Path]:
     """Write the embedded benchmark (both domains by default, plus the oracle ``synth_a_in_b``
     with ``oracle``) under the data root ``out``.
 
     Returns ``{name: path}``, e.g. ``{"synth_a": Path("data/synth_a"), "synth_b": ...}``; read a
     dataset back with ``load_reid_dataset("synth_a", out)``. See :func:`generate_domain` for the
-    arguments.
+    arguments. With ``truth``, also the true renderings of the evaluation pairs
+    (``truth_pairs`` of them, 200 by default) in ``<out>/rendering_truth`` (see
+    :mod:`~crgan_lightning.data.synthetic.truth`), returned as ``"rendering_truth"``.
     """
     if isinstance(domains, str):
         domains = (domains,)
@@ -276,8 +281,14 @@ def generate_benchmark(out: str | os.PathLike, seed: int = 0, num_train_ids: int
     for name in names:
         _dataset(name)
     _settings(seed, num_train_ids, num_test_ids, height, width, mask_quality, clothing_shift, gap)
-    return {
+    paths = {
         name: generate_domain(out, name, seed, num_train_ids, num_test_ids, height, width, overwrite,
                               progress, mask_quality, clothing_shift, gap)
         for name in names
     }
+    if truth:
+        from .truth import NUM_TRUTH_PAIRS, TRUTH_FOLDER, generate_truth
+
+        paths[TRUTH_FOLDER] = generate_truth(out, seed, num_train_ids, num_test_ids, height, width, clothing_shift,
+                                             gap, truth_pairs or NUM_TRUTH_PAIRS, overwrite, progress)
+    return paths
