@@ -7,6 +7,8 @@ most 4) to :mod:`bench_crgan_options` and runs it with the same arguments:
 * ``stop70plain``: the default generator under the earlier rule (the first epoch past 70 %);
 * ``comp``: :class:`~crgan_lightning.models.compositor.CompositingGenerator` (matte, tone and
   light, the target's person filled in); ``compchannel``: its per-colour gain instead of a 3x3 matrix;
+  ``compfree``: the compositor with the context loss's background term leaving out 2 pixels around
+  the source mask (``context_free_border``), so the matte may complete a poor mask;
 * ``adv0`` / ``id0`` / ``cam0``: the default generator without the adversarial / identity / camera term;
 * ``sn``: a spectrally normalised discriminator; ``d2``: a discriminator of 2 stride-2 layers
   instead of 3; ``r1``: an R1 gradient penalty of 1 on real target images;
@@ -36,6 +38,7 @@ ROWS = {
     "stop70plain": (4, {**_SHIPPED, "model.init_args.stop_min_epochs": 1, "model.init_args.stop_window": 1}),
     "comp": (4, {**_SHIPPED, f"{_G}.class_path": COMPOSITOR}),
     "compchannel": (4, {**_SHIPPED, f"{_G}.class_path": COMPOSITOR, f"{_G}.init_args.tone": "channel"}),
+    "compfree": (4, {**_SHIPPED, f"{_G}.class_path": COMPOSITOR, "model.init_args.context_free_border": 2}),
     "adv0": (4, {**_SHIPPED, "model.init_args.lambda_adv": 0.0}),
     "id0": (4, {**_SHIPPED, "model.init_args.lambda_id": 0.0}),
     "cam0": (4, {**_SHIPPED, "model.init_args.lambda_cam": 0.0}),

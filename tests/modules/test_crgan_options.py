@@ -14,8 +14,9 @@ from crgan_lightning.callbacks.images import SampleGridCallback
 from crgan_lightning.checkpoints import REACHED_KEY
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.errors import ConfigError
-from crgan_lightning.losses import r1_penalty
-from crgan_lightning.modules.crgan import RATIO_HISTORY_KEY, CRGANModule, IdRatioStopRule, epochs_trained
+from crgan_lightning.losses import context_loss, r1_penalty
+from crgan_lightning.modules.crgan import (RATIO_HISTORY_KEY, CRGANModule, IdRatioStopRule, epochs_trained,
+                                           with_free_border)
 from crgan_lightning.translators import load_translator
 
 # ------------------------------------------------------------------ the stop rule on synthetic ratio curves
@@ -162,6 +163,26 @@ def test_all_zero_weights_are_refused():
     with pytest.raises(ConfigError, match="all 0"):
         CRGANModule(num_source_pids=3, num_target_cameras=2, lambda_adv=0.0, lambda_id=0.0, lambda_cam=0.0,
                     lambda_context=0.0)
+
+
+def test_a_free_border_lets_the_rendering_complete_a_poor_mask_without_a_background_cost():
+    x_s, x_t = torch.full((1, 3, 32, 16), 0.8), torch.full((1, 3, 32, 16), -0.5)
+    m_true = torch.zeros(1, 1, 32, 16)
+    m_true[..., 4:28, 4:12] = 1.0
+    given = m_true.clone()
+    given[..., 14:17, :] = 0.0  # a 3-pixel band of the person missing from the mask
+    m_t = torch.zeros_like(m_true)
+    completed = m_true * x_s + (1 - m_true) * x_t  # the rendering that fills the band with the person
+    _, fg, bg = context_loss(completed, x_s, x_t, given, m_t)
+    assert fg == 0 and bg > 0  # the poster's term: filling the band costs background error
+    _, fg, bg = context_loss(completed, x_s, x_t, given, with_free_border(given, m_t, 2))
+    assert fg == 0 and bg == 0  # a 2-pixel border frees holes up to 4 pixels wide
+    far = completed.clone()
+    far[..., 0, 0] = 0.8  # but a pixel far from the person still costs
+    assert context_loss(far, x_s, x_t, given, with_free_border(given, m_t, 2))[2] > 0
+    torch.testing.assert_close(with_free_border(given, m_t, 0), m_t)
+    with pytest.raises(ConfigError, match="context_free_border=-1"):
+        CRGANModule(num_source_pids=3, num_target_cameras=2, context_free_border=-1)
 
 
 def test_r1_penalty_is_the_squared_input_gradient_norm():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 
 from ..checkpoints import REACHED_KEY
@@ -63,6 +64,19 @@ class IdRatioStopRule:
 
     def load_state_dict(self, history: list[float]) -> None:
         self.history = [float(r) for r in history]
+
+
+def with_free_border(mask_s: torch.Tensor, mask_t: torch.Tensor, border: int) -> torch.Tensor:
+    """The target mask to give :func:`~crgan_lightning.losses.context_loss` so that its background
+    term also leaves out a band of ``border`` pixels around the source person (and holes in its
+    mask up to ``2 * border`` wide): ``max(mask_t, dilate(mask_s, border))``. There a generator
+    that completes a poor source mask is not pulled back to the target's background. The
+    foreground term still reads ``mask_s`` alone. Masks (B, 1, H, W) in [0, 1]; ``border=0``
+    returns ``mask_t``."""
+    if border <= 0:
+        return mask_t
+    grown = F.max_pool2d(mask_s.to(mask_t.dtype), 2 * border + 1, stride=1, padding=border)
+    return torch.maximum(mask_t, grown)
 
 
 def epochs_trained(ratios: list[float], target: float, min_epochs: int = 1, window: int = 1,
@@ -140,6 +154,9 @@ class CRGANModule(ManualGANModule):
         stop_window: compare the mean of the last this-many epoch ratios with ``target_id_ratio``
             (``epoch/judge_id_ratio_smoothed``; 1: the epoch's own ratio). The trainer's
             ``max_epochs`` stays the bound. ``1, 1`` is the plain first-epoch-past-the-target rule.
+        context_free_border: pixels around the source mask (and holes up to twice as wide) that the
+            context loss's background term leaves out (:func:`with_free_border`; 0, the default: the
+            poster's term), so that a generator completing a poor mask is not pulled back there.
         r1_gamma: weight of the R1 gradient penalty of the discriminator on real target images,
             ``r1_gamma / 2 * E ||grad D(x_t)||^2`` (0, the default: off).
         gan_mode: ``lsgan``, ``vanilla`` or ``hinge``.
@@ -174,6 +191,7 @@ class CRGANModule(ManualGANModule):
         stop_min_epochs: int = 1,
         stop_window: int = 1,
         r1_gamma: float = 0.0,
+        context_free_border: int = 0,
         gan_mode: str = "lsgan",
         lambda_adv: float = 1.0,
         lambda_id: float = 1.0,
@@ -205,6 +223,8 @@ class CRGANModule(ManualGANModule):
         for name in ("lambda_adv", "lambda_id", "lambda_cam", "lambda_context", "grad_clip", "r1_gamma"):
             if locals()[name] < 0:
                 raise ConfigError(f"{name}={locals()[name]} must be >= 0")
+        if not isinstance(context_free_border, int) or context_free_border < 0:
+            raise ConfigError(f"context_free_border={context_free_border!r}; expected an integer >= 0 (pixels)")
         if max(lambda_adv, lambda_id, lambda_cam, lambda_context) == 0:
             raise ConfigError("lambda_adv, lambda_id, lambda_cam and lambda_context are all 0: the generator would "
                               "have nothing to learn from; expected at least one positive weight")
@@ -285,7 +305,8 @@ class CRGANModule(ManualGANModule):
                 with torch.no_grad():
                     id_g, cam_g = self.classifier(self._cl(x_g.detach()))
         l_id, l_cam = identity_loss(id_g, pid), camera_loss(cam_g, cam_t)
-        ctx, ctx_fg, ctx_bg = context_loss(x_g, x_s, x_t, m_s, m_t, reduction=hp.context_reduction)
+        ctx, ctx_fg, ctx_bg = context_loss(x_g, x_s, x_t, m_s, with_free_border(m_s, m_t, hp.context_free_border),
+                                           reduction=hp.context_reduction)
         terms = {"id": l_id, "cam": l_cam, "context": ctx}
         weighted = [(hp.lambda_context, ctx)]
         if judged:
