@@ -10,7 +10,8 @@ most 4) to :mod:`bench_crgan_options` and runs it with the same arguments:
   ``compfree``: the compositor with the context loss's background term leaving out 2 pixels around
   the source mask (``context_free_border``), so the matte may complete a poor mask;
 * ``adv0`` / ``id0`` / ``cam0``: the default generator without the adversarial / identity / camera term;
-* ``sn``: a spectrally normalised discriminator; ``d2``: a discriminator of 2 stride-2 layers
+* ``sn``: a spectrally normalised discriminator (no norm layers); ``sninst``: spectral and instance
+  norm; ``d2``: a discriminator of 2 stride-2 layers
   instead of 3; ``r1``: an R1 gradient penalty of 1 on real target images;
 * ``bilinear`` / ``pixelshuffle``: the decoder's upsampling.
 
@@ -43,6 +44,7 @@ ROWS = {
     "id0": (4, {**_SHIPPED, "model.init_args.lambda_id": 0.0}),
     "cam0": (4, {**_SHIPPED, "model.init_args.lambda_cam": 0.0}),
     "sn": (4, {**_SHIPPED, f"{_D}.norm": "spectral"}),
+    "sninst": (4, {**_SHIPPED, f"{_D}.spectral": True}),
     "d2": (4, {**_SHIPPED, f"{_D}.n_layers": 2}),
     "r1": (4, {**_SHIPPED, "model.init_args.r1_gamma": 1.0}),
     "bilinear": (4, {**_SHIPPED, f"{_G}.init_args.upsample": "bilinear"}),
