@@ -189,6 +189,20 @@ def context_loss(
     return fg + bg, fg, bg
 
 
+def r1_penalty(logits_real: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
+    """R1 gradient penalty (Mescheder, Geiger and Nowozin, 2018): ``mean_b ||d sum(D(x_b)) / d x_b||^2``,
+    the squared norm of the discriminator's gradient with respect to each REAL image, averaged
+    over the batch. Weighted by ``gamma / 2`` it smooths the discriminator around the real data.
+
+    ``logits_real``: the discriminator's output on ``x_real`` (any shape; a PatchGAN map is summed
+    per image), computed from ``x_real`` (B, C, H, W) with ``requires_grad=True``. The graph is
+    kept (``create_graph``) so the penalty trains the discriminator. Returns a scalar."""
+    if not x_real.requires_grad:
+        raise ValueError("r1_penalty needs x_real with requires_grad=True (the discriminator's input)")
+    (grad,) = torch.autograd.grad(logits_real.float().sum(), x_real, create_graph=True)
+    return grad.float().pow(2).flatten(1).sum(1).mean()
+
+
 # --------------------------------------------------------------------------------------------
 # SPGAN loss: the contrastive loss of the Siamese metric network.
 # --------------------------------------------------------------------------------------------

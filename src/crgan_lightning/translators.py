@@ -69,9 +69,12 @@ class CRGANTranslator(Translator):
         super().__init__()
         self.generator = generator
         self.needs_target_masks = bool(getattr(generator, "needs_target_masks", False))
+        self.needs_masks = bool(getattr(generator, "needs_source_masks", False))
         self.frozen()
 
     def render(self, source_images, target_images, source_masks=None, target_masks=None):
+        if self.needs_masks:  # a generator that composites the source person with its mask
+            return self.generator(source_images, target_images, target_masks, source_masks)
         return self.generator(source_images, target_images, target_masks)
 
 

@@ -29,6 +29,17 @@ def test_patch_discriminator_spectral_norm_wraps_every_conv_and_default_width():
     assert PatchDiscriminator(n_layers=2).output_size(128, 64) == (30, 14)
 
 
+def test_spectral_norm_can_sit_beside_instance_norm():
+    torch.manual_seed(0)
+    disc = PatchDiscriminator(base_channels=8, n_layers=2, spectral=True)
+    convs = [m for m in disc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4 and all(hasattr(c, "weight_orig") for c in convs)
+    assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in disc.modules()) == 2
+    plain = PatchDiscriminator(base_channels=8, n_layers=2)
+    assert not any(hasattr(m, "weight_orig") for m in plain.modules())
+    assert disc(torch.rand(2, 3, 64, 32) * 2 - 1).shape == (2, 1, *disc.output_size(64, 32))
+
+
 @pytest.mark.parametrize("kwargs", [dict(norm="layer"), dict(n_layers=0)])
 def test_patch_discriminator_rejects_bad_config(kwargs):
     with pytest.raises(ConfigError):

@@ -36,7 +36,8 @@ def test_output_has_the_input_size_and_stays_in_minus_one_one(size):
 @pytest.mark.parametrize("kwargs", [dict(target_skips=True), dict(fuse="add"), dict(norm="batch"),
                                     dict(norm="none", use_dropout=True), dict(num_down=5, num_res_blocks=0),
                                     dict(space_to_depth=2, num_down=3, outer_kernel=3, padding="zeros"),
-                                    dict(space_to_depth=4, num_down=2, outer_kernel=1, target_skips=True)])
+                                    dict(space_to_depth=4, num_down=2, outer_kernel=1, target_skips=True),
+                                    dict(upsample="bilinear"), dict(upsample="pixelshuffle", norm="batch")])
 def test_variants_keep_the_output_shape(kwargs):
     gen = small_generator(**kwargs)
     x = images(2, 128, 64, seed=3)
@@ -169,3 +170,20 @@ def test_icnr_starts_the_pixel_shuffle_as_a_nearest_upsampling_without_checkerbo
     gen = small_generator(space_to_depth=2, num_down=3)
     w = gen.to_rgb[0].weight
     torch.testing.assert_close(w, w[::4].repeat_interleave(4, dim=0))
+
+
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear", "pixelshuffle"])
+def test_each_upsampling_choice_doubles_every_decoder_level_as_named(upsample):
+    gen = small_generator(upsample=upsample, num_down=2)
+    up = gen.ups[0].up
+    x = torch.randn(1, up[0].in_channels if upsample == "pixelshuffle" else gen.widths[-1], 8, 4)
+    with torch.no_grad():
+        out = up[:2](x) if upsample == "pixelshuffle" else up[0](x)
+    assert out.shape[-2:] == (16, 8)
+    blocks = out.unfold(2, 2, 2).unfold(3, 2, 2)  # (.., 8, 4, 2, 2): the 2x2 block of each input pixel
+    spread = (blocks - blocks[..., :1, :1]).abs().amax()
+    if upsample == "bilinear":
+        assert spread > 1e-3  # interpolated, not copied
+    else:  # nearest copies; pixel shuffle starts as a copy too (ICNR), so no checkerboard at initialisation
+        assert spread < 1e-6
+    assert (gen.ups[0].upsample, gen.init_args["upsample"]) == (upsample, upsample)

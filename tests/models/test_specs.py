@@ -107,7 +107,7 @@ def test_the_checkpoint_keeps_specs_and_the_generator_is_rebuilt_from_them(tmp_p
     assert hparams["generator"]["init_args"]["fuse"] == "add"
     assert hparams["discriminator"] == {"class_path": "crgan_lightning.models.discriminator.PatchDiscriminator",
                                         "init_args": {"in_channels": 3, "base_channels": 16, "n_layers": 2,
-                                                      "norm": "instance"}}
+                                                      "norm": "instance", "spectral": False}}
     assert "num_identities" not in hparams["classifier"]["init_args"]
     path = tmp_path / "g.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": hparams,

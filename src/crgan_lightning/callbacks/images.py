@@ -48,15 +48,20 @@ def distinct_identities(pids: torch.Tensor, count: int) -> torch.Tensor:
 
 @torch.no_grad()
 def render_grid(model, sources: torch.Tensor, targets: torch.Tensor,
-                target_masks: torch.Tensor | None = None) -> torch.Tensor:
+                target_masks: torch.Tensor | None = None, source_masks: torch.Tensor | None = None) -> torch.Tensor:
     """Every source rendered into every target context: (S, T, 3, H, W) from ``model.render``
-    (given the target person masks (T, 1, H, W) too, for a generator that reads them)."""
+    (given the target person masks (T, 1, H, W) and the source person masks (S, 1, H, W) too, for
+    a generator that reads them)."""
     s, t = len(sources), len(targets)
     x_s = sources.repeat_interleave(t, 0)
     x_t = targets.repeat(s, 1, 1, 1)
-    if target_masks is None:
+    if target_masks is None and source_masks is None:
         return model.render(x_s, x_t).float().view(s, t, *sources.shape[1:])
-    return model.render(x_s, x_t, target_masks.repeat(s, 1, 1, 1)).float().view(s, t, *sources.shape[1:])
+    m_t = None if target_masks is None else target_masks.repeat(s, 1, 1, 1)
+    if source_masks is None:
+        return model.render(x_s, x_t, m_t).float().view(s, t, *sources.shape[1:])
+    m_s = source_masks.repeat_interleave(t, 0)
+    return model.render(x_s, x_t, m_t, m_s).float().view(s, t, *sources.shape[1:])
 
 
 class SampleGridCallback(pl.Callback):
@@ -74,16 +79,17 @@ class SampleGridCallback(pl.Callback):
             raise ConfigError(f"every_n_steps={every_n_steps}, num_sources={num_sources} and "
                               f"num_contexts={num_contexts} must all be >= 1")
         self.every_n_steps, self.num_sources, self.num_contexts = every_n_steps, num_sources, num_contexts
-        self.fixed: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+        self.fixed: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None] | None = None
         self.saved: list[Path] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.fixed is None:
             people = distinct_identities(batch[SOURCE][PID], self.num_sources).to(batch[SOURCE][IMAGE].device)
-            masks = batch[TARGET].get(MASK)
+            masks, source_masks = batch[TARGET].get(MASK), batch[SOURCE].get(MASK)
             self.fixed = (batch[SOURCE][IMAGE][people].detach().clone(),
                           batch[TARGET][IMAGE][: self.num_contexts].detach().clone(),
-                          None if masks is None else masks[: self.num_contexts].detach().clone())
+                          None if masks is None else masks[: self.num_contexts].detach().clone(),
+                          None if source_masks is None else source_masks[people].detach().clone())
         step = trainer.fit_loop.total_batch_idx  # batches so far (global_step counts every optimiser's steps)
         if step % self.every_n_steps or not trainer.is_global_zero:
             return
@@ -94,12 +100,15 @@ class SampleGridCallback(pl.Callback):
             self.save(trainer, pl_module, trainer.fit_loop.total_batch_idx + 1)
 
     def save(self, trainer, pl_module, step: int) -> Path:
-        sources, targets, masks = (None if x is None else x.to(pl_module.device) for x in self.fixed)
+        sources, targets, masks, source_masks = (None if x is None else x.to(pl_module.device) for x in self.fixed)
         was_training = pl_module.training
         pl_module.eval()
         try:
-            needs_masks = getattr(getattr(pl_module, "generator", None), "needs_target_masks", False)
-            rendered = render_grid(pl_module, sources, targets, masks if needs_masks else None)
+            generator = getattr(pl_module, "generator", None)
+            needs_masks = getattr(generator, "needs_target_masks", False)
+            needs_source_masks = getattr(generator, "needs_source_masks", False)
+            rendered = render_grid(pl_module, sources, targets, masks if needs_masks else None,
+                                   source_masks if needs_source_masks else None)
         finally:
             pl_module.train(was_training)
         path = atomic_save_image(run_dir(trainer) / "samples" / f"step_{step:07d}.png",

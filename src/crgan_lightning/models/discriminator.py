@@ -62,13 +62,17 @@ class PatchDiscriminator(nn.Module):
         n_layers: stride-2 layers (3 gives the 70x70 receptive field of pix2pix).
         norm: ``"instance"`` (default), ``"batch"``, ``"spectral"`` (spectral normalisation of
             every conv, no norm layers; Miyato et al. 2018) or ``"none"``.
+        spectral: also normalise every conv spectrally while keeping the ``norm`` layers (e.g.
+            instance norm with spectral norm, as SPADE's discriminator does); ``norm="spectral"``
+            implies it.
 
     Shapes: (B, in_channels, H, W) in [-1, 1] -> (B, 1, h, w) logits; with ``n_layers=3``,
     256x128 gives 30x14 and 128x64 gives 14x6 (see :meth:`output_size`).
     """
 
     def __init__(
-        self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3, norm: str = "instance"
+        self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3, norm: str = "instance",
+        spectral: bool = False,
     ) -> None:
         super().__init__()
         self.init_args = init_arguments(locals())  # what a checkpoint rebuilds it from
@@ -79,7 +83,7 @@ class PatchDiscriminator(nn.Module):
         self.n_layers = n_layers
         use_bias = norm in ("spectral", "none")
         layer_norm = "none" if norm == "spectral" else norm
-        wrap = spectral_norm if norm == "spectral" else (lambda m: m)
+        wrap = spectral_norm if norm == "spectral" or spectral else (lambda m: m)
 
         def conv(in_ch: int, out_ch: int, stride: int, bias: bool) -> nn.Module:
             return wrap(nn.Conv2d(in_ch, out_ch, 4, stride, 1, bias=bias))

@@ -33,7 +33,8 @@ leaves the details below open; these are the choices of this library)::
   then counter. Off by default.
 - **Residual blocks** (``num_res_blocks`` of them, reflect padding, optional dropout 0.5 as in
   the pix2pix ResNet generator) transform the fused bottleneck.
-- **Decoder: nearest upsampling + 3x3 conv**, not transposed convs: a stride-2 transposed
+- **Decoder: nearest upsampling + 3x3 conv** (``upsample="nearest"``; ``"bilinear"`` and
+  ``"pixelshuffle"`` with ICNR are the other choices), not transposed convs: a stride-2 transposed
   conv with a kernel not divisible by its stride overlaps unevenly and paints checkerboard
   artefacts (Odena et al., "Deconvolution and Checkerboard Artifacts", Distill 2016), which
   are conspicuous on the smooth walls and floors of surveillance backgrounds. Each level
@@ -84,6 +85,8 @@ FUSIONS = ("concat", "add")
 PADDINGS = ("reflect", "zeros")
 #: What the target encoder sees: the target image, or the image with its own person blanked out.
 TARGET_INPUTS = ("image", "masked")
+#: How each decoder level doubles the resolution (:class:`UpBlock`).
+UPSAMPLINGS = ("nearest", "bilinear", "pixelshuffle")
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
@@ -222,15 +225,32 @@ class ResidualBlock(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """Decoder level: nearest x2 upsampling -> 3x3 conv to the skip width, concatenate the
-    skip, 3x3 conv. (B, in_ch, h, w) and skip (B, out_ch, 2h, 2w) -> (B, out_ch, 2h, 2w)."""
+    """Decoder level: x2 upsampling to the skip width, concatenate the skip, 3x3 conv.
+    (B, in_ch, h, w) and skip (B, out_ch, 2h, 2w) -> (B, out_ch, 2h, 2w).
 
-    def __init__(self, in_ch: int, out_ch: int, norm: str, padding: str = "reflect") -> None:
+    ``upsample``: ``"nearest"`` (nearest x2 -> 3x3 conv, the default), ``"bilinear"`` (bilinear
+    x2 -> 3x3 conv: smoother, no blocky copies of each low-resolution pixel) or ``"pixelshuffle"``
+    (3x3 conv to ``4 * out_ch`` channels at the low resolution -> pixel shuffle x2, initialised
+    as ICNR by :class:`DualPathGenerator`, so it starts as a nearest upsampling of one conv).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, norm: str, padding: str = "reflect",
+                 upsample: str = "nearest") -> None:
         super().__init__()
-        self.up = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            _conv_block(in_ch, out_ch, 3, 1, norm, nn.ReLU(inplace=True), padding),
-        )
+        if upsample not in UPSAMPLINGS:
+            raise ConfigError(f"generator upsample={upsample!r}; expected one of {UPSAMPLINGS}")
+        if upsample == "pixelshuffle":
+            self.up = nn.Sequential(
+                nn.Conv2d(in_ch, 4 * out_ch, 3, 1, 1, bias=norm == "none", padding_mode=padding),
+                nn.PixelShuffle(2),
+                norm_layer(norm, out_ch),
+                nn.ReLU(inplace=True),
+            )
+        else:
+            resize = (nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False) if upsample == "bilinear"
+                      else nn.Upsample(scale_factor=2, mode="nearest"))
+            self.up = nn.Sequential(resize, _conv_block(in_ch, out_ch, 3, 1, norm, nn.ReLU(inplace=True), padding))
+        self.upsample = upsample
         self.merge = _conv_block(2 * out_ch, out_ch, 3, 1, norm, nn.ReLU(inplace=True), padding)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -266,6 +286,8 @@ class DualPathGenerator(nn.Module):
         outer_kernel: kernel size (odd) of the two stems and of the final RGB conv (7, as in pix2pix).
         padding: ``"reflect"`` (default) or ``"zeros"`` for the odd-kernel convs; zero padding is
             cheaper on CPUs (fused into the convolution).
+        upsample: how each decoder level doubles the resolution: ``"nearest"`` (default),
+            ``"bilinear"`` or ``"pixelshuffle"`` (ICNR-initialised); see :class:`UpBlock`.
 
     Shapes: ``x_s``, ``x_t`` (B, in_channels, H, W) in [-1, 1] -> ``x_g`` (B, 3, H, W) in [-1, 1].
     """
@@ -287,9 +309,12 @@ class DualPathGenerator(nn.Module):
         source_norm: str | None = None,
         decoder_norm: str | None = None,
         target_input: str = "image",
+        upsample: str = "nearest",
     ) -> None:
         super().__init__()
         self.init_args = init_arguments(locals())  # what a checkpoint rebuilds it from
+        if upsample not in UPSAMPLINGS:
+            raise ConfigError(f"generator upsample={upsample!r}; expected one of {UPSAMPLINGS}")
         if target_input not in TARGET_INPUTS:
             raise ConfigError(f"generator target_input={target_input!r}; expected one of {TARGET_INPUTS}")
         self.target_input = target_input
@@ -333,7 +358,7 @@ class DualPathGenerator(nn.Module):
             *(ResidualBlock(widths[-1], norm, use_dropout, padding) for _ in range(num_res_blocks))
         )
         self.ups = nn.ModuleList(
-            UpBlock(widths[i + 1], widths[i], decoder_norm, padding) for i in reversed(range(num_down))
+            UpBlock(widths[i + 1], widths[i], decoder_norm, padding, upsample) for i in reversed(range(num_down))
         )
         self.to_rgb = nn.Sequential(
             nn.Conv2d(widths[0], 3 * s2, outer_kernel, 1, outer_kernel // 2, padding_mode=padding),
@@ -343,6 +368,9 @@ class DualPathGenerator(nn.Module):
         init_weights(self)
         if space_to_depth > 1:
             icnr_(self.to_rgb[0], space_to_depth)
+        if upsample == "pixelshuffle":
+            for up in self.ups:
+                icnr_(up.up[0], 2)
 
     @property
     def size_multiple(self) -> int:
@@ -380,29 +408,55 @@ class DualPathGenerator(nn.Module):
         """Whether every call needs the target person masks ``m_t`` (``target_input="masked"``)."""
         return self.target_input == "masked"
 
-    def render(self, x_s: torch.Tensor, x_t: torch.Tensor, m_t: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def needs_source_masks(self) -> bool:
+        """Whether every call needs the source person masks ``m_s`` (no: this decoder paints the
+        whole image; :class:`~crgan_lightning.models.compositor.CompositingGenerator` does)."""
+        return False
+
+    def render(self, x_s: torch.Tensor, x_t: torch.Tensor, m_t: torch.Tensor | None = None,
+               m_s: torch.Tensor | None = None) -> torch.Tensor:
         """Same as calling the generator; lets a bare generator stand wherever a model with
         ``render(x_s, x_t)`` is expected (e.g. :func:`crgan_lightning.callbacks.images.render_grid`)."""
-        return self(x_s, x_t, m_t)
+        return self(x_s, x_t, m_t, m_s)
 
-    def forward(self, x_s: torch.Tensor, x_t: torch.Tensor, m_t: torch.Tensor | None = None) -> torch.Tensor:
-        """Render ``x_s`` (B, C, H, W) into the context of ``x_t`` (B, C, H, W); ``m_t`` (B, 1, H, W),
-        the target person masks, is read with ``target_input="masked"`` only.
+    def _target_view(self, x_t: torch.Tensor, m_t: torch.Tensor | None) -> torch.Tensor:
+        """What the target encoder sees: ``x_t``, or with ``target_input="masked"`` the target image
+        with its own person at 0 (``x_t * (1 - m_t)``); checks that ``m_t`` is given then."""
+        if not self.needs_target_masks:
+            return x_t
+        if m_t is None or m_t.shape[-2:] != x_t.shape[-2:]:
+            raise ConfigError("this generator encodes the target context without its own person "
+                              "(target_input='masked'): give the target person masks m_t (B, 1, H, W) "
+                              "(data.masks: auto, folder or prior)")
+        return x_t * (1 - m_t.to(x_t.dtype).clamp(0, 1))
 
-        Returns ``x_g`` (B, 3, H, W) in [-1, 1]."""
+    def decode(self, x_s: torch.Tensor, x_t: torch.Tensor,
+               m_t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor],
+                                                         list[torch.Tensor]]:
+        """The shared trunk: both encoders, the fusion, the residual blocks and the up-blocks.
+
+        Returns ``(features, bottleneck, src, tgt)``: the decoder's last feature map
+        (B, widths[0], H/s, W/s) (``s = space_to_depth``), the fused bottleneck after the residual
+        blocks (B, widths[-1], H/m, W/m) (``m`` = :attr:`size_multiple`), and the source and target
+        encoders' feature lists (:class:`Encoder`), which heads may pool."""
         self._check_inputs(x_s, x_t)
-        if self.needs_target_masks:
-            if m_t is None or m_t.shape[-2:] != x_t.shape[-2:]:
-                raise ConfigError("this generator encodes the target context without its own person "
-                                  "(target_input='masked'): give the target person masks m_t (B, 1, H, W) "
-                                  "(data.masks: auto, folder or prior)")
-            x_t = x_t * (1 - m_t.to(x_t.dtype).clamp(0, 1))
         src = self.source_encoder(self.unshuffle(x_s))
-        tgt = self.target_encoder(self.unshuffle(x_t))
-        x = self.res_blocks(self.bottleneck_fusion(src[-1], tgt[-1]))
+        tgt = self.target_encoder(self.unshuffle(self._target_view(x_t, m_t)))
+        bottleneck = x = self.res_blocks(self.bottleneck_fusion(src[-1], tgt[-1]))
         skips = src[:-1]
         if self.skip_fusions is not None:
             skips = [fusion(s, t) for fusion, s, t in zip(self.skip_fusions, skips, tgt[:-1])]
         for up, skip in zip(self.ups, reversed(skips)):
             x = up(x, skip)
-        return self.to_rgb(x)
+        return x, bottleneck, src, tgt
+
+    def forward(self, x_s: torch.Tensor, x_t: torch.Tensor, m_t: torch.Tensor | None = None,
+                m_s: torch.Tensor | None = None) -> torch.Tensor:
+        """Render ``x_s`` (B, C, H, W) into the context of ``x_t`` (B, C, H, W); ``m_t`` (B, 1, H, W),
+        the target person masks, is read with ``target_input="masked"`` only; ``m_s``, the source
+        person masks, is accepted for a common call signature and not read by this decoder.
+
+        Returns ``x_g`` (B, 3, H, W) in [-1, 1]."""
+        features = self.decode(x_s, x_t, m_t)[0]
+        return self.to_rgb(features)
