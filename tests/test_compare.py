@@ -124,4 +124,4 @@ def test_make_compare_target_reaches_the_command(tmp_path):
     spgan = subprocess.run(["make", "--no-print-directory", "-n", "train-spgan", "SRC=synth_a", "TGT=synth_b"],
                            cwd=REPO, capture_output=True, text=True).stdout
     spgan = [x for x in spgan.splitlines() if "crgan fit" in x][-1]
-    assert "crgan fit --stage spgan --source synth_a --target synth_b --data.root=data" in spgan
+    assert "crgan fit --stage spgan --source synth_a --target synth_b --runs runs --data.root=data" in spgan
