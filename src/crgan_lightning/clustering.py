@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .errors import ConfigError
 from .metrics.ranking import CHUNK_ELEMENTS, ArrayLike
-from .metrics.rerank import _check_features, _nearest, _row_chunks, _segments, k_reciprocal_encoding
+from .metrics.rerank import _check_features, _row_chunks, k_reciprocal_encoding
 
 #: What happens to the images DBSCAN leaves out of every cluster (see :func:`assign_outliers`).
 OUTLIER_MODES = ("drop", "instances")
@@ -36,6 +36,19 @@ def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _smallest(block: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` smallest entries of each row of ``block``, in the order of a stable
+    argsort: one ``topk`` of ``k + 1``; the rows with a tie inside it (rare with float features)
+    are sorted in full."""
+    width = block.shape[1]
+    values, index = torch.topk(block, min(k + 1, width), dim=1, largest=False, sorted=True)
+    tied = (values[:, 1:] == values[:, :-1]).any(1)
+    index = index[:, :k]
+    if tied.any():
+        index[tied] = torch.sort(block[tied], dim=1, stable=True).indices[:, :k]
+    return index
 
 
 def nearest_neighbours(features: torch.Tensor, k: int, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
@@ -56,9 +69,8 @@ def nearest_neighbours(features: torch.Tensor, k: int, chunk_elements: int = CHU
     rows = max(1, chunk_elements // num)
     for start in range(0, num, rows):
         stop = min(start + rows, num)
-        block = torch.add(sq[start:stop, None], sq[None, :])
-        block.sub_(torch.mm(features[start:stop], features.T).mul_(2.0)).clamp_min_(0.0)
-        out[start:stop] = _nearest(block, k)
+        block = torch.addmm(sq[None, :], features[start:stop], features.T, alpha=-2.0).add_(sq[start:stop, None])
+        out[start:stop] = _smallest(block.clamp_min_(0.0), k)
         del block
     return out
 
@@ -120,19 +132,29 @@ def jaccard_distance(
     pairs_per_entry = col_counts[cols_v]
     pairs_per_row = torch.zeros(num, dtype=torch.int64, device=device).index_add_(0, rows_v, pairs_per_entry)
     entry_ptr = torch.cumsum(torch.bincount(rows_v, minlength=num), 0)
+    # the smallest s a pair within max_distance can have: 1 - s / (2 - s) <= m  <=>  s >= 2 (1 - m) / (2 - m)
+    s_min = 0.0 if max_distance is None else 2.0 * (1.0 - max_distance) / (2.0 - max_distance)
     out_rows, out_cols, out_vals = [], [], []
     bounds = _row_chunks(pairs_per_row, max(chunk_elements, num), max(1, chunk_elements // num))
     for start, stop in zip(bounds[:-1], bounds[1:]):
         e0 = int(entry_ptr[start - 1]) if start > 0 else 0
         e1 = int(entry_ptr[stop - 1])
-        seg, off = _segments(pairs_per_entry[e0:e1])
-        idx = col_ptr[cols_v[e0:e1]][seg] + off
-        contrib = torch.minimum(vals_v[e0:e1][seg], inv_vals[idx])
-        flat = (rows_v[e0:e1][seg] - start) * num + inv_rows[idx]
+        counts = pairs_per_entry[e0:e1]
+        total = int(counts.sum())
+        # entry (i, c, v) of the chunk -> every (j, V[j, c]) of column c: positions in the inverted index
+        first = col_ptr[cols_v[e0:e1]] - (torch.cumsum(counts, 0) - counts)
+        idx = torch.arange(total, device=device) + torch.repeat_interleave(first, counts, output_size=total)
+        contrib = torch.minimum(torch.repeat_interleave(vals_v[e0:e1], counts, output_size=total),
+                                inv_vals.index_select(0, idx))
+        flat = torch.repeat_interleave((rows_v[e0:e1] - start) * num, counts, output_size=total)
+        flat += inv_rows.index_select(0, idx)
+        del idx
         shared = torch.zeros((stop - start) * num, dtype=dtype, device=device).index_add_(0, flat, contrib)
-        where = shared.nonzero().squeeze(1)
-        dist = (1.0 - shared[where] / (2.0 - shared[where])).clamp_min_(0.0)
-        if max_distance is not None:
+        del flat, contrib
+        where = (shared > s_min - 1e-4).nonzero().squeeze(1) if s_min > 0 else shared.nonzero().squeeze(1)
+        s = shared.index_select(0, where)
+        dist = (1.0 - s / (2.0 - s)).clamp_min_(0.0)
+        if max_distance is not None:  # s > s_min is the same test up to rounding: apply the exact one
             keep = dist <= max_distance
             where, dist = where[keep], dist[keep]
         out_rows.append(torch.div(where, num, rounding_mode="floor") + start)
