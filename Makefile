@@ -15,10 +15,14 @@ stage_args = --stage $(1) --source $(SRC) --target $(TGT) --data.root=$(DATA_ROO
 # train-reid: direct transfer, or CR-GAN streaming when CRGAN_CKPT names a CR-GAN checkpoint. TAUDL=1 adds TAUDL
 # on the target's within-camera tracklets: reid_taudl (TAUDL alone, no source label), reid_crgan_taudl with
 # CRGAN_CKPT, reid_spgan_taudl with SPGAN_CKPT (an SPGAN checkpoint of make train-spgan; TAUDL=1 only).
+# CLUSTER=1: clustering on the target (reid_cluster), from the pair's direct-transfer run, or from the re-id
+# checkpoint INIT_CKPT (e.g. the CR-GAN streaming run's last.ckpt).
 TAUDL_ON = $(filter 1 yes true,$(TAUDL))
-REID_STAGE = $(if $(TAUDL_ON),$(if $(SPGAN_CKPT),reid_spgan_taudl,$(if $(CRGAN_CKPT),reid_crgan_taudl,reid_taudl)),$(if $(CRGAN_CKPT),reid_crgan,reid_direct))
+CLUSTER_ON = $(filter 1 yes true,$(CLUSTER))
+REID_STAGE = $(if $(CLUSTER_ON),reid_cluster,$(REID_STAGE_NO_CLUSTER))
+REID_STAGE_NO_CLUSTER = $(if $(TAUDL_ON),$(if $(SPGAN_CKPT),reid_spgan_taudl,$(if $(CRGAN_CKPT),reid_crgan_taudl,reid_taudl)),$(if $(CRGAN_CKPT),reid_crgan,reid_direct))
 REID_TRANSLATOR = $(or $(SPGAN_CKPT),$(CRGAN_CKPT))
-REID_EXTRA = $(if $(REID_TRANSLATOR),--rendering.init_args.translator=$(REID_TRANSLATOR))
+REID_EXTRA = $(if $(CLUSTER_ON),$(if $(INIT_CKPT),--model.init_args.init_checkpoint=$(INIT_CKPT)),$(if $(REID_TRANSLATOR),--rendering.init_args.translator=$(REID_TRANSLATOR)))
 
 .DEFAULT_GOAL := help
 SRC    ?= synth_a
@@ -63,9 +67,10 @@ summary: install  ## print a dataset's statistics: make summary DATASET=market D
 train-crgan: install  ## CR-GAN, judged by the pair's direct-transfer run (make train-reid first): make train-crgan SRC=market TGT=duke [ARGS=...]
 	$(BIN)/crgan fit $(call stage_args,crgan) $(ARGS)
 
-train-reid: install  ## re-id: make train-reid SRC=market TGT=duke [CRGAN_CKPT=runs/market2duke/crgan/checkpoints/last.ckpt] [ARGS=...]; TAUDL=1 adds TAUDL on the target tracklets (alone, or CR-GAN+TAUDL with CRGAN_CKPT, SPGAN+TAUDL with SPGAN_CKPT=<make train-spgan last.ckpt>)
+train-reid: install  ## re-id: make train-reid SRC=market TGT=duke [CRGAN_CKPT=runs/market2duke/crgan/checkpoints/last.ckpt] [ARGS=...]; TAUDL=1 adds TAUDL on the target tracklets (alone, or CR-GAN+TAUDL with CRGAN_CKPT, SPGAN+TAUDL with SPGAN_CKPT=<make train-spgan last.ckpt>); CLUSTER=1 clusters the target, from the direct run or INIT_CKPT=<re-id last.ckpt>
 	@test -z "$(SPGAN_CKPT)" -o -z "$(CRGAN_CKPT)" || { echo "give CRGAN_CKPT or SPGAN_CKPT, not both"; exit 2; }
 	@test -z "$(SPGAN_CKPT)" -o -n "$(TAUDL_ON)" || { echo "SPGAN_CKPT=$(SPGAN_CKPT) selects SPGAN+TAUDL: add TAUDL=1"; exit 2; }
+	@test -z "$(CLUSTER_ON)" -o -z "$(TAUDL_ON)$(CRGAN_CKPT)$(SPGAN_CKPT)" || { echo "CLUSTER=1 starts from a re-id checkpoint: give INIT_CKPT (not TAUDL, CRGAN_CKPT or SPGAN_CKPT)"; exit 2; }
 	$(BIN)/crgan fit $(call stage_args,$(REID_STAGE)) $(REID_EXTRA) $(ARGS)
 
 train-spgan: install  ## SPGAN baseline: make train-spgan SRC=market TGT=duke [DATA_ROOT=...] [ARGS=...]
