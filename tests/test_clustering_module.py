@@ -74,10 +74,11 @@ class Record(pl.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.at_train_start = {"memory": pl_module.memory.features.clone(),
-                               "labels": pl_module.pseudo_labels.clone(),
-                               "sampler": trainer.datamodule.target_pseudo_labels.labels}
+                               "labels": pl_module.pseudo_labels.clone()}
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if "sampler" not in self.at_train_start:  # the labels the first batch was drawn from
+            self.at_train_start["sampler"] = trainer.datamodule.target_pseudo_labels.labels.copy()
         if batch_idx == 0:
             self.epochs.append({"labels": pl_module.pseudo_labels.clone(), "memory": pl_module.memory.features.clone()})
         index = batch[TARGET][INDEX]
