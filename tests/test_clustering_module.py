@@ -169,6 +169,7 @@ def step_rows(metrics_csv: Path) -> list[dict[str, float]]:
     return [{k: float(v) for k, v in r.items() if v != ""} for r in rows]
 
 
+@pytest.mark.slow
 def test_no_true_target_label_reaches_training(tmp_path, synth_root, direct_ckpt):
     """Leak check: the target training images' true identities poisoned (shuffled among images)
     leave training bit for bit unchanged; only the diagnostic agreement scores see them."""
@@ -204,6 +205,7 @@ class SaveAtStep(pl.Callback):
             trainer.save_checkpoint(self.path)
 
 
+@pytest.mark.slow
 def test_resume_inside_an_epoch_continues_with_the_checkpoint_memory_and_pseudo_labels(
         tmp_path, synth_root, direct_ckpt):
     ckpt = tmp_path / "mid.ckpt"
@@ -298,3 +300,85 @@ def test_make_switch_selects_the_cluster_stage():
     assert "--stage reid_cluster" in dry("CLUSTER=1")
     assert "--model.init_args.init_checkpoint=x.ckpt" in dry("CLUSTER=1", "INIT_CKPT=x.ckpt")
     assert "--stage reid_direct" in dry()
+
+
+# ---------------------------------------------------------------------------------------------- DDP
+
+
+class DDPRecord(pl.Callback):
+    """Per rank, at the end of fit: digests of the parameters, the memory and the pseudo-labels,
+    how many times the rank ran the clustering itself, and the target images its batches held."""
+
+    def __init__(self, out: str) -> None:
+        self.out = Path(out)
+        self.clusterings = 0
+        self.seen: set[int] = set()
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        cluster = pl_module.cluster
+
+        def counted(features):
+            self.clusterings += 1
+            return cluster(features)
+
+        pl_module.cluster = counted
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.seen.update(batch[TARGET][INDEX].tolist())
+
+    @staticmethod
+    def digest(tensors) -> str:
+        import hashlib
+
+        h = hashlib.sha256()
+        for name, tensor in tensors:
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        import json
+
+        record = {"weights": self.digest(sorted(pl_module.named_parameters())),
+                  "memory": self.digest([("memory", pl_module.memory.features)]),
+                  "labels": pl_module.pseudo_labels.tolist(), "clusterings": self.clusterings,
+                  "seen": sorted(self.seen), "world_size": trainer.world_size}
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+@pytest.mark.slow
+def test_two_process_ddp_clusters_once_and_keeps_memory_and_labels_equal(tmp_path, synth_root, direct_ckpt):
+    import json
+    import os
+    import sys
+
+    import yaml
+    from conftest import shipped_config
+
+    cfg = shipped_config("reid_cluster")
+    run = tmp_path / "run"
+    cfg["trainer"].update(default_root_dir=str(run), max_epochs=2, limit_train_batches=2, limit_val_batches=0,
+                          enable_progress_bar=False, log_every_n_steps=1)
+    cfg["trainer"]["logger"]["init_args"]["save_dir"] = str(run)
+    cfg["checkpoint"]["dirpath"] = str(run / "checkpoints")
+    cfg["model"]["init_args"].update(init_checkpoint=str(direct_ckpt), k1=10, k2=3, min_samples=2,
+                                     outliers="instances", ranked_list_queries=0)
+    cfg["data"].update(root=str(synth_root), batch_size=8, target_batch_size=8, num_workers=0, eval_batch_size=64)
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "records"
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(REPO / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    cmd = [sys.executable, "-m", "crgan_lightning.app.cli", "fit", "--config", str(path), "--trainer.accelerator=cpu",
+           "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.callbacks+=test_clustering_module.DDPRecord",
+           f"--trainer.callbacks.out={out}"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert [r["clusterings"] for r in ranks] == [2, 0]  # rank 0 clusters at each epoch start, rank 1 receives
+    assert ranks[0]["labels"] == ranks[1]["labels"] and len(ranks[0]["labels"]) > 0
+    assert ranks[0]["memory"] == ranks[1]["memory"]
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+    assert not set(ranks[0]["seen"]) <= set(ranks[1]["seen"])  # the ranks train on batches of their own
