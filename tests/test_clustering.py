@@ -113,11 +113,14 @@ def test_jaccard_distance_is_zero_on_the_diagonal_and_small_within_identities():
     assert dense[same].max() < 0.5 < dense[~same].min()
 
 
-def test_nearest_neighbours_are_exact_in_blocks():
-    feats = torch.randn(50, 7, generator=torch.Generator().manual_seed(0))
-    dist = torch.cdist(feats, feats)
-    expected = torch.argsort(dist, dim=1, stable=True)[:, :5]
-    assert torch.equal(nearest_neighbours(feats, 5, chunk_elements=60), expected)
+@pytest.mark.parametrize("num,dim,k,chunk", [(50, 7, 5, 60), (300, 16, 31, 5000), (1000, 32, 30, 1 << 23),
+                                           (40, 3, 40, 100), (7, 3, 30, 10)])
+def test_nearest_neighbours_are_exact_in_blocks_with_ties_in_stable_order(num, dim, k, chunk):
+    feats = torch.randn(num, dim, generator=torch.Generator().manual_seed(num))
+    feats[5] = feats[3]  # a duplicate: rows near it see two equal distances
+    dist = (feats[:, None] - feats[None]).pow(2).sum(-1)
+    expected = torch.argsort(dist, dim=1, stable=True)[:, :min(k, num)]
+    assert torch.equal(nearest_neighbours(feats, k, chunk_elements=chunk), expected)
 
 
 def test_dbscan_labels_on_a_hand_made_case():

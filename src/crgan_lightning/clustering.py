@@ -38,22 +38,23 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
-def _smallest(block: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the ``k`` smallest entries of each row of ``block``, in the order of a stable
-    argsort: one ``topk`` of ``k + 1``; the rows with a tie inside it (rare with float features)
-    are sorted in full."""
-    width = block.shape[1]
-    values, index = torch.topk(block, min(k + 1, width), dim=1, largest=False, sorted=True)
-    tied = (values[:, 1:] == values[:, :-1]).any(1)
-    index = index[:, :k]
-    if tied.any():
-        index[tied] = torch.sort(block[tied], dim=1, stable=True).indices[:, :k]
-    return index
+def _merge(best_v: torch.Tensor, best_i: torch.Tensor, new_v: torch.Tensor, new_i: torch.Tensor) -> None:
+    """Keep in ``best_v`` / ``best_i`` (n, m), in place, the m smallest of them and ``new_v`` / ``new_i``."""
+    values, pos = torch.topk(torch.cat([best_v, new_v], 1), best_v.shape[1], dim=1, largest=False, sorted=True)
+    best_i.copy_(torch.cat([best_i, new_i], 1).gather(1, pos))
+    best_v.copy_(values)
 
 
 def nearest_neighbours(features: torch.Tensor, k: int, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
     """Exact ``k`` nearest neighbours of each of ``N`` features among all of them, by squared
-    Euclidean distance, computed block by block (``chunk_elements`` distances at a time).
+    Euclidean distance.
+
+    The distances are computed block by block (``chunk_elements`` at a time) and only once per pair:
+    block ``A`` of rows against the columns from ``A``'s first row on; its rows keep their nearest
+    columns, and its transpose gives the later rows their candidates among ``A`` (half the
+    products of a full ``N x N`` pass). A running top ``k + 1`` per row tells ties apart: a row
+    whose ``k + 1`` nearest hold two distances equal up to rounding is recomputed and sorted in full
+    (stable), so that the result is that of a stable argsort of each row.
 
     Args:
         features: ``(N, D)`` float tensor.
@@ -62,17 +63,33 @@ def nearest_neighbours(features: torch.Tensor, k: int, chunk_elements: int = CHU
     Returns:
         ``(N, k)`` int64 indices, nearest first; ties in the order of a stable sort.
     """
-    num = features.shape[0]
+    num, device = features.shape[0], features.device
     k = min(k, num)
+    keep = min(k + 1, num)
     sq = (features * features).sum(1)
-    out = torch.empty(num, k, dtype=torch.int64, device=features.device)
-    rows = max(1, chunk_elements // num)
+    best_v = torch.full((num, keep), float("inf"), dtype=features.dtype, device=device)
+    best_i = torch.zeros((num, keep), dtype=torch.int64, device=device)
+    rows = max(keep, chunk_elements // num)
     for start in range(0, num, rows):
         stop = min(start + rows, num)
-        block = torch.addmm(sq[None, :], features[start:stop], features.T, alpha=-2.0).add_(sq[start:stop, None])
-        out[start:stop] = _smallest(block.clamp_min_(0.0), k)
+        block = torch.addmm(sq[None, start:], features[start:stop], features[start:].T, alpha=-2.0)
+        block.add_(sq[start:stop, None]).clamp_min_(0.0)  # (b, N - start): rows start..stop, columns start..N
+        cols = torch.arange(start, num, device=device)
+        values, index = torch.topk(block, min(keep, block.shape[1]), dim=1, largest=False, sorted=True)
+        _merge(best_v[start:stop], best_i[start:stop], values, cols[index])
+        if stop < num:  # later rows: their nearest among this block's rows
+            below = block[:, stop - start:]
+            depth = min(keep, stop - start)
+            values, index = torch.topk(below, depth, dim=0, largest=False, sorted=True)
+            _merge(best_v[stop:], best_i[stop:], values.T, index.T + start)
         del block
-    return out
+    # (near-)ties: a pair's distance computed in a row block and in a transposed one may differ by rounding
+    slack = 8 * torch.finfo(best_v.dtype).eps * best_v[:, -1:].clamp_min(torch.finfo(best_v.dtype).tiny)
+    tied = ((best_v[:, 1:] - best_v[:, :-1]) <= slack).any(1).nonzero().flatten()
+    for row in tied.tolist():
+        dist = (sq + sq[row] - 2.0 * features @ features[row]).clamp_min_(0.0)
+        best_i[row, :k] = torch.sort(dist, stable=True).indices[:k]
+    return best_i[:, :k].contiguous()
 
 
 def jaccard_distance(
