@@ -113,8 +113,9 @@ def test_jaccard_distance_is_zero_on_the_diagonal_and_small_within_identities():
     assert dense[same].max() < 0.5 < dense[~same].min()
 
 
-@pytest.mark.parametrize("num,dim,k,chunk", [(50, 7, 5, 60), (300, 16, 31, 5000), (1000, 32, 30, 1 << 23),
-                                           (40, 3, 40, 100), (7, 3, 30, 10)])
+@pytest.mark.parametrize("num,dim,k,chunk", [
+    (50, 7, 5, 60), (300, 16, 31, 5000), (1000, 32, 30, 1 << 23),
+    (40, 3, 40, 100), (7, 3, 30, 10)])
 def test_nearest_neighbours_are_exact_in_blocks_with_ties_in_stable_order(num, dim, k, chunk):
     feats = torch.randn(num, dim, generator=torch.Generator().manual_seed(num))
     feats[5] = feats[3]  # a duplicate: rows near it see two equal distances

@@ -86,9 +86,10 @@ def nearest_neighbours(features: torch.Tensor, k: int, chunk_elements: int = CHU
     # (near-)ties: a pair's distance computed in a row block and in a transposed one may differ by rounding
     slack = 8 * torch.finfo(best_v.dtype).eps * best_v[:, -1:].clamp_min(torch.finfo(best_v.dtype).tiny)
     tied = ((best_v[:, 1:] - best_v[:, :-1]) <= slack).any(1).nonzero().flatten()
-    for row in tied.tolist():
-        dist = (sq + sq[row] - 2.0 * features @ features[row]).clamp_min_(0.0)
-        best_i[row, :k] = torch.sort(dist, stable=True).indices[:k]
+    for first in range(0, len(tied), rows):
+        some = tied[first:first + rows]
+        dist = torch.addmm(sq[None, :], features[some], features.T, alpha=-2.0).add_(sq[some, None]).clamp_min_(0.0)
+        best_i[some, :k] = torch.sort(dist, dim=1, stable=True).indices[:, :k]
     return best_i[:, :k].contiguous()
 
 
