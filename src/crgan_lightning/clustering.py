@@ -38,59 +38,43 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
-def _merge(best_v: torch.Tensor, best_i: torch.Tensor, new_v: torch.Tensor, new_i: torch.Tensor) -> None:
-    """Keep in ``best_v`` / ``best_i`` (n, m), in place, the m smallest of them and ``new_v`` / ``new_i``."""
-    values, pos = torch.topk(torch.cat([best_v, new_v], 1), best_v.shape[1], dim=1, largest=False, sorted=True)
-    best_i.copy_(torch.cat([best_i, new_i], 1).gather(1, pos))
-    best_v.copy_(values)
-
-
 def nearest_neighbours(features: torch.Tensor, k: int, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
     """Exact ``k`` nearest neighbours of each of ``N`` features among all of them, by squared
-    Euclidean distance.
+    Euclidean distance, computed block by block (``chunk_elements`` distances at a time).
 
-    The distances are computed block by block (``chunk_elements`` at a time) and only once per pair:
-    block ``A`` of rows against the columns from ``A``'s first row on; its rows keep their nearest
-    columns, and its transpose gives the later rows their candidates among ``A`` (half the
-    products of a full ``N x N`` pass). A running top ``k + 1`` per row tells ties apart: a row
-    whose ``k + 1`` nearest hold two distances equal up to rounding is recomputed and sorted in full
-    (stable), so that the result is that of a stable argsort of each row.
+    Each block keeps its rows' ``k + 1`` nearest (one ``topk``). A row whose ``k + 1`` nearest hold
+    two distances equal up to rounding gets its ``2 (k + 1)`` nearest re-sorted (stable, in index
+    order) by distances summed from coordinate differences, so that identical features are at
+    identical distances and ties come in index order, as in a stable argsort of exact distances.
 
     Args:
         features: ``(N, D)`` float tensor.
         k: neighbours per image (the image itself, at distance 0, is normally the first).
 
     Returns:
-        ``(N, k)`` int64 indices, nearest first; ties in the order of a stable sort.
+        ``(N, k)`` int64 indices, nearest first; ties in index order.
     """
-    num, device = features.shape[0], features.device
+    num = features.shape[0]
     k = min(k, num)
-    keep = min(k + 1, num)
+    keep, width = min(k + 1, num), min(2 * (k + 1), num)
     sq = (features * features).sum(1)
-    best_v = torch.full((num, keep), float("inf"), dtype=features.dtype, device=device)
-    best_i = torch.zeros((num, keep), dtype=torch.int64, device=device)
-    rows = max(keep, chunk_elements // num)
+    out = torch.empty(num, k, dtype=torch.int64, device=features.device)
+    rows = max(1, chunk_elements // num)
     for start in range(0, num, rows):
         stop = min(start + rows, num)
-        block = torch.addmm(sq[None, start:], features[start:stop], features[start:].T, alpha=-2.0)
-        block.add_(sq[start:stop, None]).clamp_min_(0.0)  # (b, N - start): rows start..stop, columns start..N
-        cols = torch.arange(start, num, device=device)
-        values, index = torch.topk(block, min(keep, block.shape[1]), dim=1, largest=False, sorted=True)
-        _merge(best_v[start:stop], best_i[start:stop], values, cols[index])
-        if stop < num:  # later rows: their nearest among this block's rows
-            below = block[:, stop - start:]
-            depth = min(keep, stop - start)
-            values, index = torch.topk(below, depth, dim=0, largest=False, sorted=True)
-            _merge(best_v[stop:], best_i[stop:], values.T, index.T + start)
+        block = torch.addmm(sq[None, :], features[start:stop], features.T, alpha=-2.0).add_(sq[start:stop, None])
+        values, index = torch.topk(block.clamp_min_(0.0), width, dim=1, largest=False, sorted=True)
         del block
-    # (near-)ties: a pair's distance computed in a row block and in a transposed one may differ by rounding
-    slack = 8 * torch.finfo(best_v.dtype).eps * best_v[:, -1:].clamp_min(torch.finfo(best_v.dtype).tiny)
-    tied = ((best_v[:, 1:] - best_v[:, :-1]) <= slack).any(1).nonzero().flatten()
-    for first in range(0, len(tied), rows):
-        some = tied[first:first + rows]
-        dist = torch.addmm(sq[None, :], features[some], features.T, alpha=-2.0).add_(sq[some, None]).clamp_min_(0.0)
-        best_i[some, :k] = torch.sort(dist, dim=1, stable=True).indices[:, :k]
-    return best_i[:, :k].contiguous()
+        out[start:stop] = index[:, :k]
+        # (near-)ties among the k + 1 nearest: identical features may differ by rounding in a product
+        near = values[:, :keep]
+        slack = 8 * torch.finfo(near.dtype).eps * near[:, -1:].clamp_min(torch.finfo(near.dtype).tiny)
+        tied = ((near[:, 1:] - near[:, :-1]) <= slack).any(1).nonzero().flatten()
+        if len(tied):
+            cand = torch.sort(index[tied], dim=1).values
+            exact = (features[cand] - features[tied + start, None, :]).pow_(2).sum(2)
+            out[tied + start] = cand.gather(1, torch.sort(exact, dim=1, stable=True).indices[:, :k])
+    return out
 
 
 def jaccard_distance(
