@@ -169,6 +169,20 @@ def step_rows(metrics_csv: Path) -> list[dict[str, float]]:
     return [{k: float(v) for k, v in r.items() if v != ""} for r in rows]
 
 
+def test_joint_hybrid_adds_the_source_loss_to_the_cluster_loss(tmp_path, synth_root, direct_ckpt):
+    pl.seed_everything(0)
+    dm = datamodule(synth_root)
+    module = cluster_module(dm, init_checkpoint=str(direct_ckpt), source_weight=0.5, cluster_weight=2.0)
+    run = trainer(tmp_path, max_epochs=1)
+    run.fit(module, datamodule=dm)
+    assert module.net.classifier.weight.requires_grad  # the source classifier trains in the hybrid
+    rows = step_rows(Path(run.logger.log_dir) / "metrics.csv")
+    assert len(rows) == 2
+    for row in rows:  # loss = source_weight * (CE + triplet on the source) + cluster_weight * contrast
+        labelled = row["train/source_ce"] + row["train/source_triplet"]
+        assert row["train/loss"] == pytest.approx(0.5 * labelled + 2.0 * row["train/cluster_contrast"], rel=1e-4)
+
+
 @pytest.mark.slow
 def test_no_true_target_label_reaches_training(tmp_path, synth_root, direct_ckpt):
     """Leak check: the target training images' true identities poisoned (shuffled among images)

@@ -118,6 +118,7 @@ def k_reciprocal_encoding(
     k2: int,
     row_scale: torch.Tensor,
     chunk_elements: int = CHUNK_ELEMENTS,
+    known: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The sparse k-reciprocal encoding ``V`` of ``N`` images, as COO entries sorted by (row, column).
 
@@ -132,6 +133,8 @@ def k_reciprocal_encoding(
         row_scale: ``(N,)`` divisor of each row's distances before the Gaussian kernel (the row
             maxima in re-ranking, ones for SpCL's Jaccard distance).
         chunk_elements: size of the blocks of values computed at once.
+        known: ``(index (N, W), distance (N, W))``: distances already computed (each image's ``W``
+            nearest, from the neighbour search), used instead of recomputing those pairs.
 
     Returns:
         ``(rows, cols, vals)``: the nonzero entries of ``V``; each row sums to 1.
@@ -142,13 +145,23 @@ def k_reciprocal_encoding(
     rows_v, cols_v = _expanded_sets(neighbours[:, :num_forward], neighbours[:, :num_half], small_rows)
 
     # Gaussian kernel of the scaled distance over each set.
+    dist_v = torch.full((rows_v.numel(),), float("nan"), dtype=dtype, device=device)
+    if known is not None:  # look the pairs up among the known ones, chunk by chunk
+        known_index, known_dist = known
+        step = max(1, chunk_elements // known_index.shape[1])
+        for start in range(0, rows_v.numel(), step):
+            r, c = rows_v[start:start + step], cols_v[start:start + step]
+            hit = known_index[r] == c[:, None]
+            found = hit.any(1)
+            dist_v[start:start + r.numel()][found] = known_dist[r[found]][hit[found]].to(dtype)
+    todo = torch.isnan(dist_v).nonzero().flatten()
     pairs_per_chunk = max(1, chunk_elements // feats.shape[1])
-    vals_v = torch.empty(rows_v.numel(), dtype=dtype, device=device)
-    for start in range(0, rows_v.numel(), pairs_per_chunk):
-        r, c = rows_v[start:start + pairs_per_chunk], cols_v[start:start + pairs_per_chunk]
+    for start in range(0, todo.numel(), pairs_per_chunk):
+        pos = todo[start:start + pairs_per_chunk]
+        r, c = rows_v[pos], cols_v[pos]
         dot = (feats.index_select(0, r) * feats.index_select(0, c)).sum(1)
-        d = (sq[r] + sq[c] - 2.0 * dot).clamp_min_(0.0) / row_scale[r]
-        vals_v[start:start + r.numel()] = torch.exp(-d)
+        dist_v[pos] = (sq[r] + sq[c] - 2.0 * dot).clamp_min_(0.0)
+    vals_v = torch.exp(-dist_v / row_scale[rows_v])
     vals_v /= torch.zeros(num, dtype=dtype, device=device).index_add_(0, rows_v, vals_v)[rows_v]
 
     # Local query expansion: V[i] <- mean of V over the k2 nearest neighbours of i.
