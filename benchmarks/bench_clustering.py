@@ -6,9 +6,9 @@ the centres' scale in every dimension) plus 3 % of images drawn from no identity
 implementations cluster them with the same settings (SpCL's: k1=30, k2=6, DBSCAN eps=0.6,
 min_samples=4), each in a process of its own so that its peak resident memory is its own:
 
-* ``library``: :func:`crgan_lightning.clustering.jaccard_distance` (exact kNN in torch block by
-  block, sparse encoding and sparse distances, entries beyond eps dropped) and DBSCAN on the sparse
-  matrix;
+* ``library``: :func:`crgan_lightning.clustering.jaccard_distance` (exact kNN block by block, the
+  products through numpy's BLAS on the CPU, sparse encoding and sparse distances, entries beyond
+  eps dropped) and DBSCAN on the sparse matrix;
 * ``reference``: the algorithm as SpCL's ``compute_jaccard_distance`` writes it, dense numpy over the
   kNN lists (an ``N x N`` encoding, its query expansion and the ``N x N`` distance, one image at a
   time; exact kNN by numpy blocks in place of faiss), then DBSCAN on the dense matrix.
@@ -186,8 +186,8 @@ def main() -> None:
         print(f"ARI(library, reference) = {adjusted_rand_score(ref_labels, lib_labels):.6f}; "
               f"labels identical: {bool(np.array_equal(lib_labels, ref_labels))}; "
               f"speed-up {ref['seconds'] / lib['seconds']:.1f}x, "
-              f"memory above baseline {(ref['peak_mb'] - ref['base_mb']) / max(lib['peak_mb'] - lib['base_mb'], 1):.1f}x "
-              "less")
+              f"memory above baseline {(ref['peak_mb'] - ref['base_mb']) / max(lib['peak_mb'] - lib['base_mb'], 1):.1f}"
+              "x less")
 
 
 if __name__ == "__main__":
