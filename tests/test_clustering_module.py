@@ -121,6 +121,14 @@ def test_pseudo_identity_sampler_follows_the_latest_labels_and_skips_dropped_ima
         list(sampler)
 
 
+def test_pseudo_identity_sampler_gives_valid_batches_before_the_first_clustering():
+    # Lightning iterates the loader to count its batches (loader workers prefetch) before any epoch starts
+    sampler = PseudoIdentitySampler(PseudoLabels(), batch_size=4, num_instances=2, seed=0, num_batches=3, num_items=6)
+    batches = np.asarray(list(sampler)).reshape(3, 4)
+    assert ((0 <= batches) & (batches < 6)).all()
+    assert (batches[:, 0] == batches[:, 1]).all() and (batches[:, 2] == batches[:, 3]).all()
+
+
 def test_pseudo_identity_sampler_deals_disjoint_batches_to_two_ranks():
     holder = PseudoLabels()
     holder.set(np.repeat(np.arange(8), 4))
@@ -171,8 +179,9 @@ def step_rows(metrics_csv: Path) -> list[dict[str, float]]:
 
 def test_joint_hybrid_adds_the_source_loss_to_the_cluster_loss(tmp_path, synth_root, direct_ckpt):
     pl.seed_everything(0)
-    dm = datamodule(synth_root)
-    module = cluster_module(dm, init_checkpoint=str(direct_ckpt), source_weight=0.5, cluster_weight=2.0)
+    dm = datamodule(synth_root, num_workers=1)  # as the embedded config: a loader worker, and ...
+    module = cluster_module(dm, init_checkpoint=str(direct_ckpt), source_weight=0.5, cluster_weight=2.0,
+                            lr_schedule="cosine")  # ... a schedule that counts the batches before the first epoch
     run = trainer(tmp_path, max_epochs=1)
     run.fit(module, datamodule=dm)
     assert module.net.classifier.weight.requires_grad  # the source classifier trains in the hybrid

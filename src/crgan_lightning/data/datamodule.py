@@ -340,7 +340,8 @@ class CrossDomainDataModule(pl.LightningDataModule):
         if self.with_target:
             if self.target_clusters:
                 sampler = PseudoIdentitySampler(self.target_pseudo_labels, self.target_batch_size, self.num_instances,
-                                                seed=self.seed + 1, num_batches=len(source))
+                                                seed=self.seed + 1, num_batches=len(source),
+                                                num_items=len(self.target_train))
             elif self.target_tracklets:
                 sampler = RandomTrackletSampler(self.target_tracklet_view.tracklets, self.target_batch_size,
                                                 self.num_instances, seed=self.seed + 1, num_batches=len(source))

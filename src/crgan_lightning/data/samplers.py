@@ -279,6 +279,11 @@ class PseudoIdentitySampler(_PKSampler):
         seed: base seed; the epoch (from ``set_epoch``) is mixed in.
         num_batches: batches per rank and epoch (fixed, so that the loader's length does not depend
             on the clustering).
+        num_items: the number of images. Before the first clustering, Lightning may iterate the
+            loader (to count its batches; loader workers then prefetch some): with ``num_items``
+            given, every image is then its own group, so such a pass yields valid batches; the
+            module's ``on_train_epoch_start`` sets the labels before any batch is trained on.
+            Without it, iterating before the first clustering is a :class:`ConfigError`.
         num_replicas, rank: taken from the process group when not given.
     """
 
@@ -291,10 +296,12 @@ class PseudoIdentitySampler(_PKSampler):
         num_instances: int = 4,
         seed: int = 0,
         num_batches: int = 1,
+        num_items: int | None = None,
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> None:
         _EpochSampler.__init__(self, seed, num_replicas, rank)
+        self.num_items = num_items
         if num_instances < 1 or batch_size < num_instances or batch_size % num_instances:
             raise ConfigError(
                 f"batch_size={batch_size} must be a positive multiple of num_instances={num_instances}"
@@ -309,6 +316,8 @@ class PseudoIdentitySampler(_PKSampler):
 
     def _all_batches(self) -> list[list[int]]:
         labels = self.pseudo_labels.labels
+        if labels is None and self.num_items:
+            labels = np.arange(self.num_items)  # before the first clustering: a pass Lightning only counts
         if labels is None:
             raise ConfigError("no pseudo-labels to sample from: the clustering stage sets them at the start of "
                               "every training epoch")
