@@ -182,8 +182,14 @@ def test_joint_hybrid_adds_the_source_loss_to_the_cluster_loss(tmp_path, synth_r
     dm = datamodule(synth_root, num_workers=1)  # as the embedded config: a loader worker, and ...
     module = cluster_module(dm, init_checkpoint=str(direct_ckpt), source_weight=0.5, cluster_weight=2.0,
                             lr_schedule="cosine")  # ... a schedule that counts the batches before the first epoch
-    run = trainer(tmp_path, max_epochs=1)
+    record = Record()
+    run = trainer(tmp_path, [record], max_epochs=1)
     run.fit(module, datamodule=dm)
+    # the first epoch's batches follow the first clustering (done before the loader draws any batch): P x K
+    # chunks of one pseudo-identity each, some of several images (not one image repeated K times)
+    chunks = [(index[i:i + 4], labels[i:i + 4]) for index, labels in record.batches for i in range(0, 16, 4)]
+    assert all(len(set(labels)) == 1 for _, labels in chunks)
+    assert any(len(set(index)) > 1 for index, _ in chunks)
     assert module.net.classifier.weight.requires_grad  # the source classifier trains in the hybrid
     rows = step_rows(Path(run.logger.log_dir) / "metrics.csv")
     assert len(rows) == 2

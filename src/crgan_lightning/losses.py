@@ -562,6 +562,8 @@ class ClusterMemory(nn.Module):
         self.check(features, labels)
         feats = _gather_rows(F.normalize(features.detach().float(), dim=1))
         ids = _gather_rows(labels.detach().to(device=feats.device, dtype=torch.long))
+        if ids.numel() == 0:
+            return
         seen, inverse = torch.unique(ids, return_inverse=True)
         assign = F.one_hot(inverse, len(seen)).t().float()  # (U, N): a fixed-order mean, same on every rank
         means = F.normalize(assign @ feats / assign.sum(1, keepdim=True), dim=1).to(self.features.device)

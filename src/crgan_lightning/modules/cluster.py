@@ -69,9 +69,12 @@ class ClusterModule(ReIDModule):
     classifier is frozen and the DataModule's source set is replaced by labels only (its loader
     sets the epoch's length; no source image is read), as in TAUDL alone.
 
-    The pseudo-labels (buffer ``pseudo_labels``, ``(N,)``) and the memory are part of the
-    checkpoint; a run resumed inside an epoch continues with them (Lightning does not call
-    ``on_train_epoch_start`` again), the next epoch clusters anew.
+    The first clustering of a fit happens in ``on_fit_start`` (Lightning creates the first epoch's
+    loader iterator before ``on_train_epoch_start``), the others at each epoch start. The
+    pseudo-labels (buffer ``pseudo_labels``, ``(N,)``) and the memory are part of the checkpoint;
+    a resumed run continues with them until its next epoch starts and clusters anew. Images
+    without pseudo-identity (dropped outliers) never count in the loss (with loader workers, a
+    run resumed at an epoch end may draw that epoch's first batches from the previous labels).
 
     Args:
         init_checkpoint: a re-id checkpoint (``last.ckpt`` of ``reid_direct``, ``reid_crgan``, ...)
@@ -172,10 +175,21 @@ class ClusterModule(ReIDModule):
         if "pseudo_labels" in state:
             self.pseudo_labels = torch.zeros_like(state["pseudo_labels"], device=self.pseudo_labels.device)
 
-    def on_train_start(self) -> None:
-        """A run resumed inside an epoch: give the checkpoint's pseudo-labels back to the sampler."""
+    def on_fit_start(self) -> None:
+        """Cluster for the first epoch here: Lightning creates the first epoch's loader iterator
+        (and loader workers start drawing batches) before ``on_train_epoch_start``. A resumed run
+        gives the checkpoint's pseudo-labels back to the sampler instead."""
         if self.pseudo_labels.numel():
             self.trainer.datamodule.set_target_pseudo_labels(self.pseudo_labels.cpu().numpy())
+        else:
+            self._pending_stats = self.recluster()
+            self._clustered_epoch = self.current_epoch
+        # A schedule that counts the training batches (lr_schedule: cosine) made Lightning build the loader
+        # and its iterator already, and loader workers drew batches from no labels: start that iterator
+        # again, as Lightning does at each later epoch.
+        fetcher = getattr(self.trainer.fit_loop, "_data_fetcher", None)
+        if fetcher is not None and getattr(fetcher, "combined_loader", None) is not None:
+            iter(fetcher)
 
     # ------------------------------------------------------------------ clustering
 
@@ -242,7 +256,11 @@ class ClusterModule(ReIDModule):
         return stats
 
     def on_train_epoch_start(self) -> None:
-        stats = self.recluster()
+        if getattr(self, "_clustered_epoch", None) == self.current_epoch:  # done in on_fit_start
+            stats = self._pending_stats
+            self._clustered_epoch = None
+        else:
+            stats = self.recluster()
         self.log_dict(stats, on_step=False, on_epoch=True, sync_dist=False)
 
     # ------------------------------------------------------------------ training
@@ -256,8 +274,9 @@ class ClusterModule(ReIDModule):
             raise ConfigError("source_weight=0 (clustering alone) but the batch holds rendered images; expected no "
                               "rendering callback")
         labels = self.pseudo_labels[tgt[INDEX].to(self.pseudo_labels.device)]
-        if len(labels) and int(labels.min()) < 0:
-            raise ConfigError("a target image without pseudo-identity was sampled (pseudo-labels and sampler disagree)")
+        # images without pseudo-identity (dropped outliers) do not count; they reach a batch only when the
+        # loader drew it before a new clustering (workers prefetching across a resume)
+        keep = labels >= 0
         parts = self._labelled_parts(batch) if self.uses_source else []
         images = torch.cat([p[1] for p in parts] + [tgt[IMAGE]])
         if hp.batch_erasing_p > 0:
@@ -269,10 +288,14 @@ class ClusterModule(ReIDModule):
         loss = pooled.new_zeros((), dtype=torch.float32)
         if parts:
             loss = loss + hp.source_weight * self._labelled_loss(parts, net.classifier(neck[:n]), pooled[:n])
-        contrast = cluster_contrast_loss(neck[n:], labels, self.memory.features.clone(), hp.temperature)
+        target = neck[n:][keep]
+        if keep.any():
+            contrast = cluster_contrast_loss(target, labels[keep], self.memory.features.clone(), hp.temperature)
+        else:
+            contrast = neck.sum() * 0.0
         loss = loss + hp.cluster_weight * contrast
         self._stop_if_diverged(loss)  # every rank stops together, before the memory takes a bad feature
-        self.memory.update(neck[n:], labels)  # a collective under DDP: every rank, every step
+        self.memory.update(target, labels[keep])  # a collective under DDP: every rank, every step
         self.log("train/cluster_contrast", contrast, on_step=True, on_epoch=False)
         self.log("train/loss", loss, prog_bar=True)
         return loss
