@@ -47,10 +47,14 @@ CRGAN_NEEDS = $(if $(findstring init_args.judge=,$(ARGS)),,$(JUDGE))
 # reid_taudl (TAUDL alone, no source label), reid_crgan_taudl with CRGAN_CKPT, reid_spgan_taudl with SPGAN_CKPT
 # (an SPGAN checkpoint of make train-spgan; TAUDL=1 only).
 CRGAN_CKPT ?= $(if $(filter 1 yes true,$(CRGAN)),$(GENERATOR))
+# CLUSTER=1: clustering on the target (reid_cluster), from the pair's direct-transfer run, or from the re-id
+# checkpoint INIT_CKPT (e.g. the CR-GAN streaming run's last.ckpt).
 TAUDL_ON = $(filter 1 yes true,$(TAUDL))
-REID_STAGE = $(if $(TAUDL_ON),$(if $(SPGAN_CKPT),reid_spgan_taudl,$(if $(CRGAN_CKPT),reid_crgan_taudl,reid_taudl)),$(if $(CRGAN_CKPT),reid_crgan,reid_direct))
+CLUSTER_ON = $(filter 1 yes true,$(CLUSTER))
+REID_STAGE = $(if $(CLUSTER_ON),reid_cluster,$(REID_STAGE_NO_CLUSTER))
+REID_STAGE_NO_CLUSTER = $(if $(TAUDL_ON),$(if $(SPGAN_CKPT),reid_spgan_taudl,$(if $(CRGAN_CKPT),reid_crgan_taudl,reid_taudl)),$(if $(CRGAN_CKPT),reid_crgan,reid_direct))
 REID_TRANSLATOR = $(or $(SPGAN_CKPT),$(CRGAN_CKPT))
-REID_EXTRA = $(if $(REID_TRANSLATOR),--rendering.init_args.translator=$(REID_TRANSLATOR))
+REID_EXTRA = $(if $(CLUSTER_ON),$(if $(INIT_CKPT),--model.init_args.init_checkpoint=$(INIT_CKPT)),$(if $(REID_TRANSLATOR),--rendering.init_args.translator=$(REID_TRANSLATOR)))
 # The generator train-reid trains first when missing (not with SPGAN_CKPT, which the recipe refuses beside it).
 REID_NEEDS = $(if $(SPGAN_CKPT),,$(filter $(GENERATOR),$(CRGAN_CKPT)))
 # A prerequisite's run, and what to do when it fails.
@@ -94,9 +98,10 @@ summary: install  ## print a dataset's statistics: make summary DATASET=market D
 train-crgan: install $(CRGAN_NEEDS)  ## CR-GAN, judged by the pair's direct-transfer run (trained first when missing, with REID_ARGS): make train-crgan SRC=market TGT=duke [ARGS=...] [REID_ARGS=...]
 	$(BIN)/crgan fit $(call stage_args,crgan) $(ARGS)
 
-train-reid: install $(REID_NEEDS)  ## re-id: make train-reid SRC=market TGT=duke [ARGS=...]; CRGAN=1 (or CRGAN_CKPT=<a CR-GAN last.ckpt>) streams the pair's CR-GAN renderings (trained first when missing, with CRGAN_ARGS); TAUDL=1 adds TAUDL on the target tracklets (alone, CR-GAN+TAUDL with CRGAN_CKPT, SPGAN+TAUDL with SPGAN_CKPT=<make train-spgan last.ckpt>)
+train-reid: install $(REID_NEEDS)  ## re-id: make train-reid SRC=market TGT=duke [ARGS=...]; CRGAN=1 (or CRGAN_CKPT=<a CR-GAN last.ckpt>) streams the pair's CR-GAN renderings (trained first when missing, with CRGAN_ARGS); TAUDL=1 adds TAUDL on the target tracklets (alone, CR-GAN+TAUDL with CRGAN_CKPT, SPGAN+TAUDL with SPGAN_CKPT=<make train-spgan last.ckpt>); CLUSTER=1 clusters the target, from the pair's direct run or INIT_CKPT=<re-id last.ckpt>
 	@test -z "$(SPGAN_CKPT)" -o -z "$(CRGAN_CKPT)" || { echo "give CRGAN_CKPT or SPGAN_CKPT, not both"; exit 2; }
 	@test -z "$(SPGAN_CKPT)" -o -n "$(TAUDL_ON)" || { echo "SPGAN_CKPT=$(SPGAN_CKPT) selects SPGAN+TAUDL: add TAUDL=1"; exit 2; }
+	@test -z "$(CLUSTER_ON)" -o -z "$(TAUDL_ON)$(CRGAN_CKPT)$(SPGAN_CKPT)" || { echo "CLUSTER=1 starts from a re-id checkpoint: give INIT_CKPT (not TAUDL, CRGAN_CKPT or SPGAN_CKPT)"; exit 2; }
 	$(BIN)/crgan fit $(call stage_args,$(REID_STAGE)) $(REID_EXTRA) $(ARGS)
 
 # The judge and the generator of the pair, built only when their checkpoint is missing (an existing one is used,

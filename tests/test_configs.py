@@ -48,7 +48,8 @@ DOCUMENTED_DEFAULTS = [
 ]
 MODULES = {"crgan": "crgan.CRGANModule", "spgan": "spgan.SPGANModule", "reid_direct": "reid.ReIDModule",
            "reid_crgan": "reid.ReIDModule", "reid_taudl": "taudl.TAUDLModule",
-           "reid_crgan_taudl": "taudl.TAUDLModule", "reid_spgan_taudl": "taudl.TAUDLModule"}
+           "reid_crgan_taudl": "taudl.TAUDLModule", "reid_spgan_taudl": "taudl.TAUDLModule",
+           "reid_cluster": "cluster.ClusterModule", "reid_crgan_cluster": "cluster.ClusterModule"}
 
 
 def test_the_configs_are_package_data_with_one_file_per_shipped_pair():
@@ -78,6 +79,8 @@ def test_every_stage_of_every_pair_parses_into_its_module_and_run_folder(stage, 
     if translator:
         ContextRenderingCallback(**cfg["rendering"]["init_args"])  # its arguments are valid together
         assert cfg["rendering"]["init_args"]["translator"] == f"runs/{pair}/{translator}/checkpoints/last.ckpt"
+    if STAGES[stage].init:  # the clustering stages start from a re-id run of the pair
+        assert cfg["model"]["init_args"]["init_checkpoint"] == f"runs/{pair}/{STAGES[stage].init}/checkpoints/last.ckpt"
     if stage == "crgan":  # judged by the pair's direct-transfer run
         assert cfg["model"]["init_args"]["judge"] == f"runs/{pair}/reid_direct/checkpoints/last.ckpt"
 

@@ -512,3 +512,94 @@ class CrossCameraAssociationLoss(nn.Module):
         if update:
             memory.update(features, tracklets)
         return loss
+
+
+# ---------------------------------------------------------------------------------------------
+# Cluster contrast (SpCL, NeurIPS 2020; cluster contrast, Dai et al.): one memory feature per
+# pseudo-identity of the target, rebuilt from the cluster centroids every epoch, moved towards the
+# features of each training batch, and an InfoNCE loss of every image against all of them.
+
+
+class ClusterMemory(nn.Module):
+    """One L2-normalised feature per pseudo-identity, the same on every DDP rank.
+
+    Buffer ``features`` (C, D) is part of the checkpoint (its size changes when the clusters are
+    rebuilt: :meth:`reset`; a module resizes it from the checkpoint before loading).
+
+    :meth:`update` gathers the features and labels of all ranks (``all_gather`` in rank order)
+    before it writes, so every rank applies the same update: per pseudo-identity ``c`` seen in the
+    gathered batch, with ``m`` the mean of its images' normalised features,
+    ``s_c <- normalise(momentum * s_c + (1 - momentum) * m)``. (SpCL and cluster contrast update one
+    image after another; the batch mean does not depend on the order of the images or of the
+    ranks.)
+
+    Args:
+        feature_dim: D.
+        momentum: weight of the old entry, in [0, 1) (SpCL: 0.2; cluster contrast: 0.1).
+    """
+
+    def __init__(self, feature_dim: int, momentum: float = 0.2) -> None:
+        super().__init__()
+        if feature_dim < 1:
+            raise ConfigError(f"feature_dim={feature_dim} must be >= 1")
+        if not 0.0 <= momentum < 1.0:
+            raise ConfigError(f"cluster memory momentum={momentum} must be in [0, 1)")
+        self.momentum = float(momentum)
+        self.register_buffer("features", torch.zeros(0, feature_dim))
+
+    @property
+    def num_classes(self) -> int:
+        return self.features.shape[0]
+
+    @torch.no_grad()
+    def reset(self, centroids: torch.Tensor) -> None:
+        """Replace the memory by ``centroids`` (C, D), normalised (a new clustering)."""
+        if centroids.dim() != 2 or centroids.shape[1] != self.features.shape[1]:
+            raise ConfigError(f"cluster memory of dimension {self.features.shape[1]} got centroids of shape "
+                              f"{tuple(centroids.shape)}")
+        self.features = F.normalize(centroids.detach().float(), dim=1).to(self.features.device)
+
+    def check(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """Raise :class:`ConfigError` unless ``features`` (B, D) and ``labels`` (B,) in [0, C) fit."""
+        dim = self.features.shape[1]
+        if features.dim() != 2 or features.shape[1] != dim or labels.shape != features.shape[:1]:
+            raise ConfigError(f"cluster memory of {self.num_classes} x {dim} expects features (B, {dim}) and labels "
+                              f"(B,); got {tuple(features.shape)} and {tuple(labels.shape)}")
+        if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < self.num_classes):
+            raise ConfigError(f"pseudo-label {int(labels.max())} (or {int(labels.min())}) is out of range; the memory "
+                              f"holds pseudo-identities 0..{self.num_classes - 1}")
+
+    @torch.no_grad()
+    def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """Move the entries of this step's pseudo-identities towards the batch features (B, D) of
+        ALL ranks. Under DDP a collective: every rank calls it at the same steps."""
+        self.check(features, labels)
+        feats = _gather_rows(F.normalize(features.detach().float(), dim=1))
+        ids = _gather_rows(labels.detach().to(device=feats.device, dtype=torch.long))
+        if ids.numel() == 0:
+            return
+        seen, inverse = torch.unique(ids, return_inverse=True)
+        assign = F.one_hot(inverse, len(seen)).t().float()  # (U, N): a fixed-order mean, same on every rank
+        means = F.normalize(assign @ feats / assign.sum(1, keepdim=True), dim=1).to(self.features.device)
+        seen = seen.to(self.features.device)
+        blended = self.momentum * self.features[seen] + (1.0 - self.momentum) * means
+        self.features[seen] = F.normalize(blended, dim=1)
+
+
+def cluster_contrast_loss(features: torch.Tensor, labels: torch.Tensor, memory: torch.Tensor,
+                          temperature: float = 0.05) -> torch.Tensor:
+    """InfoNCE of each image against the cluster memory:
+    ``mean_i -log( exp(x_i . s_{y_i} / T) / sum_c exp(x_i . s_c / T) )`` with ``x_i`` the
+    L2-normalised feature.
+
+    Args:
+        features: (B, D) features (gradients flow into them).
+        labels: (B,) pseudo-identities in [0, C).
+        memory: (C, D) normalised memory features (no gradient; pass a snapshot taken before the
+            memory update of the same step).
+        temperature: T (SpCL, cluster contrast: 0.05).
+    """
+    if temperature <= 0:
+        raise ConfigError(f"cluster contrast temperature={temperature} must be > 0")
+    logits = F.normalize(features.float(), dim=1) @ memory.detach().t() / temperature
+    return F.cross_entropy(logits, labels.to(logits.device).long())

@@ -45,11 +45,13 @@ RUNS = "runs"
 @dataclass(frozen=True)
 class Stage:
     """A stage: its config pieces, and the stages whose checkpoints it reads by default
-    (``judge``: the CR-GAN identity judge; ``translator``: the streamed renderer)."""
+    (``judge``: the CR-GAN identity judge; ``translator``: the streamed renderer; ``init``: the
+    re-id run the clustering stage starts from)."""
 
     pieces: tuple[str, ...]
     judge: str | None = None
     translator: str | None = None
+    init: str | None = None
 
 
 STAGES: dict[str, Stage] = {
@@ -60,6 +62,8 @@ STAGES: dict[str, Stage] = {
     "reid_taudl": Stage(("trainer", "reid", "taudl", "taudl_alone")),
     "reid_crgan_taudl": Stage(("trainer", "reid", "streaming", "taudl"), translator="crgan"),
     "reid_spgan_taudl": Stage(("trainer", "reid", "streaming", "taudl"), translator="spgan"),
+    "reid_cluster": Stage(("trainer", "reid", "cluster"), init="reid_direct"),
+    "reid_crgan_cluster": Stage(("trainer", "reid", "cluster"), init="reid_crgan"),
 }
 
 
@@ -211,6 +215,8 @@ def stage_arguments(stage: str, pair: str | None = None, runs: str | Path = RUNS
         args.append(f"--model.init_args.judge={last_checkpoint(run_folder(spec.judge, pair, runs))}")
     if spec.translator:
         args.append(f"--rendering.init_args.translator={last_checkpoint(run_folder(spec.translator, pair, runs))}")
+    if spec.init:
+        args.append(f"--model.init_args.init_checkpoint={last_checkpoint(run_folder(spec.init, pair, runs))}")
     return args
 
 

@@ -10,6 +10,9 @@ random unlabelled images (their camera is known, their identity is not used). Wi
 ``target_tracklets=True`` (TAUDL), target batches are instead P x K *tracklet* batches
 (:class:`RandomTrackletSampler`) and carry ``"tracklet"`` (global tracklet id) and
 ``"camera_tracklet"`` (id inside the camera); see :mod:`crgan_lightning.data.tracklets`.
+With ``target_clusters=True`` (the clustering stage), target batches are P x K batches over the
+pseudo-identities the module sets each epoch (:meth:`CrossDomainDataModule.set_target_pseudo_labels`)
+and carry ``"index"`` (the image's position in the target training split), never a true identity.
 Validation and test batches run over the target query set followed by the target gallery::
 
     {"image", "pid" (as in the file name), "camid", "index" (0..num_query-1 are queries)}
@@ -28,7 +31,7 @@ import cv2
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import CombinedLoader
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..errors import ConfigError, DatasetError
 from ..fileio import read_meta
@@ -36,7 +39,9 @@ from .datasets import EMBEDDED_DATASETS, ReIDDataset, ReIDSample, get_spec, load
 from .images import read_image
 from .keys import CAMID, INDEX, PID, SOURCE, TARGET
 from .masks import MaskProvider, build_mask_provider, check_mask_source
-from .samplers import RandomIdentitySampler, RandomTrackletSampler, ShardedRandomSampler
+from .samplers import (
+    PseudoIdentitySampler, PseudoLabels, RandomIdentitySampler, RandomTrackletSampler, ShardedRandomSampler,
+)
 from .tracklets import TrackletDataset, TrackletView, build_tracklet_view
 from .transforms import apply_transforms, build_transforms, pipeline_random_state, set_pipeline_random_state
 
@@ -140,6 +145,12 @@ class CrossDomainDataModule(pl.LightningDataModule):
             :mod:`crgan_lightning.data.tracklets`); target batches are P x K tracklet batches
             (``target_batch_size`` images, K = ``num_instances``, as many batches as the source
             loader) that carry ``"tracklet"`` and ``"camera_tracklet"``. Needs ``with_target``.
+        target_clusters: the clustering stage's view of the target (off by default): target
+            batches are P x K batches (``target_batch_size`` images, K = ``num_instances``, as many
+            batches as the source loader) over the pseudo-identities of
+            :meth:`set_target_pseudo_labels`, and carry ``"index"``, the image's position in the
+            target training split; :meth:`cluster_loader` gives the same images unaugmented for the
+            feature pass. Needs ``with_target``; not with ``target_tracklets``.
     """
 
     def __init__(
@@ -163,6 +174,7 @@ class CrossDomainDataModule(pl.LightningDataModule):
         synthetic_seed: int = 0,
         seed: int = 0,
         target_tracklets: bool = False,
+        target_clusters: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -176,13 +188,17 @@ class CrossDomainDataModule(pl.LightningDataModule):
                 raise ConfigError(f"data.{name}={value} must be >= 1")
         if target_tracklets and not with_target:
             raise ConfigError("data.target_tracklets=true needs the target training images; set data.with_target=true")
+        if target_clusters and (target_tracklets or not with_target):
+            raise ConfigError("data.target_clusters=true needs data.with_target=true and data.target_tracklets=false")
         tracklet_batch = target_batch_size or batch_size
-        if target_tracklets and tracklet_batch % num_instances:
+        if (target_tracklets or target_clusters) and tracklet_batch % num_instances:
             raise ConfigError(
                 f"data.target_batch_size={tracklet_batch} must be a multiple of data.num_instances={num_instances} "
-                f"when data.target_tracklets=true (P tracklets x K images)")
+                f"when data.target_tracklets or data.target_clusters is true (P groups x K images)")
         self.source_name, self.target_name = source, target
         self.target_tracklets = target_tracklets
+        self.target_clusters = target_clusters
+        self.target_pseudo_labels = PseudoLabels()
         self._tracklet_view: TrackletView | None = None
         self.root = Path(root)
         self.height, self.width = height, width
@@ -298,6 +314,7 @@ class CrossDomainDataModule(pl.LightningDataModule):
         if self.with_target:
             self.target_train = ReIDImageDataset(
                 tgt.train, self.train_transform, mask_provider=build_mask_provider(masks, tgt), with_pid=False,
+                with_index=self.target_clusters,
             )
             if self.target_tracklets:
                 self.target_train = TrackletDataset(self.target_train, self.target_tracklet_view)
@@ -333,7 +350,11 @@ class CrossDomainDataModule(pl.LightningDataModule):
         source = self.source_loader()
         loaders = {SOURCE: source}
         if self.with_target:
-            if self.target_tracklets:
+            if self.target_clusters:
+                sampler = PseudoIdentitySampler(self.target_pseudo_labels, self.target_batch_size, self.num_instances,
+                                                seed=self.seed + 1, num_batches=len(source),
+                                                num_items=len(self.target_train))
+            elif self.target_tracklets:
                 sampler = RandomTrackletSampler(self.target_tracklet_view.tracklets, self.target_batch_size,
                                                 self.num_instances, seed=self.seed + 1, num_batches=len(source))
             else:
@@ -342,6 +363,30 @@ class CrossDomainDataModule(pl.LightningDataModule):
                 )
             loaders[TARGET] = self._loader(self.target_train, self.target_batch_size, sampler=sampler, drop_last=True)
         return CombinedLoader(loaders, mode="min_size")
+
+    def cluster_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
+        """The target training images without augmentation and without identity (``{"image",
+        "camid", "index"}``), for the clustering stage's feature pass: images ``rank, rank +
+        world_size, ...`` (each rank extracts its own share; ``index`` places them)."""
+        dataset = ReIDImageDataset(self.target_dataset.train, self.test_transform, with_pid=False, with_index=True)
+        if self.num_workers > 0:
+            _prepare_fork()
+        # no augmentation, so no seeding (and no draw from torch's random state, unlike _loader)
+        return DataLoader(Subset(dataset, range(rank, len(dataset), world_size)), batch_size=self.eval_batch_size,
+                          shuffle=False, num_workers=self.num_workers,
+                          worker_init_fn=_worker_init if self.num_workers > 0 else None)
+
+    @property
+    def num_target_train(self) -> int:
+        """Number of target training images (the images the clustering stage labels)."""
+        return len(self.target_dataset.train)
+
+    def set_target_pseudo_labels(self, labels) -> None:
+        """The pseudo-identity (``(N,)`` ints, -1: not trained on) of every target training image, for
+        the P x K sampling of the next training epoch (``target_clusters``)."""
+        if len(labels) != self.num_target_train:
+            raise ConfigError(f"{len(labels)} pseudo-labels for {self.num_target_train} target training images")
+        self.target_pseudo_labels.set(labels)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.target_eval, self.eval_batch_size, shuffle=False)

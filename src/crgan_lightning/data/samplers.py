@@ -245,3 +245,95 @@ class RandomTrackletSampler(_PKSampler):
         while len(batches) < needed:  # every tracklet has a chunk, so a pass makes at least one batch
             batches += self._one_pass(rng)
         return batches[:needed]
+
+
+class PseudoLabels:
+    """The current pseudo-identity of every target training image, shared by the module that
+    clusters and the sampler that draws batches from it (both in the main process of a rank).
+
+    ``labels``: ``(N,)`` int64 numpy array (-1: an image left out of training), or None before the
+    first clustering."""
+
+    def __init__(self) -> None:
+        self.labels: np.ndarray | None = None
+
+    def set(self, labels) -> None:
+        self.labels = np.asarray(labels, dtype=np.int64).copy()
+
+
+class PseudoIdentitySampler(_PKSampler):
+    """P x K sampling over pseudo-identities that change every epoch (the clustering stage).
+
+    The groups are read from ``pseudo_labels`` when an epoch's iteration starts (after the module's
+    ``on_train_epoch_start``, where it clusters), so the loader is built once and each epoch follows
+    the latest clustering. Images labelled -1 (dropped outliers) are never drawn. Otherwise as
+    :class:`RandomTrackletSampler`: every ``batch_size`` consecutive indices hold
+    ``P = batch_size // K`` distinct pseudo-identities with ``K = num_instances`` images each (a
+    pseudo-identity with fewer than K images is drawn with replacement), whole chunks are dealt to
+    the ranks, and every rank yields ``num_batches`` batches per epoch.
+
+    Args:
+        pseudo_labels: the shared :class:`PseudoLabels`.
+        batch_size: P * K, images per batch on one rank.
+        num_instances: K.
+        seed: base seed; the epoch (from ``set_epoch``) is mixed in.
+        num_batches: batches per rank and epoch (fixed, so that the loader's length does not depend
+            on the clustering).
+        num_items: the number of images. Before the first clustering, Lightning may iterate the
+            loader (to count its batches; loader workers then prefetch some): with ``num_items``
+            given, every image is then its own group, so such a pass yields valid batches; the
+            module's ``on_train_epoch_start`` sets the labels before any batch is trained on.
+            Without it, iterating before the first clustering is a :class:`ConfigError`.
+        num_replicas, rank: taken from the process group when not given.
+    """
+
+    what = "pseudo-identities"
+
+    def __init__(
+        self,
+        pseudo_labels: PseudoLabels,
+        batch_size: int = 64,
+        num_instances: int = 4,
+        seed: int = 0,
+        num_batches: int = 1,
+        num_items: int | None = None,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        _EpochSampler.__init__(self, seed, num_replicas, rank)
+        self.num_items = num_items
+        if num_instances < 1 or batch_size < num_instances or batch_size % num_instances:
+            raise ConfigError(
+                f"batch_size={batch_size} must be a positive multiple of num_instances={num_instances}"
+            )
+        if num_batches < 1:
+            raise ConfigError(f"num_batches={num_batches} must be >= 1")
+        self.batch_size = batch_size
+        self.num_instances = num_instances
+        self.per_batch = batch_size // num_instances
+        self.pseudo_labels = pseudo_labels
+        self.batches_per_rank = num_batches
+
+    def _all_batches(self) -> list[list[int]]:
+        labels = self.pseudo_labels.labels
+        if labels is None and self.num_items:
+            labels = np.arange(self.num_items)  # before the first clustering: a pass Lightning only counts
+        if labels is None:
+            raise ConfigError("no pseudo-labels to sample from: the clustering stage sets them at the start of "
+                              "every training epoch")
+        self.index_by_group = defaultdict(list)
+        for idx, group in enumerate(labels.tolist()):
+            if group >= 0:
+                self.index_by_group[group].append(idx)
+        self.groups = sorted(self.index_by_group)
+        if len(self.groups) < self.per_batch:
+            raise ConfigError(
+                f"P x K sampling needs at least P={self.per_batch} pseudo-identities (batch_size / num_instances = "
+                f"{self.batch_size} / {self.num_instances}); the clustering gave {len(self.groups)}: raise eps, "
+                "lower min_samples, or keep outliers as instances")
+        rng = self._rng()
+        needed = self.batches_per_rank * self.num_replicas
+        batches: list[list[int]] = []
+        while len(batches) < needed:  # every pseudo-identity has a chunk, so a pass makes at least one batch
+            batches += self._one_pass(rng)
+        return batches[:needed]

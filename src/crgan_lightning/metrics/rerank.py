@@ -110,6 +110,81 @@ def _coalesce(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, num: i
     return torch.div(key, num, rounding_mode="floor"), key % num, summed
 
 
+def k_reciprocal_encoding(
+    feats: torch.Tensor,
+    neighbours: torch.Tensor,
+    num_forward: int,
+    num_half: int,
+    k2: int,
+    row_scale: torch.Tensor,
+    chunk_elements: int = CHUNK_ELEMENTS,
+    known: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sparse k-reciprocal encoding ``V`` of ``N`` images, as COO entries sorted by (row, column).
+
+    Args:
+        feats: ``(N, D)`` features the distances are computed from (squared Euclidean).
+        neighbours: ``(N, >= max(num_forward, num_half, k2))`` indices of each image's nearest
+            images, nearest first (the image itself first).
+        num_forward: length of the forward lists whose reciprocal members form ``R(i, k1)``
+            (``k1 + 1`` in Zhong et al.'s notation).
+        num_half: the same for the half-size sets ``R(c, round(k1 / 2))`` of the expansion.
+        k2: neighbours averaged by local query expansion (1 turns it off).
+        row_scale: ``(N,)`` divisor of each row's distances before the Gaussian kernel (the row
+            maxima in re-ranking, ones for SpCL's Jaccard distance).
+        chunk_elements: size of the blocks of values computed at once.
+        known: ``(index (N, W), distance (N, W))``: distances already computed (each image's ``W``
+            nearest, from the neighbour search), used instead of recomputing those pairs.
+
+    Returns:
+        ``(rows, cols, vals)``: the nonzero entries of ``V``; each row sums to 1.
+    """
+    num, dtype, device = feats.shape[0], feats.dtype, feats.device
+    sq = (feats * feats).sum(1)
+    small_rows = max(1, chunk_elements // (num_forward * num_forward * num_half))
+    rows_v, cols_v = _expanded_sets(neighbours[:, :num_forward], neighbours[:, :num_half], small_rows)
+
+    # Gaussian kernel of the scaled distance over each set.
+    dist_v = torch.full((rows_v.numel(),), float("nan"), dtype=dtype, device=device)
+    if known is not None:  # look the pairs up among the known ones, chunk by chunk
+        known_index, known_dist = known
+        step = max(1, chunk_elements // known_index.shape[1])
+        for start in range(0, rows_v.numel(), step):
+            r, c = rows_v[start:start + step], cols_v[start:start + step]
+            hit = known_index[r] == c[:, None]
+            found = hit.any(1)
+            dist_v[start:start + r.numel()][found] = known_dist[r[found]][hit[found]].to(dtype)
+    todo = torch.isnan(dist_v).nonzero().flatten()
+    pairs_per_chunk = max(1, chunk_elements // feats.shape[1])
+    for start in range(0, todo.numel(), pairs_per_chunk):
+        pos = todo[start:start + pairs_per_chunk]
+        r, c = rows_v[pos], cols_v[pos]
+        dot = (feats.index_select(0, r) * feats.index_select(0, c)).sum(1)
+        dist_v[pos] = (sq[r] + sq[c] - 2.0 * dot).clamp_min_(0.0)
+    vals_v = torch.exp(-dist_v / row_scale[rows_v])
+    vals_v /= torch.zeros(num, dtype=dtype, device=device).index_add_(0, rows_v, vals_v)[rows_v]
+
+    # Local query expansion: V[i] <- mean of V over the k2 nearest neighbours of i.
+    if k2 > 1:
+        k2e = min(k2, num)
+        counts = torch.bincount(rows_v, minlength=num)
+        row_ptr = torch.cumsum(counts, 0) - counts
+        new_rows, new_cols, new_vals = [], [], []
+        dst_per_chunk = max(1, chunk_elements // max(1, k2e * int(counts.max())))
+        for start in range(0, num, dst_per_chunk):
+            stop = min(start + dst_per_chunk, num)
+            src = neighbours[start:stop, :k2e].reshape(-1)
+            dst = torch.arange(start, stop, device=device).repeat_interleave(k2e)
+            seg, off = _segments(counts[src])
+            idx = row_ptr[src][seg] + off
+            r, c, v = _coalesce(dst[seg], cols_v[idx], vals_v[idx], num)
+            new_rows.append(r)
+            new_cols.append(c)
+            new_vals.append(v / k2e)
+        rows_v, cols_v, vals_v = torch.cat(new_rows), torch.cat(new_cols), torch.cat(new_vals)
+    return rows_v, cols_v, vals_v
+
+
 def re_ranking(
     qf: ArrayLike,
     gf: ArrayLike,
@@ -176,42 +251,11 @@ def re_ranking(
     row_max = torch.where(row_max > 0, row_max, torch.ones_like(row_max))
     final /= row_max[:num_q, None]
 
-    # 2. Expanded k-reciprocal sets.
+    # 2-3. Expanded k-reciprocal sets and their sparse encoding V (with local query expansion).
     k1p = min(k1 + 1, num)
     khp = min(int(np.around(k1 / 2)) + 1, num)
-    small_rows = max(1, chunk_elements // (k1p * k1p * khp))
-    rows_v, cols_v = _expanded_sets(neighbours[:, :k1p], neighbours[:, :khp], small_rows)
-
-    # 3. Sparse encoding V: Gaussian kernel of the normalised distance over each set.
-    pairs_per_chunk = max(1, chunk_elements // feats.shape[1])
-    vals_v = torch.empty(rows_v.numel(), dtype=dtype, device=device)
-    for start in range(0, rows_v.numel(), pairs_per_chunk):
-        r, c = rows_v[start:start + pairs_per_chunk], cols_v[start:start + pairs_per_chunk]
-        dot = (feats.index_select(0, r) * feats.index_select(0, c)).sum(1)
-        d = (sq[r] + sq[c] - 2.0 * dot).clamp_min_(0.0) / row_max[r]
-        vals_v[start:start + r.numel()] = torch.exp(-d)
-    vals_v /= torch.zeros(num, dtype=dtype, device=device).index_add_(0, rows_v, vals_v)[rows_v]
-    del feats
-
-    # Local query expansion: V[i] <- mean of V over the k2 nearest neighbours of i.
-    if k2 > 1:
-        k2e = min(k2, num)
-        counts = torch.bincount(rows_v, minlength=num)
-        row_ptr = torch.cumsum(counts, 0) - counts
-        new_rows, new_cols, new_vals = [], [], []
-        dst_per_chunk = max(1, chunk_elements // max(1, k2e * int(counts.max())))
-        for start in range(0, num, dst_per_chunk):
-            stop = min(start + dst_per_chunk, num)
-            src = neighbours[start:stop, :k2e].reshape(-1)
-            dst = torch.arange(start, stop, device=device).repeat_interleave(k2e)
-            seg, off = _segments(counts[src])
-            idx = row_ptr[src][seg] + off
-            r, c, v = _coalesce(dst[seg], cols_v[idx], vals_v[idx], num)
-            new_rows.append(r)
-            new_cols.append(c)
-            new_vals.append(v / k2e)
-        rows_v, cols_v, vals_v = torch.cat(new_rows), torch.cat(new_cols), torch.cat(new_vals)
-    del neighbours
+    rows_v, cols_v, vals_v = k_reciprocal_encoding(feats, neighbours, k1p, khp, k2, row_max, chunk_elements)
+    del feats, neighbours
 
     # 4. Jaccard distance of queries to gallery images through the inverted index (by column)
     #    of the gallery rows of V.
