@@ -22,7 +22,7 @@ from crgan_lightning.data.samplers import PseudoIdentitySampler, PseudoLabels
 from crgan_lightning.errors import ConfigError, WeightsError
 from crgan_lightning.modules.cluster import ClusterModule
 from crgan_lightning.modules.reid import ReIDModule
-from crgan_lightning.schedules import WarmupMultiStepLR
+from crgan_lightning.schedules import WarmupCosineLR, WarmupMultiStepLR
 
 REPO = Path(__file__).resolve().parents[1]
 NET = dict(net={"backbone": "resnet10t", "pretrained": False, "test_pooling": "avg"}, ranked_list_queries=0)
@@ -186,7 +186,7 @@ def test_joint_hybrid_adds_the_source_loss_to_the_cluster_loss(tmp_path, synth_r
     pl.seed_everything(0)
     dm = datamodule(synth_root, num_workers=1)  # as the embedded config: a loader worker, and ...
     module = cluster_module(dm, init_checkpoint=str(direct_ckpt), source_weight=0.5, cluster_weight=2.0,
-                            lr_schedule="cosine")  # ... a schedule that counts the batches before the first epoch
+                            scheduler=WarmupCosineLR)  # ... a schedule that counts the batches before the first epoch
     record = Record()
     run = trainer(tmp_path, [record], max_epochs=1)
     run.fit(module, datamodule=dm)
