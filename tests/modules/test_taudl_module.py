@@ -380,6 +380,19 @@ def test_every_taudl_config_parses_and_keeps_its_base_recipe(pair):
             assert callback["init_args"]["translator"] == f"runs/{pair}/{translator}/checkpoints/last.ckpt"
 
 
+def test_taudl_alone_from_scratch_warms_up_before_ccta_and_pretrained_pairs_do_not():
+    embedded = shipped_config("reid_taudl")["model"]["init_args"]
+    assert embedded["net"]["init_args"]["pretrained"] is False
+    assert (embedded["ccta_start_epoch"], embedded["ccta_ramp_epochs"]) == (5.0, 2.0)
+    for pair in ("market2duke", "duke2market"):  # ImageNet weights: CCTA ramped in over the first epoch
+        args = shipped_config("reid_taudl", pair)["model"]["init_args"]
+        assert args["net"]["init_args"]["pretrained"] is True
+        assert (args["ccta_start_epoch"], args["ccta_ramp_epochs"]) == (0.0, 1.0)
+    for stage in ("reid_crgan_taudl", "reid_spgan_taudl"):  # the hybrids learn from source labels first
+        args = shipped_config(stage)["model"]["init_args"]
+        assert (args["ccta_start_epoch"], args["ccta_ramp_epochs"]) == (0.0, 1.0)
+
+
 def test_make_train_reid_picks_the_taudl_config_with_taudl_1():
     def command(*variables: str) -> str:
         proc = subprocess.run(["make", "-n", "-o", "install", "train-reid", *variables], cwd=REPO,
