@@ -11,6 +11,8 @@ line (so exactly the shipped recipe plus the schedule's arguments), and writes:
 Schedules (``--schedules``, any of):
 
 * ``shipped``: the ``reid_taudl`` config as shipped (its ``ccta_start_epoch`` / ``ccta_ramp_epochs``);
+* ``ramp1``: no warm-up, CCTA ramped in over the first epoch (the base configs' schedule, and the
+  embedded one before the warm-up);
 * ``official``: CCTA at full weight from the first step (the official recipe, without its ImageNet start);
 * ``pctd``: PCTD only (``taudl_lambda: 0``);
 * ``warmup``: a PCTD-only warm-up of ``--warmup-epochs`` then a CCTA ramp over ``--ramp-epochs``.
@@ -41,19 +43,22 @@ def schedule_arguments(name: str, args) -> list[str]:
     prefix = "--model.init_args."
     if name == "shipped":
         return []
+    if name == "ramp1":
+        return [f"{prefix}ccta_start_epoch=0", f"{prefix}ccta_ramp_epochs=1"]
     if name == "official":
         return [f"{prefix}ccta_start_epoch=0", f"{prefix}ccta_ramp_epochs=0"]
     if name == "pctd":
         return [f"{prefix}taudl_lambda=0"]
     if name == "warmup":
         return [f"{prefix}ccta_start_epoch={args.warmup_epochs}", f"{prefix}ccta_ramp_epochs={args.ramp_epochs}"]
-    raise SystemExit(f"unknown schedule {name!r}; expected shipped, official, pctd or warmup")
+    raise SystemExit(f"unknown schedule {name!r}; expected shipped, ramp1, official, pctd or warmup")
 
 
 def label(name: str, args) -> str:
     if name == "warmup":
         return f"warm-up {args.warmup_epochs:g} + ramp {args.ramp_epochs:g} epochs"
-    return {"shipped": "shipped config", "official": "CCTA from step 1", "pctd": "PCTD only"}[name]
+    return {"shipped": "shipped config", "ramp1": "CCTA ramped in over epoch 1", "official": "CCTA from step 1",
+            "pctd": "PCTD only"}[name]
 
 
 def validation_curve(metrics_csv: Path) -> dict[str, list[float]]:
