@@ -25,6 +25,7 @@ from crgan_lightning.app.cli import main
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC, TARGET, TRACKLET
 from crgan_lightning.errors import ConfigError
+from crgan_lightning.losses import CrossCameraAssociationLoss
 from crgan_lightning.modules.reid import DEFAULT_OPTIMIZER
 from crgan_lightning.modules.taudl import SourceLabelsOnly, TAUDLModule
 from crgan_lightning.schedules import WarmupCosineLR, WarmupMultiStepLR
@@ -186,6 +187,58 @@ def test_the_ccta_weight_ramps_in_from_its_start_epoch(synth_root):
     assert epochs == {(0, 9): 0.0, (1, 0): 0.0, (2, 0): 0.5, (2, 5): 0.75, (3, 0): 1.0, (7, 3): 1.0}
 
 
+def schedule_run(tmp_path: Path, synth_root: Path, name: str, epochs: int, ckpt: Path | None = None,
+                 save: Path | None = None) -> list[dict[str, float]]:
+    """TAUDL alone with a one-epoch PCTD-only warm-up and a two-epoch CCTA ramp, 2 batches an
+    epoch; returns the logged training rows."""
+    pl.seed_everything(0)
+    dm = datamodule(synth_root)
+    module = taudl(dm, source_weight=0.0, ccta_start_epoch=1.0, ccta_ramp_epochs=2.0,
+                   scheduler=functools.partial(WarmupMultiStepLR, warmup_epochs=0))
+    run = trainer(tmp_path / name, max_steps=-1, max_epochs=epochs, limit_train_batches=2)
+    run.fit(module, datamodule=dm, ckpt_path=ckpt)
+    if save is not None:
+        run.save_checkpoint(save)
+    return step_rows(tmp_path / name / "taudl" / "version_0" / "metrics.csv")
+
+
+def test_warm_up_computes_no_ccta_then_its_weight_ramps_at_every_step(tmp_path, synth_root, monkeypatch):
+    calls = []
+    forward = CrossCameraAssociationLoss.forward
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(CrossCameraAssociationLoss, "forward", counted)
+    rows = schedule_run(tmp_path, synth_root, "run", epochs=3)
+    # progress = epoch + batch / 2: 0, 0.5 | 1, 1.5 | 2, 2.5 -> warm-up until 1, then (progress - 1) / 2
+    assert [row["train/ccta_weight"] for row in rows] == [0.0, 0.0, 0.0, 0.25, 0.5, 0.75]
+    assert len(calls) == 3  # CCTA is computed at the three steps where its weight is > 0, never before
+    for row in rows[:3]:  # warm-up: CCTA adds exactly nothing, the target loss is (1 - lambda) PCTD
+        assert row["train/ccta"] == 0.0
+        assert row["train/target_loss"] == pytest.approx(0.3 * row["train/pctd"], rel=1e-6)
+        assert row["train/loss"] == pytest.approx(row["train/target_loss"], rel=1e-6)
+    assert rows[2]["train/memory_filled"] > 0  # the memory fills during the warm-up, ready for CCTA
+    for row in rows[3:]:
+        assert row["train/ccta"] > 0
+        assert row["train/target_loss"] == pytest.approx(
+            0.3 * row["train/pctd"] + 0.7 * row["train/ccta_weight"] * row["train/ccta"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_resume_continues_the_ccta_schedule_where_it_stopped(tmp_path, synth_root):
+    ckpt = tmp_path / "epoch2.ckpt"
+    first = schedule_run(tmp_path, synth_root, "a", epochs=2, save=ckpt)
+    assert [row["train/ccta_weight"] for row in first] == [0.0, 0.0, 0.0, 0.25]
+    resumed = schedule_run(tmp_path, synth_root, "b", epochs=3, ckpt=ckpt)
+    whole = schedule_run(tmp_path, synth_root, "c", epochs=3)
+    assert [row["train/ccta_weight"] for row in resumed] == [0.5, 0.75]
+    for got, expected in zip(resumed, whole[4:]):
+        for term in ("train/ccta_weight", "train/pctd", "train/ccta", "train/loss"):
+            assert got[term] == pytest.approx(expected[term], rel=1e-5), term
+
+
 # ---------------------------------------------------------------------------------------------- hybrid
 
 
@@ -325,6 +378,19 @@ def test_every_taudl_config_parses_and_keeps_its_base_recipe(pair):
             ContextRenderingCallback(**callback["init_args"])
             translator = "spgan" if name == "reid_spgan_taudl.yaml" else "crgan"
             assert callback["init_args"]["translator"] == f"runs/{pair}/{translator}/checkpoints/last.ckpt"
+
+
+def test_taudl_alone_from_scratch_warms_up_before_ccta_and_pretrained_pairs_do_not():
+    embedded = shipped_config("reid_taudl")["model"]["init_args"]
+    assert embedded["net"]["init_args"]["pretrained"] is False
+    assert (embedded["ccta_start_epoch"], embedded["ccta_ramp_epochs"]) == (5.0, 2.0)
+    for pair in ("market2duke", "duke2market"):  # ImageNet weights: CCTA ramped in over the first epoch
+        args = shipped_config("reid_taudl", pair)["model"]["init_args"]
+        assert args["net"]["init_args"]["pretrained"] is True
+        assert (args["ccta_start_epoch"], args["ccta_ramp_epochs"]) == (0.0, 1.0)
+    for stage in ("reid_crgan_taudl", "reid_spgan_taudl"):  # the hybrids learn from source labels first
+        args = shipped_config(stage)["model"]["init_args"]
+        assert (args["ccta_start_epoch"], args["ccta_ramp_epochs"]) == (0.0, 1.0)
 
 
 def test_make_train_reid_picks_the_taudl_config_with_taudl_1():

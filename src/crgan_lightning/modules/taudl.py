@@ -85,6 +85,17 @@ class TAUDLModule(ReIDModule):
       per step). The CCTA memory is updated at every step, ramp or not, so that it is full when
       CCTA counts.
 
+    The schedule (:meth:`ccta_ramp`): the first ``ccta_start_epoch`` epochs are a PCTD-only
+    warm-up, in which CCTA is not computed at all (it adds exactly 0 and is logged as 0). CCTA draws
+    each image towards the cross-camera tracklets nearest to it; from a network that has not
+    learnt anything yet (training from scratch, no ImageNet weights) those neighbours are chance
+    ones, and CCTA from the first step holds the features at chance. PCTD alone does learn from
+    scratch, so a warm-up lets the features see people before CCTA picks neighbours with them.
+    The official recipe has no warm-up: it starts from ImageNet weights (set ``ccta_start_epoch:
+    0`` and ``ccta_ramp_epochs: 0`` for it). The position in the schedule is a function of the
+    epoch and of the batch index inside it, which a resumed run restores, so a resume continues
+    the schedule where it stopped.
+
     ``source_weight: 0`` is TAUDL alone (the paper's own row): no source label is used, the
     source classifier is frozen (kept in the network and the checkpoint, untrained, so that
     :func:`~crgan_lightning.networks.load_reid_net` reads the checkpoint as any re-id one) and no
@@ -123,8 +134,10 @@ class TAUDLModule(ReIDModule):
         taudl_weight: weight of the whole target term (> 0).
         taudl_lambda: lambda in ``(1 - lambda) * PCTD + lambda * CCTA``, in [0, 1] (0.7 in TAUDL).
         source_weight: weight of the labelled (source + rendered) part; 0: TAUDL alone.
-        ccta_start_epoch: epoch (may be fractional) before which CCTA has weight 0.
-        ccta_ramp_epochs: epochs over which the CCTA weight then rises linearly to 1 (0: at once).
+        ccta_start_epoch: length of the PCTD-only warm-up in epochs (may be fractional): before
+            it CCTA has weight 0 and is not computed.
+        ccta_ramp_epochs: epochs over which the CCTA weight then rises linearly from 0 to 1, step
+            by step (0: CCTA at full weight from ``ccta_start_epoch`` on).
         ccta_neighbours: K, the cross-camera memory tracklets each image is drawn to (None:
             cameras // 2, the official code's).
         ccta_temperature: temperature of the cosine similarities (> 0).
@@ -249,8 +262,10 @@ class TAUDLModule(ReIDModule):
     # ------------------------------------------------------------------ training
 
     def ccta_ramp(self, batch_idx: int) -> float:
-        """The CCTA weight factor at this step: 0 before ``ccta_start_epoch``, then linear to 1 over
-        ``ccta_ramp_epochs`` (epochs counted with the fraction of the current one)."""
+        """The CCTA weight factor at this step, in [0, 1]: 0 before ``ccta_start_epoch`` (the
+        PCTD-only warm-up), then linear to 1 over ``ccta_ramp_epochs``. Epochs are counted with the
+        fraction of the current one done: ``current_epoch + batch_idx / num_training_batches``
+        (with ``limit_train_batches`` counted in), so the weight moves at every step."""
         hp = self.hparams
         trainer = attached_trainer(self)
         batches = trainer.num_training_batches if trainer is not None else math.inf
@@ -287,9 +302,14 @@ class TAUDLModule(ReIDModule):
         pctd = per_camera_tracklet_loss(neck[n:], tgt[CAMID], tgt[CAMERA_TRACKLET], self.tracklet_classifiers,
                                         hp.pctd_label_smooth)
         target_feats = neck[n:] if hp.ccta_feature == "neck" else pooled[n:]
-        ccta = self.ccta(target_feats, tgt[TRACKLET], tgt[CAMID], update=False)
         ramp = self.ccta_ramp(batch_idx)
-        target = (1.0 - hp.taudl_lambda) * pctd + hp.taudl_lambda * ramp * ccta
+        if ramp > 0 and hp.taudl_lambda > 0:
+            ccta = self.ccta(target_feats, tgt[TRACKLET], tgt[CAMID], update=False)
+            target = (1.0 - hp.taudl_lambda) * pctd + hp.taudl_lambda * ramp * ccta
+        else:  # PCTD-only warm-up (or lambda 0): CCTA is not computed and adds exactly nothing
+            self.ccta.memory.check(target_feats, tgt[TRACKLET], tgt[CAMID])
+            ccta = pctd.new_zeros(())
+            target = (1.0 - hp.taudl_lambda) * pctd
         loss = loss + hp.taudl_weight * target
         self._stop_if_diverged(loss)  # every rank stops together, before the memory takes a bad feature
         self.ccta.memory.update(target_feats, tgt[TRACKLET])  # a collective under DDP: every rank, every step
