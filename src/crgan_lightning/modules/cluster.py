@@ -30,7 +30,7 @@ from ..errors import ConfigError, WeightsError
 from ..losses import ClusterMemory, _gather_rows, cluster_contrast_loss
 from ..models.reid import pool_features
 from .reid import ReIDModule
-from .taudl import SourceLabelsOnly
+from .taudl import read_source_labels_only
 
 log = logging.getLogger(__name__)
 
@@ -157,14 +157,7 @@ class ClusterModule(ReIDModule):
         if self.hparams.init_checkpoint:
             self.load_initial_weights(self.hparams.init_checkpoint)
         if not self.uses_source:
-            rendering = [type(cb).__name__ for cb in self.trainer.callbacks if hasattr(cb, "render")
-                         and hasattr(cb, "translator")]
-            if rendering:
-                raise ConfigError(f"source_weight=0 (clustering alone) uses no source image, but {rendering[0]} "
-                                  "renders source images; expected source_weight > 0 or no rendering callback")
-            train = getattr(dm, "source_train", None)
-            if train is not None and not isinstance(train, SourceLabelsOnly) and hasattr(train, "samples"):
-                dm.source_train = SourceLabelsOnly(train)
+            read_source_labels_only(self.trainer, "clustering alone")
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Size the memory and the pseudo-labels as the checkpoint's before its weights are loaded."""

@@ -63,6 +63,20 @@ class SourceLabelsOnly(Dataset):
         return {PID: sample.pid if self.labels is None else self.labels[index], CAMID: sample.camid}
 
 
+def read_source_labels_only(trainer, method: str) -> None:
+    """For a target-only method (``source_weight: 0``): refuse a rendering callback (it would render
+    source images nobody trains on) and make the DataModule read the source's labels only
+    (:class:`SourceLabelsOnly`), no source image. ``method`` names the method in the message."""
+    rendering = [type(cb).__name__ for cb in trainer.callbacks if hasattr(cb, "render") and hasattr(cb, "translator")]
+    if rendering:
+        raise ConfigError(f"source_weight=0 ({method}) uses no source image, but {rendering[0]} renders source "
+                          "images; expected source_weight > 0 or no rendering callback")
+    dm = trainer.datamodule
+    train = getattr(dm, "source_train", None)
+    if train is not None and not isinstance(train, SourceLabelsOnly) and hasattr(train, "samples"):
+        dm.source_train = SourceLabelsOnly(train)
+
+
 class TAUDLModule(ReIDModule):
     """Re-id on source labels (optional) plus TAUDL on the target's within-camera tracklets.
 
@@ -238,14 +252,7 @@ class TAUDLModule(ReIDModule):
         if tracklets:
             self.build_target_heads(dm.num_target_tracklets_per_camera)
         if stage == "fit" and not self.uses_source:
-            rendering = [type(cb).__name__ for cb in self.trainer.callbacks if hasattr(cb, "render")
-                         and hasattr(cb, "translator")]
-            if rendering:
-                raise ConfigError(f"source_weight=0 (TAUDL alone) uses no source image, but {rendering[0]} "
-                                  "renders source images; expected source_weight > 0 or no rendering callback")
-            train = getattr(dm, "source_train", None)
-            if train is not None and not isinstance(train, SourceLabelsOnly) and hasattr(train, "samples"):
-                dm.source_train = SourceLabelsOnly(train)
+            read_source_labels_only(self.trainer, "TAUDL alone")
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Build the target heads from the checkpoint's own weights when no DataModule sized them
