@@ -215,10 +215,3 @@ def test_weight_file_errors_name_the_flag_the_user_typed(synth_root, tmp_path, c
     assert main(["masks", "--dataset", "synth_a", "--root", str(synth_root), "--weights", str(missing)]) == 2
     line = error_line(capsys.readouterr().err)
     assert "--weights must name" in line and "weights_path" not in line
-
-
-def test_the_troubleshooting_table_lists_these_cases():
-    table = (REPO / "docs" / "troubleshooting.md").read_text().split("## When something is wrong")[1].split("\n## ")[0]
-    for probe in ("DataLoader worker", "Permission denied", "WANDB_MODE", "version_N", "colour", "masks --overwrite",
-                  "--lpips-weights"):
-        assert probe in table, probe
