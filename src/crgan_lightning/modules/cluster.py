@@ -25,10 +25,8 @@ from ..clustering import (
 )
 from ..data.datasets import EMBEDDED_DATASETS, get_spec
 from ..data.keys import IMAGE, INDEX, SYNTHETIC, TARGET
-from ..data.transforms import random_erasing
 from ..errors import ConfigError, WeightsError
 from ..losses import ClusterMemory, _gather_rows, cluster_contrast_loss
-from ..models.reid import pool_features
 from .reid import ReIDModule
 from .taudl import read_source_labels_only
 
@@ -270,14 +268,8 @@ class ClusterModule(ReIDModule):
         # images without pseudo-identity (dropped outliers) do not count; they reach a batch only when the
         # loader drew it before a new clustering (workers prefetching across a resume)
         keep = labels >= 0
-        parts = self._labelled_parts(batch) if self.uses_source else []
-        images = torch.cat([p[1] for p in parts] + [tgt[IMAGE]])
-        if hp.batch_erasing_p > 0:
-            images = random_erasing(images, hp.batch_erasing_p)
+        parts, pooled, neck, n = self._labelled_and_target_features(batch, tgt[IMAGE], self.uses_source)
         net = self.net
-        pooled = pool_features(net.feature_map(self._input(images)), net.pooling, net.lmp_parts)
-        neck = net.neck(pooled)
-        n = len(images) - len(tgt[IMAGE])  # rows [0, n): labelled parts; [n, end): target
         loss = pooled.new_zeros((), dtype=torch.float32)
         if parts:
             loss = loss + hp.source_weight * self._labelled_loss(parts, net.classifier(neck[:n]), pooled[:n])

@@ -21,7 +21,7 @@ from ..errors import ConfigError, TrainingDivergedError, brief
 from ..losses import batch_hard_triplet_loss, cross_entropy_label_smooth
 from ..metrics import ReIDMetric
 from ..metrics.plots import plot_cmc, plot_ranked_lists, to_picture
-from ..models.reid import ReIDNet
+from ..models.reid import ReIDNet, pool_features
 from ..models.specs import (REID_CALL_ARGS, ReIDNetFactory, build_network, factory_from_spec, for_trained_weights,
                             network_spec)
 from ..networks import network_specs
@@ -258,6 +258,18 @@ class ReIDModule(pl.LightningModule):
             syn = batch[SYNTHETIC]
             parts.append((SYNTHETIC, syn[IMAGE], syn[PID], self.hparams.synthetic_weight))
         return parts
+
+    def _labelled_and_target_features(self, batch: dict, target_images: torch.Tensor, with_labelled: bool):
+        """One forward pass of the batch's labelled parts (when ``with_labelled``) and the target's
+        images, erased as in training: ``(parts, pooled, neck, n)``, rows ``[0, n)`` the labelled
+        parts in their order, rows ``[n, end)`` the target images (B, D)."""
+        parts = self._labelled_parts(batch) if with_labelled else []
+        images = torch.cat([p[1] for p in parts] + [target_images])
+        if self.hparams.batch_erasing_p > 0:
+            images = random_erasing(images, self.hparams.batch_erasing_p)
+        net = self.net
+        pooled = pool_features(net.feature_map(self._input(images)), net.pooling, net.lmp_parts)
+        return parts, pooled, net.neck(pooled), len(images) - len(target_images)
 
     def _labelled_loss(self, parts: list, logits: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         """The identity loss of ``parts`` (rows of ``logits`` and ``feats`` in the order of the parts)."""

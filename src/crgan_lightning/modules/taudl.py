@@ -32,10 +32,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data.keys import CAMERA_TRACKLET, CAMID, IMAGE, PID, SYNTHETIC, TARGET, TRACKLET
-from ..data.transforms import random_erasing
 from ..errors import ConfigError
 from ..losses import CrossCameraAssociationLoss, per_camera_tracklet_loss
-from ..models.reid import pool_features
 from .reid import ReIDModule
 from .common import attached_trainer
 
@@ -294,14 +292,8 @@ class TAUDLModule(ReIDModule):
         if SYNTHETIC in batch and not self.uses_source:
             raise ConfigError("source_weight=0 (TAUDL alone) but the batch holds rendered images; expected no "
                               "rendering callback")
-        parts = self._labelled_parts(batch) if self.uses_source else []
-        images = torch.cat([p[1] for p in parts] + [tgt[IMAGE]])
-        if hp.batch_erasing_p > 0:
-            images = random_erasing(images, hp.batch_erasing_p)
+        parts, pooled, neck, n = self._labelled_and_target_features(batch, tgt[IMAGE], self.uses_source)
         net = self.net
-        pooled = pool_features(net.feature_map(self._input(images)), net.pooling, net.lmp_parts)
-        neck = net.neck(pooled)
-        n = len(images) - len(tgt[IMAGE])  # rows [0, n): labelled parts; [n, end): target
         loss = pooled.new_zeros((), dtype=torch.float32)
         if parts:
             labelled = self._labelled_loss(parts, net.classifier(neck[:n]), pooled[:n])
