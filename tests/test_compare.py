@@ -13,6 +13,7 @@ from conftest import TINY_CRGAN, as_overrides
 from crgan_lightning.app.compare import format_compare, run_compare, summarize
 from crgan_lightning.app.fidelity import SOURCE_IMAGE, TRUTH_REDRAWN
 from crgan_lightning.app.demo import saved_config
+from crgan_lightning.errors import CRGANError
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_DATA = {"data.height": 64, "data.width": 32, "data.batch_size": 8, "data.num_workers": 0,
@@ -111,6 +112,40 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
     assert again["table2"]["SPGAN+LMP"]["seeds"][1]["mAP"] == pytest.approx(
         record["table2"]["SPGAN+LMP"]["seeds"][1]["mAP"], abs=1e-4)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing trained again
+    # --methods: only the chosen rows (and direct transfer, the judge) are reported, still nothing trained
+    chosen = run_compare("synth_a", "synth_b", root=str(root), out=str(out), seeds=[1], crgan_epochs=1,
+                         spgan_epochs=1, reid_epochs=1, translator_overrides=translators, reid_overrides=reid,
+                         quality={"skip": True}, methods=["cut-and-paste"])
+    assert list(chosen["table2"]) == ["LOMO", "direct transfer", "oracle rendering", "cut-and-paste"]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_compare_refuses_an_unknown_method_before_training(tmp_path):
+    with pytest.raises(CRGANError, match=r"--methods CR-GAN: no such row; expected some of cut-and-paste, "
+                                         r"SPGAN\+LMP, CR-GAN\+LMP"):
+        run_compare("synth_a", "synth_b", root=str(tmp_path), out=str(tmp_path / "runs"), methods=["CR-GAN"])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_compare_without_spgan_rows_trains_no_spgan(tmp_path, monkeypatch):
+    """Which stages a chosen set of rows trains (run_stage recorded, nothing trained)."""
+    import crgan_lightning.app.compare as compare
+
+    trained = []
+
+    def fake_train(name, args, run, test):
+        trained.append(Path(run).name)
+        (Path(run) / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (Path(run) / "checkpoints" / "last.ckpt").touch()
+        return {"rank1": 1.0, "rank5": 2.0, "rank10": 3.0, "mAP": 1.0}
+
+    monkeypatch.setattr(compare, "run_stage", fake_train)
+    monkeypatch.setattr(compare, "lomo_row", lambda *a: compare.summarize({0: {k: 0.0 for k in compare.KEYS}}))
+    compare.run_compare("synth_a", "synth_b", root=str(tmp_path), out=str(tmp_path / "runs"), seeds=[0],
+                        quality={"skip": True}, methods=["cut-and-paste", "CR-GAN+LMP"],
+                        mask_roots={"segmentation": str(tmp_path)})
+    assert trained == ["reid_direct", "crgan", "reid_cut_and_paste", "reid_crgan", "crgan_segmentation",
+                       "reid_cut_and_paste_segmentation", "reid_crgan_segmentation"]
 
 
 def test_make_compare_target_reaches_the_command(tmp_path):

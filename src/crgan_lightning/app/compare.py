@@ -88,6 +88,7 @@ def run_compare(
     mask_roots: dict[str, str] | None = None,
     taudl: bool = True,
     fidelity_pairs: int = 200,
+    methods: Sequence[str] | None = None,
 ) -> dict:
     """Train and test every method for every seed; print and return both tables.
 
@@ -108,6 +109,9 @@ def run_compare(
             trained again on each and reported as ``"<method> [<quality> masks]"``; the others do
             not read masks and are not repeated.
         taudl: also train the TAUDL rows (:data:`TAUDL_METHODS`).
+        methods: train only these rows of :data:`METHODS` and :data:`TAUDL_METHODS` (by name,
+            e.g. ``["cut-and-paste", "CR-GAN+LMP"]``); None trains every row. Direct transfer is
+            always trained (it is CR-GAN's judge), and a translator only when a chosen row streams it.
         fidelity_pairs: on the embedded pair, the evaluation pairs of the rendering-fidelity table
             (:func:`crgan_lightning.app.fidelity.fidelity_table`: cut-and-paste with each mask
             quality, the first seed's SPGAN and CR-GAN translators against the true renderings);
@@ -124,12 +128,14 @@ def run_compare(
         "table1_missing": reason | None, "fidelity": dict | None, "fidelity_missing": reason | None}``,
         also written to ``<out>/compare.json``.
     """
+    chosen = _chosen_methods(methods, taudl)
     claim_run_folder(out, "crgan compare", reuses=("crgan demo",))  # the demo's runs are its first rows
     translator_overrides = translator_overrides or {}
+    needed = {translator for method, _, translator in (*METHODS, *TAUDL_METHODS) if method in chosen}
     qualities = [("", root)] + [(name, mask_root) for name, mask_root in (mask_roots or {}).items()]
     oracle_dataset = ORACLES.get((source, target))
     oracle = oracle_dataset is not None and (Path(root) / oracle_dataset / META_FILE).is_file()
-    names = [METHODS[0][0], *([ORACLE] if oracle else []), *(method for method, _, _ in METHODS[1:])]
+    names = [METHODS[0][0], *([ORACLE] if oracle else []), *(method for method, _, _ in METHODS[1:] if method in chosen)]
     results: dict[str, dict[int, dict]] = {name: {} for name in names}  # the table's row order
 
     def train(name: str, stage: str, folder: str, seed: int, data_root: str, epochs: int | None,
@@ -151,8 +157,8 @@ def run_compare(
             suffix = f"_{quality_name}" if quality_name else ""
             ckpts = {}
             for stage, epochs in (("crgan", crgan_epochs), ("spgan", spgan_epochs)):
-                if suffix and stage == "spgan":  # SPGAN reads no masks: one run serves every mask quality
-                    continue
+                if stage not in needed or (suffix and stage == "spgan"):  # SPGAN reads no masks: one run serves
+                    continue                                                # every mask quality
                 stage_overrides = dict(translator_overrides.get(stage, {}))
                 if stage == "crgan":
                     stage_overrides = {JUDGE_KEY: judge, **stage_overrides}
@@ -160,7 +166,7 @@ def run_compare(
                       stage_overrides, test=False)
                 ckpts[stage] = str(last_checkpoint(run / f"{stage}{suffix}"))
             for method, stage, translator in METHODS:
-                if translator is None or (suffix and translator == "spgan"):
+                if translator is None or method not in chosen or (suffix and translator == "spgan"):
                     continue
                 name = f"{method} [{quality_name} masks]" if suffix else method
                 stage_overrides = {TRANSLATOR_KEY: ckpts.get(translator, translator), **reid}
@@ -170,7 +176,7 @@ def run_compare(
                                                            reid_epochs, stage_overrides, test=True)
             if not suffix:
                 translators = ckpts  # the TAUDL hybrids stream the renderings of the benchmark's own masks
-        for method, stage, translator in TAUDL_METHODS if taudl else ():
+        for method, stage, translator in (row for row in TAUDL_METHODS if row[0] in chosen):
             stage_overrides = {TRANSLATOR_KEY: translators[translator], **reid} if translator else reid
             results.setdefault(method, {})[seed] = train(method, stage, stage, seed, root, reid_epochs,
                                                          stage_overrides, test=True)
@@ -190,7 +196,8 @@ def run_compare(
         quality.setdefault("reid_ckpt", str(last_checkpoint(first / "reid_direct")))
         try:
             table1 = quality_table([CUT_AND_PASTE] + [str(last_checkpoint(first / s))
-                                                      for s in ("spgan", "crgan")], source, target, root, **quality)
+                                                      for s in ("spgan", "crgan") if s in needed],
+                                   source, target, root, **quality)
         except WeightsError as exc:
             missing = str(exc)
     record = {"source": source, "target": target, "seeds": list(seeds), "table2": table2, "table1": table1,
@@ -199,7 +206,7 @@ def run_compare(
     if not skip_quality:
         try:
             record["fidelity"] = _fidelity(Path(out) / f"seed{seeds[0]}", root, qualities, fidelity_pairs, source,
-                                           target)
+                                           target, needed)
         except CRGANError as exc:  # a broken truth or mask root must not lose the tables trained for
             record["fidelity_missing"] = str(exc)
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -208,8 +215,20 @@ def run_compare(
     return record
 
 
+def _chosen_methods(methods: Sequence[str] | None, taudl: bool) -> set[str]:
+    """The row names to train; an unknown name is refused with the known ones."""
+    every = [method for method, _, _ in METHODS[1:]] + [method for method, _, _ in TAUDL_METHODS]
+    if methods is None:
+        return {m for m in every if taudl or m not in {t for t, _, _ in TAUDL_METHODS}}
+    unknown = [m for m in methods if m not in every]
+    if unknown:
+        raise CRGANError(f"--methods {' '.join(unknown)}: no such row; expected some of {', '.join(every)} "
+                         "(direct transfer is always trained)")
+    return set(methods)
+
+
 def _fidelity(run: Path, root: str, qualities: list[tuple[str, str]], num_pairs: int, source: str,
-              target: str) -> dict | None:
+              target: str, translators: set) -> dict | None:
     """The rendering-fidelity table of the first seed's translators (None off the embedded pair):
     cut-and-paste and CR-GAN with each mask quality's masks (CR-GAN trained on them), SPGAN once."""
     from .fidelity import fidelity_available, fidelity_table
@@ -220,9 +239,10 @@ def _fidelity(run: Path, root: str, qualities: list[tuple[str, str]], num_pairs:
     for quality_name, data_root in qualities:
         suffix = f"_{quality_name}" if quality_name else ""
         renderers.append((CUT_AND_PASTE, data_root))
-        if not suffix:
+        if not suffix and "spgan" in translators:
             renderers.append((str(last_checkpoint(run / "spgan")), data_root))
-        renderers.append((str(last_checkpoint(run / f"crgan{suffix}")), data_root))
+        if "crgan" in translators:
+            renderers.append((str(last_checkpoint(run / f"crgan{suffix}")), data_root))
     return fidelity_table(renderers, root, num_pairs=num_pairs)
 
 
