@@ -10,7 +10,8 @@ import scipy.sparse as sp
 import torch
 
 from crgan_lightning.clustering import (
-    assign_outliers, cluster_centroids, dbscan_labels, jaccard_distance, label_agreement, nearest_neighbours,
+    assign_outliers, cluster_centroids, dbscan_labels, eps_from_rho, jaccard_distance, label_agreement,
+    nearest_neighbours,
 )
 from crgan_lightning.errors import ConfigError
 
@@ -189,3 +190,36 @@ def test_label_agreement_by_hand():
     assert (scores["precision"], scores["recall"]) == (pytest.approx(4 / 6), pytest.approx(1.0))
     # every image an outlier: no predicted pair
     assert label_agreement([-1] * 6, true)["recall"] == 0.0
+
+
+def test_eps_from_rho_is_the_mean_of_the_smallest_share_of_the_pairs():
+    # 5 images: 10 distinct pairs; stored (upper and lower) 0.1, 0.2, 0.4, the other 7 pairs at distance 1
+    dense = np.ones((5, 5))
+    np.fill_diagonal(dense, 0)
+    for (i, j), d in {(0, 1): 0.1, (2, 3): 0.4, (1, 4): 0.2}.items():
+        dense[i, j] = dense[j, i] = d
+    distance = sp.csr_matrix(np.where(dense < 1, dense, 0) + np.eye(5) * 0)  # 1s not stored, as jaccard_distance
+    assert eps_from_rho(distance, 0.2) == pytest.approx((0.1 + 0.2) / 2)  # 2 of the 10 pairs
+    assert eps_from_rho(distance, 0.3) == pytest.approx((0.1 + 0.2 + 0.4) / 3)
+    assert eps_from_rho(distance, 0.5) == pytest.approx((0.1 + 0.2 + 0.4 + 1 + 1) / 5)  # unstored pairs count as 1
+    assert eps_from_rho(distance, 0.01) == pytest.approx(0.1)  # at least one pair
+    for bad in (0, 1, -0.1):
+        with pytest.raises(ConfigError, match=f"eps_rho={bad}"):
+            eps_from_rho(distance, bad)
+
+
+def test_eps_from_rho_separates_identities_from_the_jaccard_distance():
+    # 6 identities of 8 images: same-identity pairs are 6 * 28 / 1128 = 15 % of the pairs; with a share
+    # a little above it the rule lands between the identities' distances, and DBSCAN at it finds them
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(6, 32))
+    feats = np.repeat(centres, 8, axis=0) + 0.05 * rng.normal(size=(48, 32))
+    distance = jaccard_distance(feats, k1=10, k2=3)
+    eps = eps_from_rho(distance, 0.2)
+    dense = distance.toarray()
+    dense[distance.toarray() == 0] = 1.0
+    np.fill_diagonal(dense, 0.0)
+    same = np.repeat(np.arange(6), 8)[:, None] == np.repeat(np.arange(6), 8)[None]
+    assert 0 < eps < dense[~same].min()  # below every distance between two identities
+    labels = dbscan_labels(distance, eps, 4)
+    assert label_agreement(labels, np.repeat(np.arange(6), 8))["ari"] == pytest.approx(1.0)

@@ -271,6 +271,29 @@ def test_resume_inside_an_epoch_continues_with_the_checkpoint_memory_and_pseudo_
         assert labels == saved["pseudo_labels"][index].tolist()
 
 
+def test_eps_auto_is_set_by_the_first_clustering_and_kept(tmp_path, synth_root, direct_ckpt, monkeypatch):
+    import crgan_lightning.modules.cluster as cluster_mod
+
+    calls = []
+    real = cluster_mod.eps_from_rho
+    monkeypatch.setattr(cluster_mod, "eps_from_rho", lambda d, rho: calls.append(rho) or real(d, rho))
+    pl.seed_everything(0)
+    dm = datamodule(synth_root)
+    module = cluster_module(dm, init_checkpoint=str(direct_ckpt), eps="auto", eps_rho=0.05)
+    assert float(module.dbscan_eps) == 0.0
+    run = trainer(tmp_path, max_epochs=2, enable_checkpointing=True)
+    run.fit(module, datamodule=dm)
+    assert calls == [0.05]  # two clusterings, one eps
+    eps = float(module.dbscan_eps)
+    assert 0 < eps < 1
+    ckpt = tmp_path / "done.ckpt"
+    run.save_checkpoint(ckpt)
+    loaded = ClusterModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
+    assert float(loaded.dbscan_eps) == pytest.approx(eps)  # a resumed run clusters with the same radius
+    with pytest.raises(ConfigError, match="eps_rho=2"):
+        cluster_module(dm, eps="auto", eps_rho=2)
+
+
 # ---------------------------------------------------------------------------------------------- errors and config
 
 
@@ -297,7 +320,7 @@ def test_too_few_clusters_for_a_batch_is_a_config_error(tmp_path, synth_root, di
 
 def test_bad_arguments_are_config_errors(synth_root):
     dm = datamodule(synth_root)
-    for kw, match in ((dict(outliers="keep"), "outliers"), (dict(eps=1.5), "eps=1.5"), (dict(k1=0), "k1=0"),
+    for kw, match in ((dict(outliers="keep"), "outliers"), (dict(eps=1.5), "eps=1.5"), (dict(eps="tight"), "eps=tight"), (dict(k1=0), "k1=0"),
                       (dict(cluster_weight=0), "cluster_weight"), (dict(temperature=0), "temperature")):
         with pytest.raises(ConfigError, match=match):
             cluster_module(dm, **kw)

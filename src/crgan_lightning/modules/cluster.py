@@ -21,7 +21,8 @@ import torch.distributed as dist
 
 from ..checkpoints import read_checkpoint, submodule_weights
 from ..clustering import (
-    OUTLIER_MODES, assign_outliers, cluster_centroids, dbscan_labels, jaccard_distance, label_agreement,
+    OUTLIER_MODES, assign_outliers, cluster_centroids, dbscan_labels, eps_from_rho, jaccard_distance,
+    label_agreement,
 )
 from ..data.datasets import EMBEDDED_DATASETS, get_spec
 from ..data.keys import IMAGE, INDEX, SYNTHETIC, TARGET
@@ -80,7 +81,11 @@ class ClusterModule(ReIDModule):
         source_weight: weight of the labelled (source + rendered) part; 0: clustering alone.
         cluster_weight: weight of the contrastive loss on the target's pseudo-identities (> 0).
         k1, k2: of the Jaccard distance (SpCL: 30, 6).
-        eps, min_samples: of DBSCAN (SpCL: 0.6, 4).
+        eps, min_samples: of DBSCAN (SpCL: 0.6, 4). ``eps: auto``: set once, at the run's first
+            clustering, to the mean of the smallest ``eps_rho`` share of the pairs' Jaccard
+            distances (MMT's rule, :func:`~crgan_lightning.clustering.eps_from_rho`; no label read),
+            then kept and checkpointed, so a resumed run clusters with the same radius.
+        eps_rho: that share (MMT: 1.6e-3).
         outliers: ``"drop"`` (cluster contrast) or ``"instances"`` (SpCL's un-clustered instances).
         temperature: of the contrastive loss (0.05).
         memory_momentum: weight of the old memory entry, in [0, 1) (SpCL: 0.2).
@@ -95,7 +100,8 @@ class ClusterModule(ReIDModule):
         cluster_weight: float = 1.0,
         k1: int = 30,
         k2: int = 6,
-        eps: float = 0.6,
+        eps: float | str = 0.6,
+        eps_rho: float = 1.6e-3,
         min_samples: int = 4,
         outliers: str = "drop",
         temperature: float = 0.05,
@@ -111,8 +117,10 @@ class ClusterModule(ReIDModule):
         if not (isinstance(k1, int) and isinstance(k2, int) and isinstance(min_samples, int)
                 and k1 >= 1 and k2 >= 1 and min_samples >= 1):
             raise ConfigError(f"k1={k1}, k2={k2}, min_samples={min_samples}; expected positive integers")
-        if not 0 < eps < 1:
-            raise ConfigError(f"eps={eps}; expected a Jaccard distance in (0, 1) (SpCL: 0.6)")
+        if eps != "auto" and not (isinstance(eps, (int, float)) and 0 < eps < 1):
+            raise ConfigError(f"eps={eps}; expected a Jaccard distance in (0, 1) (SpCL: 0.6) or auto (MMT's rule)")
+        if not 0 < eps_rho < 1:
+            raise ConfigError(f"eps_rho={eps_rho}; expected a share of the image pairs in (0, 1) (MMT: 0.0016)")
         if not temperature > 0:
             raise ConfigError(f"temperature={temperature}; expected > 0")
         super().__init__(**kwargs)
@@ -120,6 +128,8 @@ class ClusterModule(ReIDModule):
             self.net.classifier.requires_grad_(False)  # clustering alone: the source classifier never trains
         self.memory = ClusterMemory(self.net.feat_dim, memory_momentum)
         self.register_buffer("pseudo_labels", torch.zeros(0, dtype=torch.long))
+        # eps: auto, set by the run's first clustering and kept (and checkpointed) for the rest of it
+        self.register_buffer("dbscan_eps", torch.tensor(float(eps) if eps != "auto" else 0.0, dtype=torch.float32))
 
     @property
     def uses_source(self) -> bool:
@@ -165,6 +175,8 @@ class ClusterModule(ReIDModule):
             self.memory.features = torch.zeros_like(state["memory.features"], device=self.memory.features.device)
         if "pseudo_labels" in state:
             self.pseudo_labels = torch.zeros_like(state["pseudo_labels"], device=self.pseudo_labels.device)
+        if state and "dbscan_eps" not in state:  # a checkpoint from before eps: auto: its fixed eps
+            state["dbscan_eps"] = torch.tensor(float(self.hparams.eps) if self.hparams.eps != "auto" else 0.0)
 
     def on_fit_start(self) -> None:
         """Cluster for the first epoch here: Lightning creates the first epoch's loader iterator
@@ -210,8 +222,14 @@ class ClusterModule(ReIDModule):
     def cluster(self, features: torch.Tensor) -> np.ndarray:
         """DBSCAN labels (``(N,)``, -1: outlier) of the features' Jaccard distance."""
         hp = self.hparams
-        distance = jaccard_distance(features, hp.k1, hp.k2, max_distance=hp.eps)
-        return dbscan_labels(distance, hp.eps, hp.min_samples)
+        if hp.eps == "auto" and not self.dbscan_eps > 0:  # the run's first clustering: MMT's rule
+            distance = jaccard_distance(features, hp.k1, hp.k2)
+            self.dbscan_eps.fill_(eps_from_rho(distance, hp.eps_rho))
+            log.info("eps = %.4f: the mean of the smallest %.2g of the pairs' Jaccard distances (eps: auto)",
+                     float(self.dbscan_eps), hp.eps_rho)
+        else:
+            distance = jaccard_distance(features, hp.k1, hp.k2, max_distance=float(self.dbscan_eps))
+        return dbscan_labels(distance, float(self.dbscan_eps), hp.min_samples)
 
     def _broadcast(self, labels: np.ndarray | None) -> np.ndarray:
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -231,7 +249,7 @@ class ClusterModule(ReIDModule):
         per_batch = dm.target_batch_size // dm.num_instances
         if num_classes < per_batch:
             raise ConfigError(
-                f"epoch {self.current_epoch}: DBSCAN (eps={hp.eps}, min_samples={hp.min_samples}) found {num_clusters} "
+                f"epoch {self.current_epoch}: DBSCAN (eps={float(self.dbscan_eps):.4g}, min_samples={hp.min_samples}) found {num_clusters} "
                 f"clusters and {int((raw < 0).sum())} outliers, fewer pseudo-identities than the P={per_batch} of a "
                 "batch; expected a larger eps, a smaller min_samples, outliers: instances, or a better init_checkpoint")
         labels_t = torch.as_tensor(labels, device=self.device)
