@@ -320,8 +320,9 @@ def test_too_few_clusters_for_a_batch_is_a_config_error(tmp_path, synth_root, di
 
 def test_bad_arguments_are_config_errors(synth_root):
     dm = datamodule(synth_root)
-    for kw, match in ((dict(outliers="keep"), "outliers"), (dict(eps=1.5), "eps=1.5"), (dict(eps="tight"), "eps=tight"), (dict(k1=0), "k1=0"),
-                      (dict(cluster_weight=0), "cluster_weight"), (dict(temperature=0), "temperature")):
+    for kw, match in ((dict(outliers="keep"), "outliers"), (dict(eps=1.5), "eps=1.5"), (dict(eps="tight"), "eps=tight"),
+                      (dict(k1=0), "k1=0"), (dict(cluster_weight=0), "cluster_weight"),
+                      (dict(temperature=0), "temperature")):
         with pytest.raises(ConfigError, match=match):
             cluster_module(dm, **kw)
     with pytest.raises(ConfigError, match="target_clusters"):

@@ -30,7 +30,9 @@ DOCUMENTED_DEFAULTS = [
     ("crgan", "model.init_args.generator.init_args.target_skips", True, False),
     ("crgan", "model.init_args.generator.init_args.norm", "instance", SAME),
     ("crgan", "model.init_args.generator.init_args.fuse", "concat", SAME),
-    ("crgan", "model.init_args.generator.init_args.target_input", "image", SAME),
+    ("crgan", "model.init_args.generator.init_args.target_input", "image", "masked"),
+    ("crgan", "model.init_args.stop_min_epochs", 3, 1),
+    ("crgan", "model.init_args.stop_window", 2, 1),
     ("spgan", "model.init_args.gan_mode", "lsgan", SAME),
     ("spgan", "model.init_args.lambda_cycle", 10.0, SAME),
     ("spgan", "model.init_args.lambda_identity", 5.0, SAME),
@@ -43,6 +45,9 @@ DOCUMENTED_DEFAULTS = [
     ("reid_crgan", "model.init_args.synthetic_weight", 1.0, SAME),
     ("reid_crgan", "data.erasing_p", 0.0, 0.5),
     ("reid_crgan", "data.pad", 0, 10),
+    ("reid_crgan", "data.masks", "auto", SAME),
+    ("reid_crgan_taudl", "data.masks", "auto", SAME),
+    ("reid_taudl", "data.masks", "none", "auto"),
     ("reid_taudl", "model.init_args.taudl_lambda", 0.7, SAME),
     ("reid_taudl", "model.init_args.source_weight", 0.0, 1.0),
 ]
@@ -244,3 +249,11 @@ def test_torch_threads_is_a_setting_of_every_run(capsys):
     with pytest.raises(SystemExit):
         main(["fit", "--stage", "reid_direct", "--pair", "synth_a2synth_b", "--torch_threads=1", "--print_config"])
     assert yaml.safe_load(capsys.readouterr().out)["torch_threads"] == 1
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+def test_the_shipped_generator_composites_and_streaming_reads_the_masks_it_needs(pair):
+    assert config_value("crgan", "model.init_args.generator.class_path", pair) == \
+        "crgan_lightning.models.compositor.CompositingGenerator"
+    for stage in ("reid_crgan", "reid_crgan_taudl", "reid_spgan_taudl"):  # the compositor cuts the person out
+        assert config_value(stage, "data.masks", pair) == "auto"

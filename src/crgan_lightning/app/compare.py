@@ -135,7 +135,8 @@ def run_compare(
     qualities = [("", root)] + [(name, mask_root) for name, mask_root in (mask_roots or {}).items()]
     oracle_dataset = ORACLES.get((source, target))
     oracle = oracle_dataset is not None and (Path(root) / oracle_dataset / META_FILE).is_file()
-    names = [METHODS[0][0], *([ORACLE] if oracle else []), *(method for method, _, _ in METHODS[1:] if method in chosen)]
+    names = [METHODS[0][0], *([ORACLE] if oracle else []),
+             *(method for method, _, _ in METHODS[1:] if method in chosen)]
     results: dict[str, dict[int, dict]] = {name: {} for name in names}  # the table's row order
 
     def train(name: str, stage: str, folder: str, seed: int, data_root: str, epochs: int | None,

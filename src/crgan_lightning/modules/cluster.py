@@ -224,7 +224,11 @@ class ClusterModule(ReIDModule):
         hp = self.hparams
         if hp.eps == "auto" and not self.dbscan_eps > 0:  # the run's first clustering: MMT's rule
             distance = jaccard_distance(features, hp.k1, hp.k2)
-            self.dbscan_eps.fill_(eps_from_rho(distance, hp.eps_rho))
+            eps = eps_from_rho(distance, hp.eps_rho)
+            if not eps > 0:
+                raise ConfigError(f"eps: auto gave eps={eps:.4g}: the smallest {hp.eps_rho:.2g} of the pairs' Jaccard "
+                                  "distances are all 0 (duplicate features); expected a larger eps_rho or a fixed eps")
+            self.dbscan_eps.fill_(eps)
             log.info("eps = %.4f: the mean of the smallest %.2g of the pairs' Jaccard distances (eps: auto)",
                      float(self.dbscan_eps), hp.eps_rho)
         else:
@@ -249,9 +253,10 @@ class ClusterModule(ReIDModule):
         per_batch = dm.target_batch_size // dm.num_instances
         if num_classes < per_batch:
             raise ConfigError(
-                f"epoch {self.current_epoch}: DBSCAN (eps={float(self.dbscan_eps):.4g}, min_samples={hp.min_samples}) found {num_clusters} "
-                f"clusters and {int((raw < 0).sum())} outliers, fewer pseudo-identities than the P={per_batch} of a "
-                "batch; expected a larger eps, a smaller min_samples, outliers: instances, or a better init_checkpoint")
+                f"epoch {self.current_epoch}: DBSCAN (eps={float(self.dbscan_eps):.4g}, min_samples={hp.min_samples}) "
+                f"found {num_clusters} clusters and {int((raw < 0).sum())} outliers, fewer pseudo-identities than "
+                f"the P={per_batch} of a batch; expected a larger eps, a smaller min_samples, outliers: instances, "
+                "or a better init_checkpoint")
         labels_t = torch.as_tensor(labels, device=self.device)
         self.memory.reset(cluster_centroids(features, labels_t, num_classes))
         self.pseudo_labels = labels_t
