@@ -12,13 +12,11 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from crgan_lightning.app.demo import stage_command
-from crgan_lightning.app.lightning import run_lightning_cli
+from crgan_lightning.app.demo import run_stage, stage_command
 from crgan_lightning.app.stages import STAGES, stage_arguments
 from crgan_lightning.callbacks.rendering import BLACK, ContextRenderingCallback
 from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.keys import IMAGE, SOURCE, SYNTHETIC, TARGET
-from crgan_lightning.modules.cluster import ClusterModule
 from crgan_lightning.modules.reid import ReIDModule
 from crgan_lightning.translators import load_translator
 
@@ -121,16 +119,19 @@ def test_joint_hybrid_fits_with_renderings_source_labels_and_pseudo_identities_i
                  "trainer.limit_train_batches": 2, "trainer.log_every_n_steps": 1,
                  "trainer.enable_progress_bar": False}
     args = stage_command("reid_crgan_cluster_joint", run, 0, str(synth_root), epochs=1, overrides=overrides)
-    cli = run_lightning_cli(["fit", *args])
-    module = cli.model
-    assert isinstance(module, ClusterModule) and module.uses_source
-    assert module.pseudo_labels.numel() == cli.datamodule.num_target_train  # clustered: every image labelled
-    assert (run / "checkpoints" / "last.ckpt").is_file()
-    metrics = next(run.glob("logs/version_*/metrics.csv"))
-    with open(metrics) as f:
+    metrics = run_stage("joint hybrid", args, run, test=True)  # fit, then test, as crgan compare does
+    assert 0.0 <= metrics["mAP"] <= 100.0 and metrics["rank1"] <= metrics["rank5"] <= metrics["rank10"]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    hp = SimpleNamespace(**ckpt["hyper_parameters"])
+    assert hp.source_weight == 1.0 and hp.init_checkpoint == str(streaming_ckpt)
+    labels = ckpt["state_dict"]["pseudo_labels"]
+    assert labels.shape == (len(list((synth_root / "synth_b" / "bounding_box_train").iterdir())),)
+    assert int(labels.min()) == 0  # clustered, outliers kept as instances: every target image has a pseudo-identity
+    assert ckpt["state_dict"]["memory.features"].shape[0] == int(labels.max()) + 1
+    metrics_csv = next(run.glob("logs/version_0/metrics.csv"))
+    with open(metrics_csv) as f:
         steps = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f) if r.get("train/loss")]
     assert len(steps) == 2
-    hp = module.hparams
     for row in steps:
         # loss = source_weight * (CE of the source and rendered parts + one joint triplet) + cluster contrast
         labelled = (hp.ce_weight * (row["train/source_ce"] + hp.synthetic_weight * row["train/synthetic_ce"])
