@@ -57,7 +57,7 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
     record = run_compare("synth_a", "synth_b", root=str(root), out=str(out), seeds=[0, 1], crgan_epochs=1,
                          spgan_epochs=1, reid_epochs=1, translator_overrides=translators, reid_overrides=reid,
                          quality={"lpips_path": str(missing), "num_fid": 10, "progress": False},
-                         mask_roots={"segmentation": str(seg)})
+                         mask_roots={"segmentation": str(seg)}, clustering=False)  # clustering rows: tests below
     assert list(record["table2"]) == ["LOMO", "direct transfer", "oracle rendering", "cut-and-paste", "SPGAN+LMP",
                                       "CR-GAN+LMP", "cut-and-paste [segmentation masks]",
                                       "CR-GAN+LMP [segmentation masks]", "TAUDL", "SPGAN+TAUDL", "CR-GAN+TAUDL"]
@@ -107,7 +107,7 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
     stamps = {p: p.stat().st_mtime_ns for p in run.glob("*/checkpoints/last.ckpt")}
     again = run_compare("synth_a", "synth_b", root=str(root), out=str(out), seeds=[1], crgan_epochs=1,
                         spgan_epochs=1, reid_epochs=1, translator_overrides=translators, reid_overrides=reid,
-                        quality={"skip": True})
+                        quality={"skip": True}, clustering=False)
     assert again["fidelity"] is None  # skipped with Table 1
     assert again["table2"]["SPGAN+LMP"]["seeds"][1]["mAP"] == pytest.approx(
         record["table2"]["SPGAN+LMP"]["seeds"][1]["mAP"], abs=1e-4)
@@ -122,7 +122,8 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
 
 def test_compare_refuses_an_unknown_method_before_training(tmp_path):
     with pytest.raises(CRGANError, match=r"--methods CR-GAN: no such row; expected some of cut-and-paste, "
-                                         r"SPGAN\+LMP, CR-GAN\+LMP"):
+                                         r"SPGAN\+LMP, CR-GAN\+LMP, .*direct -> clustering, CR-GAN -> clustering, "
+                                         r"joint hybrid"):
         run_compare("synth_a", "synth_b", root=str(tmp_path), out=str(tmp_path / "runs"), methods=["CR-GAN"])
     assert not (tmp_path / "runs").exists()
 
@@ -146,6 +147,89 @@ def test_compare_without_spgan_rows_trains_no_spgan(tmp_path, monkeypatch):
                         mask_roots={"segmentation": str(tmp_path)})
     assert trained == ["reid_direct", "crgan", "reid_cut_and_paste", "reid_crgan", "crgan_segmentation",
                        "reid_cut_and_paste_segmentation", "reid_crgan_segmentation"]
+
+
+@pytest.fixture
+def fake_stages(monkeypatch) -> list[tuple[str, dict[str, str]]]:
+    """``run_stage`` replaced by a recorder: ``(run folder, {option: last value})`` of each stage
+    fitted, in order; each leaves an empty ``last.ckpt`` and fixed metrics, nothing is trained."""
+    import crgan_lightning.app.compare as compare
+
+    fitted: list[tuple[str, dict[str, str]]] = []
+
+    def fake_train(name, args, run, test):
+        options = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)  # the last one wins
+        options["configs"] = " ".join(a for a in args if a.endswith(".yaml"))
+        fitted.append((Path(run).name, options))
+        (Path(run) / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (Path(run) / "checkpoints" / "last.ckpt").touch()
+        return {"rank1": 1.0, "rank5": 2.0, "rank10": 3.0, "mAP": 1.0}
+
+    monkeypatch.setattr(compare, "run_stage", fake_train)
+    monkeypatch.setattr(compare, "lomo_row", lambda source, target, root, seeds, out: compare.summarize(
+        {seed: {k: 0.0 for k in compare.KEYS} for seed in seeds}))
+    return fitted
+
+
+CLUSTER_ROWS = ["direct -> clustering", "CR-GAN -> clustering", "joint hybrid"]
+
+
+def test_clustering_rows_start_from_their_seeds_runs_with_the_rows_schedule(tmp_path, fake_stages):
+    out = tmp_path / "runs"
+    record = run_compare("synth_a", "synth_b", root=str(tmp_path), out=str(out), seeds=[0, 1], reid_epochs=7,
+                         quality={"skip": True}, methods=CLUSTER_ROWS, reid_overrides={"data.num_workers": 0})
+    stages = ["reid_direct", "crgan", "reid_crgan", "reid_cluster", "reid_crgan_cluster", "reid_crgan_cluster_joint"]
+    assert [stage for stage, _ in fake_stages] == stages * 2
+    # CR-GAN+LMP is trained (and reported) as the run the CR-GAN clustering rows start from
+    assert list(record["table2"]) == ["LOMO", "direct transfer", "CR-GAN+LMP", *CLUSTER_ROWS]
+    for i, seed in enumerate((0, 1)):
+        fitted = dict(fake_stages[i * len(stages):(i + 1) * len(stages)])
+        ckpt = {stage: str(out / f"seed{seed}" / stage / "checkpoints" / "last.ckpt") for stage in stages}
+        init = {stage: fitted[stage].get("model.init_args.init_checkpoint") for stage in stages}
+        assert init == {"reid_direct": None, "crgan": None, "reid_crgan": None, "reid_cluster": ckpt["reid_direct"],
+                        "reid_crgan_cluster": ckpt["reid_crgan"], "reid_crgan_cluster_joint": ckpt["reid_crgan"]}
+        assert fitted["reid_crgan_cluster_joint"]["rendering.init_args.translator"] == ckpt["crgan"]
+        assert "rendering.init_args.translator" not in fitted["reid_crgan_cluster"]
+        assert fitted["reid_crgan"]["rendering.init_args.translator"] == ckpt["crgan"]
+        assert fitted["crgan"]["model.init_args.judge"] == ckpt["reid_direct"]
+        for stage, options in fitted.items():  # every re-id row: the same schedule, seed and overrides
+            assert options["seed_everything"] == str(seed)
+            if stage.startswith("reid"):
+                assert options["trainer.max_epochs"] == "7" and options["data.num_workers"] == "0"
+        assert "base/cluster_joint.yaml" in fitted["reid_crgan_cluster_joint"]["configs"]
+        assert "base/cluster.yaml" in fitted["reid_cluster"]["configs"]
+
+
+def test_clustering_from_direct_transfer_alone_trains_no_translator(tmp_path, fake_stages):
+    run_compare("synth_a", "synth_b", root=str(tmp_path), out=str(tmp_path / "runs"), seeds=[0],
+                quality={"skip": True}, methods=["reid_cluster"])  # a row may be named by its stage
+    assert [stage for stage, _ in fake_stages] == ["reid_direct", "reid_cluster"]
+
+
+def test_every_row_includes_clustering_unless_turned_off(tmp_path, fake_stages):
+    run_compare("synth_a", "synth_b", root=str(tmp_path), out=str(tmp_path / "with"), seeds=[0],
+                quality={"skip": True}, taudl=False)
+    assert [stage for stage, _ in fake_stages] == ["reid_direct", "crgan", "spgan", "reid_cut_and_paste",
+                                                   "reid_spgan", "reid_crgan", "reid_cluster", "reid_crgan_cluster",
+                                                   "reid_crgan_cluster_joint"]
+    fake_stages.clear()
+    record = run_compare("synth_a", "synth_b", root=str(tmp_path), out=str(tmp_path / "without"), seeds=[0],
+                         quality={"skip": True}, taudl=False, clustering=False)
+    assert not any("cluster" in stage for stage, _ in fake_stages)
+    assert not set(CLUSTER_ROWS) & set(record["table2"])
+
+
+def test_crgan_compare_no_clustering_flag_reaches_run_compare(monkeypatch):
+    import crgan_lightning.app.compare as compare
+    from crgan_lightning.app.cli import main
+
+    calls = []
+    monkeypatch.setattr(compare, "run_compare", lambda *a, **kw: calls.append(kw))
+    assert main(["compare", "--source", "synth_a", "--target", "synth_b", "--no-clustering",
+                 "--methods", "direct -> clustering", "joint hybrid"]) == 0
+    assert calls[0]["clustering"] is False and calls[0]["methods"] == ["direct -> clustering", "joint hybrid"]
+    assert main(["compare", "--source", "synth_a", "--target", "synth_b"]) == 0
+    assert calls[1]["clustering"] is True
 
 
 def test_make_compare_target_reaches_the_command(tmp_path):

@@ -54,7 +54,8 @@ DOCUMENTED_DEFAULTS = [
 MODULES = {"crgan": "crgan.CRGANModule", "spgan": "spgan.SPGANModule", "reid_direct": "reid.ReIDModule",
            "reid_crgan": "reid.ReIDModule", "reid_taudl": "taudl.TAUDLModule",
            "reid_crgan_taudl": "taudl.TAUDLModule", "reid_spgan_taudl": "taudl.TAUDLModule",
-           "reid_cluster": "cluster.ClusterModule", "reid_crgan_cluster": "cluster.ClusterModule"}
+           "reid_cluster": "cluster.ClusterModule", "reid_crgan_cluster": "cluster.ClusterModule",
+           "reid_crgan_cluster_joint": "cluster.ClusterModule"}
 
 
 def test_the_configs_are_package_data_with_one_file_per_shipped_pair():

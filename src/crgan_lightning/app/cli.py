@@ -150,7 +150,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
                     out=args.out or f"runs/compare/{pair_name(args.source, args.target)}",
                     seeds=args.seeds, crgan_epochs=args.crgan_epochs, spgan_epochs=args.spgan_epochs,
                     reid_epochs=args.reid_epochs, mask_roots=_mask_roots(args.mask_root), taudl=not args.no_taudl,
-                    methods=args.methods,
+                    clustering=not args.no_clustering, methods=args.methods,
                     quality={"skip": True} if args.no_quality else {
                         "lpips_path": args.lpips_weights, "inception_path": args.inception_weights,
                         "num_fid": args.num_fid, "progress": not args.quiet})
@@ -306,9 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="another mask quality, e.g. segmentation=data_seg (the same images with other masks, "
                         "crgan synth --mask-quality segmentation): cut-and-paste and CR-GAN are trained again on it")
     p.add_argument("--no-taudl", action="store_true", help="skip the TAUDL rows (TAUDL, SPGAN+TAUDL, CR-GAN+TAUDL)")
+    p.add_argument("--no-clustering", action="store_true",
+                   help="skip the clustering rows (direct -> clustering, CR-GAN -> clustering, joint hybrid)")
     p.add_argument("--methods", nargs="+", default=None, metavar="ROW",
-                   help="train only these rows, e.g. --methods cut-and-paste CR-GAN+LMP (default: every row; "
-                        "direct transfer is always trained, as CR-GAN's judge)")
+                   help="train only these rows, by name or stage, e.g. --methods cut-and-paste CR-GAN+LMP "
+                        "'direct -> clustering' reid_crgan_cluster_joint (default: every row; direct transfer is "
+                        "always trained, as CR-GAN's judge, and CR-GAN+LMP when a clustering row starts from it)")
     p.add_argument("--no-quality", action="store_true", help="skip Table 1")
     p.add_argument("--quiet", action="store_true", help="no progress bars in Table 1")
     p.set_defaults(func=_cmd_compare)

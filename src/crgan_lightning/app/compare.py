@@ -8,7 +8,11 @@ LightningCLI and shipped configs a user runs (``crgan fit --stage S --source A -
 * four re-id models, each tested on the target: direct transfer (``reid_direct``) and, from
   ``reid_crgan`` with the rendering group's translator swapped, re-id with cut-and-paste, SPGAN
   and CR-GAN renderings streamed into every batch (LMP test features, as the configs set them);
-* the TAUDL rows (``reid_taudl``, ``reid_spgan_taudl``, ``reid_crgan_taudl``).
+* the TAUDL rows (``reid_taudl``, ``reid_spgan_taudl``, ``reid_crgan_taudl``);
+* the clustering rows (:data:`CLUSTER_METHODS`): clustering on the target from the seed's
+  direct-transfer model (``reid_cluster``) and from its CR-GAN streaming model
+  (``reid_crgan_cluster``), and the joint hybrid (``reid_crgan_cluster_joint``: clustering with
+  source labels and streamed CR-GAN renderings in the same batches, from the CR-GAN streaming model).
 
 Then it prints Table 2 (target rank-1/5/10 and mAP of each method, mean and sample standard
 deviation over the seeds, and per seed) and Table 1 (LPIPS diversity and FID/KID of the real
@@ -56,6 +60,17 @@ TAUDL_METHODS = (
     ("SPGAN+TAUDL", "reid_spgan_taudl", "spgan"),
     ("CR-GAN+TAUDL", "reid_crgan_taudl", "crgan"),
 )
+#: The clustering rows (re-id stage; the re-id stage of the same seed whose last.ckpt starts it; translator:
+#: None or a translator stage). A row that starts from ``reid_crgan`` needs the CR-GAN+LMP row's run, which
+#: is then trained (and reported) too.
+CLUSTER_METHODS = (
+    ("direct -> clustering", "reid_cluster", "reid_direct", None),
+    ("CR-GAN -> clustering", "reid_crgan_cluster", "reid_crgan", None),
+    ("joint hybrid", "reid_crgan_cluster_joint", "reid_crgan", "crgan"),
+)
+#: The row whose run a clustering row starting from ``reid_crgan`` reads.
+INIT_ROWS = {"reid_crgan": "CR-GAN+LMP"}
+INIT_KEY = "model.init_args.init_checkpoint"
 
 
 def lomo_row(source: str, target: str, root: str, seeds: Sequence[int], out: Path) -> dict:
@@ -89,6 +104,7 @@ def run_compare(
     taudl: bool = True,
     fidelity_pairs: int = 200,
     methods: Sequence[str] | None = None,
+    clustering: bool = True,
 ) -> dict:
     """Train and test every method for every seed; print and return both tables.
 
@@ -109,9 +125,14 @@ def run_compare(
             trained again on each and reported as ``"<method> [<quality> masks]"``; the others do
             not read masks and are not repeated.
         taudl: also train the TAUDL rows (:data:`TAUDL_METHODS`).
-        methods: train only these rows of :data:`METHODS` and :data:`TAUDL_METHODS` (by name,
-            e.g. ``["cut-and-paste", "CR-GAN+LMP"]``); None trains every row. Direct transfer is
-            always trained (it is CR-GAN's judge), and a translator only when a chosen row streams it.
+        clustering: also train the clustering rows (:data:`CLUSTER_METHODS`), after every other row
+            of the seed, with the same ``reid_epochs`` and ``reid_overrides``; each starts from the
+            ``last.ckpt`` of its seed's init row (``model.init_args.init_checkpoint``).
+        methods: train only these rows of :data:`METHODS`, :data:`TAUDL_METHODS` and
+            :data:`CLUSTER_METHODS` (by name, e.g. ``["cut-and-paste", "CR-GAN+LMP"]``, or by stage,
+            ``reid_cluster``); None trains every row (less those ``taudl`` and ``clustering`` turn off).
+            Direct transfer is always trained (it is CR-GAN's judge), the CR-GAN+LMP row when a chosen
+            clustering row starts from it, and a translator only when a trained row streams it.
         fidelity_pairs: on the embedded pair, the evaluation pairs of the rendering-fidelity table
             (:func:`crgan_lightning.app.fidelity.fidelity_table`: cut-and-paste with each mask
             quality, the first seed's SPGAN and CR-GAN translators against the true renderings);
@@ -128,10 +149,11 @@ def run_compare(
         "table1_missing": reason | None, "fidelity": dict | None, "fidelity_missing": reason | None}``,
         also written to ``<out>/compare.json``.
     """
-    chosen = _chosen_methods(methods, taudl)
+    chosen = _chosen_methods(methods, taudl, clustering)
     claim_run_folder(out, "crgan compare", reuses=("crgan demo",))  # the demo's runs are its first rows
     translator_overrides = translator_overrides or {}
     needed = {translator for method, _, translator in (*METHODS, *TAUDL_METHODS) if method in chosen}
+    needed |= {translator for method, _, _, translator in CLUSTER_METHODS if method in chosen}
     qualities = [("", root)] + [(name, mask_root) for name, mask_root in (mask_roots or {}).items()]
     oracle_dataset = ORACLES.get((source, target))
     oracle = oracle_dataset is not None and (Path(root) / oracle_dataset / META_FILE).is_file()
@@ -181,6 +203,12 @@ def run_compare(
             stage_overrides = {TRANSLATOR_KEY: translators[translator], **reid} if translator else reid
             results.setdefault(method, {})[seed] = train(method, stage, stage, seed, root, reid_epochs,
                                                          stage_overrides, test=True)
+        for method, stage, init, translator in (row for row in CLUSTER_METHODS if row[0] in chosen):
+            stage_overrides = {INIT_KEY: str(last_checkpoint(run / init)), **reid}
+            if translator:
+                stage_overrides[TRANSLATOR_KEY] = translators[translator]
+            results.setdefault(method, {})[seed] = train(method, stage, stage, seed, root, reid_epochs,
+                                                         stage_overrides, test=True)
 
     table2 = {"LOMO": lomo_row(source, target, root, seeds, Path(out)),
               **{method: summarize(per_seed) for method, per_seed in results.items() if per_seed}}
@@ -216,16 +244,27 @@ def run_compare(
     return record
 
 
-def _chosen_methods(methods: Sequence[str] | None, taudl: bool) -> set[str]:
-    """The row names to train; an unknown name is refused with the known ones."""
-    every = [method for method, _, _ in METHODS[1:]] + [method for method, _, _ in TAUDL_METHODS]
+def _chosen_methods(methods: Sequence[str] | None, taudl: bool = True, clustering: bool = True) -> set[str]:
+    """The row names to train: ``methods`` (row names, or the rows' stage names) or every row less the
+    families turned off, plus the rows a chosen clustering row starts from (:data:`INIT_ROWS`). An
+    unknown name is refused with the known ones."""
+    rows = [(method, stage) for method, stage, _ in METHODS[1:]]
+    rows += [(method, stage) for method, stage, _ in TAUDL_METHODS]
+    rows += [(method, stage) for method, stage, _, _ in CLUSTER_METHODS]
+    every = [method for method, _ in rows]
+    by_stage = {stage: method for method, stage in rows}
     if methods is None:
-        return {m for m in every if taudl or m not in {t for t, _, _ in TAUDL_METHODS}}
-    unknown = [m for m in methods if m not in every]
-    if unknown:
-        raise CRGANError(f"--methods {' '.join(unknown)}: no such row; expected some of {', '.join(every)} "
-                         "(direct transfer is always trained)")
-    return set(methods)
+        off = ({m for m, _, _ in TAUDL_METHODS} if not taudl else set()) | \
+              ({m for m, _, _, _ in CLUSTER_METHODS} if not clustering else set())
+        chosen = {m for m in every if m not in off}
+    else:
+        unknown = [m for m in methods if m not in every and m not in by_stage]
+        if unknown:
+            raise CRGANError(f"--methods {' '.join(unknown)}: no such row; expected some of {', '.join(every)} "
+                             "(or their stages, e.g. reid_cluster; direct transfer is always trained)")
+        chosen = {by_stage.get(m, m) for m in methods}
+    chosen |= {INIT_ROWS[init] for method, _, init, _ in CLUSTER_METHODS if method in chosen and init in INIT_ROWS}
+    return chosen
 
 
 def _fidelity(run: Path, root: str, qualities: list[tuple[str, str]], num_pairs: int, source: str,

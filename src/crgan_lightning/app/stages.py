@@ -4,7 +4,7 @@ The configs are package data (``crgan_lightning/configs/``, found with :mod:`imp
 so they work after ``pip install`` as from a clone):
 
 * ``base/<piece>.yaml``: each piece of a stage at the paper's scale (``trainer``, ``reid``,
-  ``streaming``, ``taudl``, ``taudl_alone``, ``crgan``, ``spgan``);
+  ``streaming``, ``taudl``, ``taudl_alone``, ``cluster``, ``cluster_joint``, ``crgan``, ``spgan``);
 * ``embedded/<piece>.yaml``: what the embedded benchmark's recipe (64x32 images, small networks
   trained from scratch on a CPU) changes in a piece; read when both datasets of the pair are
   embedded ones;
@@ -64,6 +64,8 @@ STAGES: dict[str, Stage] = {
     "reid_spgan_taudl": Stage(("trainer", "reid", "streaming", "taudl"), translator="spgan"),
     "reid_cluster": Stage(("trainer", "reid", "cluster"), init="reid_direct"),
     "reid_crgan_cluster": Stage(("trainer", "reid", "cluster"), init="reid_crgan"),
+    "reid_crgan_cluster_joint": Stage(("trainer", "reid", "streaming", "cluster", "cluster_joint"),
+                                      translator="crgan", init="reid_crgan"),
 }
 
 

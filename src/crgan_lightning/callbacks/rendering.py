@@ -84,6 +84,8 @@ class ContextRenderingCallback(pl.Callback):
       training image (source and rendered) after rendering, with ``data.pad: 0``: the generator
       then gets its inputs prepared as in its own training (``pad: 0``), not padded and shifted
       crops, and re-id sees the same augmentation as direct transfer with ``data.pad: pad``.
+      With ``pad_target``, the batch's target images get it too: the stages that train on them
+      (the clustering hybrid) see them augmented as in the clustering stage alone.
 
     Under DDP every rank loads the translator on its own device and renders its own shard of
     the batch; the draws are seeded by ``seed``, the rank and the batch index, so a run is
@@ -103,11 +105,12 @@ class ContextRenderingCallback(pl.Callback):
         contexts_from: ``"batch"`` (the batch's target images) or ``"dataset"`` (the whole target
             training set).
         pad: zero-padding of the random crop applied after rendering to every training image (0: none).
+        pad_target: also pad-and-crop ``batch["target"]``'s images (for modules that train on them).
     """
 
     def __init__(self, translator: str, ratio: float = 1.0, contexts_per_image: int = 1, seed: int = 0,
                  replace_source: bool = False, within_identity: bool = False, contexts_from: str = "batch",
-                 pad: int = 0) -> None:
+                 pad: int = 0, pad_target: bool = False) -> None:
         super().__init__()
         if not 0.0 < ratio <= 1.0:
             raise ConfigError(f"ratio={ratio}; expected a fraction in (0, 1]")
@@ -121,6 +124,7 @@ class ContextRenderingCallback(pl.Callback):
         if pad < 0:
             raise ConfigError(f"pad={pad}; expected >= 0 pixels")
         self.within_identity, self.contexts_from, self.pad = within_identity, contexts_from, pad
+        self.pad_target = pad_target
         self.contexts: ReIDImageDataset | None = None
         self.translator = os.fspath(translator)
         self.ratio, self.contexts_per_image, self.seed = ratio, contexts_per_image, seed
@@ -230,5 +234,6 @@ class ContextRenderingCallback(pl.Callback):
         generator = torch.Generator().manual_seed(hash((self.seed, trainer.global_rank, step)) % (2**63))
         batch[SYNTHETIC] = self.render(batch, generator)
         if self.pad > 0:
-            for part in (batch[SOURCE], batch[SYNTHETIC]):
+            parts = [batch[SOURCE], batch[SYNTHETIC]] + ([batch[TARGET]] if self.pad_target and TARGET in batch else [])
+            for part in parts:
                 part[IMAGE] = pad_and_crop(part[IMAGE], self.pad, generator)
