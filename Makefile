@@ -81,10 +81,10 @@ demo: install  ## the main job: embedded benchmark, CR-GAN, re-id direct vs with
 	$(BIN)/crgan demo --root $(DATA_ROOT) --out runs/demo $(ARGS)
 
 test: install  ## the whole test suite, slow end-to-end runs included
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 test-fast: install  ## the test suite without the slow end-to-end runs
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" --durations=10
 
 lint: install  ## flake8 over the package, tests and benchmarks
 	$(BIN)/flake8 src tests benchmarks
