@@ -7,8 +7,10 @@ pairs, what a perfect context renderer would make of them (:mod:`crgan_lightning
 images as written on disk (JPEG), with the person masks of a chosen data root -- and scores each
 rendering against its truth with :func:`crgan_lightning.metrics.fidelity.fidelity_scores`: PSNR
 and SSIM on the whole image, the person (the truth's person mask) and the background; the mean
-CIEDE2000 colour difference on the person; the grid figure (dB of periodic energy at 1/2, 1/4
-and 1/8 cycles per pixel over the truth's).
+CIEDE2000 colour difference on the person; the high-frequency figure (luminance power at 1/2,
+1/4 and 1/8 cycles per pixel over the truth's, in dB: negative for a blurrier rendering) and the
+grid figure (how far the spectrum peaks at those frequencies above its surroundings, minus the
+truth's, in dB: positive only for a periodic pattern; blur and sharpening leave it near 0).
 
 Two reference rows frame the translators:
 
@@ -45,7 +47,7 @@ from ..translators import CUT_AND_PASTE, load_translator
 #: The columns of the table, in order: (key of fidelity_scores, heading, digits).
 COLUMNS = (("psnr", "PSNR", 2), ("psnr_person", "PSNR pers", 2), ("psnr_background", "PSNR bg", 2),
            ("ssim", "SSIM", 3), ("ssim_person", "SSIM pers", 3), ("ssim_background", "SSIM bg", 3),
-           ("delta_e_person", "dE00 pers", 2), ("grid_db", "grid dB", 2))
+           ("delta_e_person", "dE00 pers", 2), ("hf_db", "HF dB", 2), ("grid_db", "grid dB", 2))
 TRUTH_REDRAWN = "truth, noise redrawn"
 SOURCE_IMAGE = "source image (not rendered)"
 
@@ -90,14 +92,15 @@ def _as_tensor(images: np.ndarray) -> torch.Tensor:
 
 def _summary(method: str, scores: Mapping[str, torch.Tensor], **extra) -> dict:
     """Mean of every figure over the pairs (NaN-free: an empty region is left out), and the sd
-    of the grid figure."""
+    over the pairs of the grid figure and of each period's (``grid_db_sd``, ``grid_db_p<p>_sd``)."""
     row: dict = {"method": method, **extra}
     for key, values in scores.items():
         v = values.double()
         v = v[~torch.isnan(v)]
         row[key] = float(v.mean()) if len(v) else None
-    grid = scores["grid_db"].double()
-    row["grid_db_sd"] = float(grid.std()) if len(grid) > 1 else 0.0
+    for key in [k for k in scores if k.startswith("grid_db")]:
+        grid = scores[key].double()
+        row[f"{key}_sd"] = float(grid.std()) if len(grid) > 1 else 0.0
     return row
 
 
@@ -132,7 +135,8 @@ def fidelity_table(
     Returns:
         ``{"root", "num_pairs", "seed", "height", "width", "truth_version", "periods", "rows"}``;
         ``rows`` holds the two reference rows (:data:`TRUTH_REDRAWN`, :data:`SOURCE_IMAGE`) and then
-        one per renderer: ``{"method", "checkpoint", "masks", <mean of each figure>, "grid_db_sd"}``.
+        one per renderer: ``{"method", "checkpoint", "masks", <mean of each figure>, "grid_db_sd",
+        "grid_db_p<period>_sd"}``.
         :func:`format_fidelity_table` prints it.
     """
     if not isinstance(num_pairs, int) or isinstance(num_pairs, bool) or num_pairs < 1:
@@ -218,6 +222,19 @@ def format_fidelity_table(table: Mapping) -> str:
     lines += [line(cells) for cells in body]
     lines += ["PSNR (dB), SSIM: higher = closer to the truth, on the whole image / the person (the truth's mask) / "
               "the background; dE00 pers: mean CIEDE2000 colour difference on the person (lower = truer colours)",
-              f"grid dB: spectral energy at {periods} cycles/pixel over the truth's (mean +/- sd over pairs); "
-              f"'{TRUTH_REDRAWN}' gives its spread between two equally true images"]
+              f"HF dB: luminance power at {periods} cycles/pixel over the truth's (< 0: blurrier than the truth)",
+              f"grid dB: prominence of the spectral peaks at {periods} cycles/pixel over their surroundings, minus the "
+              "truth's (> 0: a periodic pattern; blur and sharpening read ~0), mean +/- sd over pairs; "
+              f"'{TRUTH_REDRAWN}' gives its spread between two equally true images",
+              "", _grid_periods_block(table)]
     return "\n".join(lines)
+
+
+def _grid_periods_block(table: Mapping) -> str:
+    """The grid figure of each row, period by period (mean +/- sd over pairs)."""
+    header = ["grid dB per period"] + [f"period {p} px" for p in table["periods"]]
+    body = [[_label(row)] + [f"{_cell(row.get(f'grid_db_p{p}'), 2)} +/- {_cell(row.get(f'grid_db_p{p}_sd'), 2)}"
+                             for p in table["periods"]] for row in table["rows"]]
+    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+                     for cells in [header] + body)
