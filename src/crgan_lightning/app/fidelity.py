@@ -111,6 +111,38 @@ def _score_all(rendered: list[torch.Tensor], truth: torch.Tensor, person: torch.
     return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
 
 
+def _pair_files(domain: str, pairs: Sequence, folder: Path, masks: bool = False) -> list[Path]:
+    """The image (or mask) files of the pairs' source or target images under ``folder``."""
+    names = [p.source_file if domain == TRUTH_SOURCE else p.target_file for p in pairs]
+    if masks:
+        return [folder / domain / MASKS_DIR / Path(name).with_suffix(".png") for name in names]
+    return [folder / domain / name for name in names]
+
+
+def render_evaluation_pairs(translator, pairs: Sequence, root: str | os.PathLike,
+                            mask_root: str | os.PathLike | None = None, batch_size: int = 32,
+                            device: str = "cpu") -> torch.Tensor:
+    """One translator's renderings of the evaluation pairs: ``translator`` (from
+    :func:`~crgan_lightning.translators.load_translator`), ``pairs`` (a
+    :class:`~crgan_lightning.data.synthetic.truth.TruthSet`'s ``pairs``), the source and target
+    images of ``root`` as written on disk and the masks of ``mask_root`` (``root`` when None) ->
+    ``(N, 3, H, W)`` float in [-1, 1] on the CPU, in the order of ``pairs``."""
+    root = Path(root).expanduser()
+    mask_root = root if mask_root is None else Path(mask_root).expanduser()
+    rendered = []
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            m_s = _masks(_pair_files(TRUTH_SOURCE, chunk, mask_root, True)) if translator.needs_masks else None
+            m_t = _masks(_pair_files(TRUTH_TARGET, chunk, mask_root, True)) if translator.needs_target_masks else None
+            out = translator.render(_images(_pair_files(TRUTH_SOURCE, chunk, root)).to(device),
+                                    _images(_pair_files(TRUTH_TARGET, chunk, root)).to(device),
+                                    None if m_s is None else m_s.to(device),
+                                    None if m_t is None else m_t.to(device))
+            rendered.append(out.float().clamp(-1, 1).cpu())
+    return torch.cat(rendered)
+
+
 def fidelity_table(
     renderers: Sequence[str | os.PathLike | tuple[str | os.PathLike, str | os.PathLike]],
     root: str | os.PathLike = "data",
@@ -156,29 +188,14 @@ def fidelity_table(
     pairs = truth.pairs
     true_images, person = _as_tensor(truth.images), torch.from_numpy(truth.masks >= 128).float().unsqueeze(1)
     chunks = [pairs[i:i + batch_size] for i in range(0, len(pairs), batch_size)]
-
-    def files(domain: str, chunk: list, folder: Path, masks: bool = False) -> list[Path]:
-        names = [p.source_file if domain == TRUTH_SOURCE else p.target_file for p in chunk]
-        if masks:
-            return [folder / domain / MASKS_DIR / Path(name).with_suffix(".png") for name in names]
-        return [folder / domain / name for name in names]
-
     rows = [_summary(TRUTH_REDRAWN, fidelity_scores(_as_tensor(redrawn.images), true_images, person)),
-            _summary(SOURCE_IMAGE, _score_all([_images(files(TRUTH_SOURCE, c, root)) for c in chunks], true_images,
-                                              person, batch_size))]
+            _summary(SOURCE_IMAGE, _score_all([_images(_pair_files(TRUTH_SOURCE, c, root)) for c in chunks],
+                                              true_images, person, batch_size))]
     for spec, mask_root, translator in translators:
-        rendered = []
-        with torch.no_grad():
-            for chunk in chunks:
-                m_s = _masks(files(TRUTH_SOURCE, chunk, mask_root, True)) if translator.needs_masks else None
-                m_t = _masks(files(TRUTH_TARGET, chunk, mask_root, True)) if translator.needs_target_masks else None
-                out = translator.render(_images(files(TRUTH_SOURCE, chunk, root)).to(device),
-                                        _images(files(TRUTH_TARGET, chunk, root)).to(device),
-                                        None if m_s is None else m_s.to(device),
-                                        None if m_t is None else m_t.to(device))
-                rendered.append(out.float().clamp(-1, 1).cpu())
+        rendered = render_evaluation_pairs(translator, pairs, root, mask_root, batch_size, device)
         reads_masks = translator.needs_masks or translator.needs_target_masks
-        rows.append(_summary(translator.kind, _score_all(rendered, true_images, person, batch_size),
+        rows.append(_summary(translator.kind, _score_all(list(rendered.split(batch_size)), true_images, person,
+                                                         batch_size),
                              checkpoint=str(spec), masks=_mask_quality_of(mask_root) if reads_masks else None))
     return {"root": str(root), "num_pairs": len(pairs), "seed": settings["seed"], "height": settings["height"],
             "width": settings["width"], "truth_version": TRUTH_VERSION, "periods": list(GRID_PERIODS), "rows": rows}
