@@ -23,22 +23,27 @@ average over images and give a spread.
      Hann window, FFT, ``|.|^2`` summed over the three channels (so a grid in one colour counts
      as much as a grey one), normalised by the window's energy (:func:`power_spectrum`);
   2. at every peak bin, ``10 log10`` of its power minus the mean of ``10 log10`` power over its
-     *ring*: the bins at Chebyshev distance 2 or 3 (``|dy|, |dx| <= 3``, not both ``<= 1``) --
-     distance 1 is left out because the Hann window spreads a pure peak over its +-1 neighbours
-     (-6 dB there), and every bin where a ``p``-periodic pattern could put energy (the zero
-     frequency, the other peak bins and their harmonics) is left out of the ring. The ring is a
-     geometric mean, so a smooth change of spectral slope (blur, sharpening, a change of
-     contrast) moves the peak and its ring together and cancels to first order;
+     *ring*: the bins at Chebyshev distance 2 or 3 (``|dy|, |dx| <= 3``, not both ``<= 1``); for
+     a peak bin on an axis of the spectrum (zero frequency in y or in x, where the image's
+     horizontal and vertical edges and streaks put a ridge of power), the 4 bins on that axis at
+     distance 2 or 3, so that a stronger or weaker ridge is not read as a peak. Distance 1 is left
+     out because the Hann window spreads a pure peak over its +-1 neighbours (-6 dB there), and
+     every bin where a ``p``-periodic pattern could put energy (the zero frequency, the other peak
+     bins and their harmonics) is left out of the ring. The ring is a geometric mean, so a smooth
+     change of spectral slope (blur, sharpening, a change of contrast) moves the peak and its
+     ring together and cancels to first order;
   3. :func:`grid_prominence` averages step 2 over the period's distinct peak bins (3 for period 2,
      whose peaks sit at the Nyquist frequency; 4 for the others), per image and period;
      :func:`grid_excess` is the rendering's prominence minus the truth's, in dB: 0 where the
      rendering has the truth's peaks, > 0 where it adds a periodic pattern.
 
   Known limits: a strong blur lowers the period-2 figure (its peak bins are the spectrum's
-  highest frequencies, where the log spectrum of a blurred image bends down most: a Gaussian blur
-  of sigma 1 pixel reads about -4 dB at period 2 and +1 dB at periods 4 and 8, sigma 0.5 within
-  +-0.3 dB), so blur can hide a faint period-2 grid but not fake one; a texture that is
-  streaky or blotchy without being periodic is not counted (it is no peak).
+  highest frequencies, where the log spectrum of a blurred image bends down most: on the tests'
+  natural images a Gaussian blur of sigma 1 pixel reads about -5 dB at period 2 and +1 dB at
+  periods 4 and 8, sigma 0.5 within +-0.3 dB), so blur can hide a faint period-2 grid but not
+  fake one. A pattern along one axis only (bands, stripes) lights one peak bin of the three or
+  four it is averaged over. A texture that is streaky or blotchy without being periodic is no
+  peak and is not counted.
 * :func:`hf_energy` and :func:`hf_excess` -- the high-frequency level at the same frequencies:
   the (Hann-windowed, mean-removed) luminance power summed over the peak bins of each period,
   output over truth, in dB. It reads a grid too, but also every loss or gain of fine detail (a
@@ -225,11 +230,17 @@ def spectral_prominence(power: torch.Tensor, ring: Sequence[int] = GRID_RING,
                         excluded: torch.Tensor | None = None, floor: float = 1e-10) -> torch.Tensor:
     """How far each bin of a power spectrum stands above its surroundings, in dB: ``power`` (N, H, W)
     (:func:`power_spectrum`) -> ``(N, H, W)``: ``10 log10`` of the bin's power minus the mean of
-    ``10 log10`` power over the bins at Chebyshev distance ``ring[0]`` to ``ring[1]`` around it
-    (cyclically: the spectrum is periodic), leaving out the bins of ``excluded`` ((H, W) bool;
-    the zero frequency when None). ``floor``, relative to each image's mean power, is added to
-    every bin: it keeps a flat image finite and makes the figure independent of the image's
-    contrast (bins 100 dB below the mean read as that floor rather than as rounding noise)."""
+    ``10 log10`` power over its ring (cyclically: the spectrum is periodic), leaving out the bins
+    of ``excluded`` ((H, W) bool; the zero frequency when None).
+
+    The ring of a bin is the bins at Chebyshev distance ``ring[0]`` to ``ring[1]`` around it;
+    for a bin on an axis of the spectrum (zero frequency in x or in y) it is the bins on that
+    axis at distance ``ring[0]`` to ``ring[1]``: edges and streaks aligned with the image's
+    rows or columns put a ridge of power along the axes, which a ring that left the axis would
+    read as a peak. ``floor``, relative to each image's mean power, is added to every bin: it
+    keeps a flat image finite and makes the figure independent of the image's contrast (bins
+    100 dB below the mean read as that floor rather than as rounding noise)."""
+    inner, outer = ring
     h, w = power.shape[-2:]
     level = floor * power.mean(dim=(-2, -1), keepdim=True) + torch.finfo(power.dtype).tiny
     log_power = 10.0 * torch.log10(power + level)
@@ -237,13 +248,21 @@ def spectral_prominence(power: torch.Tensor, ring: Sequence[int] = GRID_RING,
         excluded = torch.zeros(h, w, dtype=torch.bool, device=power.device)
         excluded[0, 0] = True
     keep = (~excluded).to(log_power.dtype)
-    total = torch.zeros_like(log_power)
-    count = torch.zeros(h, w, dtype=log_power.dtype, device=power.device)
-    for dy, dx in _ring_offsets(ring):
-        # the value at bin k + (dy, dx), brought to bin k
-        total += torch.roll(log_power * keep, shifts=(-dy, -dx), dims=(-2, -1))
-        count += torch.roll(keep, shifts=(-dy, -dx), dims=(-2, -1))
-    return log_power - total / count.clamp_min(1.0)
+    kept_log = log_power * keep
+
+    def ring_mean(offsets: list[tuple[int, int]]) -> torch.Tensor:
+        total = torch.zeros_like(log_power)
+        count = torch.zeros(h, w, dtype=log_power.dtype, device=power.device)
+        for dy, dx in offsets:  # the value at bin k + (dy, dx), brought to bin k
+            total += torch.roll(kept_log, shifts=(-dy, -dx), dims=(-2, -1))
+            count += torch.roll(keep, shifts=(-dy, -dx), dims=(-2, -1))
+        return total / count.clamp_min(1.0)
+
+    along = [d for d in range(-outer, outer + 1) if abs(d) >= inner]
+    surroundings = ring_mean(_ring_offsets(ring))
+    surroundings[..., 0, :] = ring_mean([(0, d) for d in along])[..., 0, :]  # the x axis (zero y frequency)
+    surroundings[..., :, 0] = ring_mean([(d, 0) for d in along])[..., :, 0]  # the y axis
+    return log_power - surroundings
 
 
 def grid_peak_bins(height: int, width: int, period: int) -> list[tuple[int, int]]:
