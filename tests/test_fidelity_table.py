@@ -133,3 +133,21 @@ def test_crgan_quality_prints_the_fidelity_table_and_refuses_it_off_the_embedded
     assert main(["quality", "--source", "synth_b", "--target", "synth_a", "--root", str(synth_root),
                  "--fidelity-only"]) == 2
     assert "no rendering truth for synth_b -> synth_a" in capsys.readouterr().err
+
+
+def test_two_checkpoints_of_one_name_are_told_apart_by_their_run_folders():
+    figures = {key: 1.0 for key in ("psnr", "psnr_person", "psnr_background", "ssim", "ssim_person",
+                                    "ssim_background", "delta_e_person", "hf_db", "grid_db", "grid_db_sd")}
+    figures.update({f"grid_db_p{p}{sd}": 0.5 for p in (2, 4, 8) for sd in ("", "_sd")})
+    rows = [{"method": "CR-GAN", "checkpoint": f"runs/{run}/seed0/crgan/checkpoints/last.ckpt", **figures}
+            for run in ("demo", "demo_comp")]
+    rows.append({"method": "SPGAN", "checkpoint": "runs/demo/seed0/spgan/checkpoints/last.ckpt", **figures})
+    text = format_fidelity_table({"num_pairs": 2, "seed": 0, "height": 64, "width": 32, "truth_version": 1,
+                                  "periods": [2, 4, 8], "rows": rows})
+    for label in ("CR-GAN (demo/seed0/crgan/last.ckpt)", "CR-GAN (demo_comp/seed0/crgan/last.ckpt)",
+                  "SPGAN (demo/seed0/spgan/last.ckpt)"):
+        assert label in text
+    assert "0.50 +/- 0.50" in text  # the per-period block
+    one = format_fidelity_table({"num_pairs": 2, "seed": 0, "height": 64, "width": 32, "truth_version": 1,
+                                 "periods": [2, 4, 8], "rows": rows[:1]})
+    assert "CR-GAN (crgan/last.ckpt)" in one

@@ -201,15 +201,32 @@ def fidelity_table(
             "width": settings["width"], "truth_version": TRUTH_VERSION, "periods": list(GRID_PERIODS), "rows": rows}
 
 
-def _label(row: Mapping) -> str:
-    spec = row.get("checkpoint")
-    label = row["method"]
-    if row.get("masks"):
-        label += f" [{row['masks']} masks]"
-    if spec and spec != CUT_AND_PASTE:
-        label += f" ({Path(spec).parent.parent.name}/{Path(spec).name})" if Path(spec).parent.name == "checkpoints" \
-            else f" ({Path(spec).name})"
-    return label
+def _checkpoint_name(spec: str, extra: int) -> str:
+    """A checkpoint's file, under the stage folder of a run's ``<stage>/checkpoints/`` (left out),
+    and ``extra`` more of the folders above it."""
+    path = Path(spec)
+    depth = extra + (1 if path.parent.name == "checkpoints" else 0)
+    folders = [part for part in path.parent.parts if part not in ("checkpoints", path.anchor)]
+    return "/".join([*folders[max(0, len(folders) - depth):], path.name])
+
+
+def _labels(rows: Sequence[Mapping]) -> list[str]:
+    """Each row's name: the method, its masks and its checkpoint, named by the checkpoint's file and
+    as many folders above it as tell the table's different checkpoints apart (``crgan/last.ckpt``,
+    then ``demo/seed0/crgan/last.ckpt`` beside ``demo_comp/seed0/crgan/last.ckpt``)."""
+    specs = sorted({str(r["checkpoint"]) for r in rows if r.get("checkpoint") not in (None, CUT_AND_PASTE)})
+    depth = 0
+    while depth < 8 and len({_checkpoint_name(s, depth) for s in specs}) < len(specs):
+        depth += 1
+    labels = []
+    for row in rows:
+        label = row["method"]
+        if row.get("masks"):
+            label += f" [{row['masks']} masks]"
+        if row.get("checkpoint") not in (None, CUT_AND_PASTE):
+            label += f" ({_checkpoint_name(str(row['checkpoint']), depth)})"
+        labels.append(label)
+    return labels
 
 
 def _cell(value: float | None, digits: int) -> str:
@@ -222,10 +239,10 @@ def format_fidelity_table(table: Mapping) -> str:
     """The fidelity table as aligned text: one row per renderer, the two reference rows first."""
     header = ["method"] + [h for _, h, _ in COLUMNS]
     body = []
-    for row in table["rows"]:
+    for row, label in zip(table["rows"], _labels(table["rows"])):
         cells = [_cell(row.get(key), digits) for key, _, digits in COLUMNS]
         cells[-1] = f"{cells[-1]} +/- {_cell(row.get('grid_db_sd'), 2)}"
-        body.append([_label(row)] + cells)
+        body.append([label] + cells)
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -250,8 +267,8 @@ def format_fidelity_table(table: Mapping) -> str:
 def _grid_periods_block(table: Mapping) -> str:
     """The grid figure of each row, period by period (mean +/- sd over pairs)."""
     header = ["grid dB per period"] + [f"period {p} px" for p in table["periods"]]
-    body = [[_label(row)] + [f"{_cell(row.get(f'grid_db_p{p}'), 2)} +/- {_cell(row.get(f'grid_db_p{p}_sd'), 2)}"
-                             for p in table["periods"]] for row in table["rows"]]
+    body = [[label] + [f"{_cell(row.get(f'grid_db_p{p}'), 2)} +/- {_cell(row.get(f'grid_db_p{p}_sd'), 2)}"
+                       for p in table["periods"]] for row, label in zip(table["rows"], _labels(table["rows"]))]
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
                      for cells in [header] + body)
