@@ -62,8 +62,8 @@ import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 __all__ = ["psnr", "ssim", "rgb_to_lab", "ciede2000", "delta_e", "power_spectrum", "spectral_prominence",
-           "grid_peak_bins", "grid_prominence", "grid_excess", "hf_energy", "hf_excess", "fidelity_scores",
-           "GRID_PERIODS", "GRID_RING"]
+           "grid_peak_bins", "grid_harmonic_mask", "grid_prominence", "grid_excess", "hf_energy", "hf_excess",
+           "fidelity_scores", "GRID_PERIODS", "GRID_RING"]
 
 GRID_PERIODS = (2, 4, 8)
 """Periods (pixels) of the artefact figures: three 2x upsamplings (a generator's decoder, a patch
@@ -278,7 +278,7 @@ def grid_peak_bins(height: int, width: int, period: int) -> list[tuple[int, int]
     return bins
 
 
-def _harmonic_mask(height: int, width: int, period: int, device: torch.device) -> torch.Tensor:
+def grid_harmonic_mask(height: int, width: int, period: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """(H, W) bool: every bin where a ``period``-periodic pattern may put energy (all multiples
     of 1/period on both axes, the zero frequency included)."""
     ky, kx = max(1, int(round(height / period))), max(1, int(round(width / period)))
@@ -299,7 +299,7 @@ def grid_prominence(x: torch.Tensor, periods: Sequence[int] = GRID_PERIODS,
     for p in periods:
         if not isinstance(p, int) or p < 2:
             raise ValueError(f"grid period {p!r}; expected an integer >= 2 (pixels)")
-        prominence = spectral_prominence(power, ring, _harmonic_mask(h, w, p, power.device))
+        prominence = spectral_prominence(power, ring, grid_harmonic_mask(h, w, p, power.device))
         bins = grid_peak_bins(h, w, p)
         out.append(torch.stack([prominence[:, r, c] for r, c in bins], dim=1).mean(dim=1))
     return torch.stack(out, dim=1).to(x.dtype)
