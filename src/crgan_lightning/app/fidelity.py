@@ -42,7 +42,7 @@ from ..data.synthetic.truth import (
 from ..errors import ConfigError, DatasetError
 from ..fileio import META_FILE
 from ..metrics.fidelity import GRID_PERIODS, fidelity_scores
-from ..translators import CUT_AND_PASTE, load_translator
+from ..translators import CUT_AND_PASTE, Translator, load_translator
 
 #: The columns of the table, in order: (key of fidelity_scores, heading, digits).
 COLUMNS = (("psnr", "PSNR", 2), ("psnr_person", "PSNR pers", 2), ("psnr_background", "PSNR bg", 2),
@@ -119,7 +119,7 @@ def _pair_files(domain: str, pairs: Sequence, folder: Path, masks: bool = False)
     return [folder / domain / name for name in names]
 
 
-def render_evaluation_pairs(translator, pairs: Sequence, root: str | os.PathLike,
+def render_evaluation_pairs(translator: Translator, pairs: Sequence, root: str | os.PathLike,
                             mask_root: str | os.PathLike | None = None, batch_size: int = 32,
                             device: str = "cpu") -> torch.Tensor:
     """One translator's renderings of the evaluation pairs: ``translator`` (from
