@@ -53,7 +53,7 @@ def test_every_translator_gets_a_row_of_finite_figures_after_the_two_references(
     assert table["num_pairs"] == PAIRS and table["truth_version"] == 1 and table["periods"] == [2, 4, 8]
     for row in rows:
         for key in ("psnr", "psnr_person", "psnr_background", "ssim", "ssim_person", "ssim_background",
-                    "delta_e_person", "grid_db", "grid_db_sd"):
+                    "delta_e_person", "hf_db", "grid_db", "grid_db_sd", "grid_db_p2", "grid_db_p8_sd"):
             assert math.isfinite(row[key]), (row["method"], key)
         assert -1.0 <= row["ssim"] <= 1.0 and row["delta_e_person"] >= 0.0
     assert rows[4]["checkpoint"] == str(tiny_crgan_ckpt)
@@ -88,7 +88,8 @@ def test_cut_and_paste_beats_no_rendering_and_loses_person_pixels_with_poorer_ma
 def test_the_printed_table_names_every_row_and_the_reference(table):
     text = format_fidelity_table(table)
     for label in (TRUTH_REDRAWN, SOURCE_IMAGE, "cut-and-paste [exact masks]", "cut-and-paste [small-pedestrian masks]",
-                  "CR-GAN (crgan.ckpt)", "SPGAN (spgan.ckpt)", "dE00 pers", "grid dB"):
+                  "CR-GAN (crgan.ckpt)", "SPGAN (spgan.ckpt)", "dE00 pers", "HF dB", "grid dB",
+                  "grid dB per period", "period 8 px"):
         assert label in text
     assert f"{PAIRS} evaluation pairs" in text
 
@@ -132,3 +133,21 @@ def test_crgan_quality_prints_the_fidelity_table_and_refuses_it_off_the_embedded
     assert main(["quality", "--source", "synth_b", "--target", "synth_a", "--root", str(synth_root),
                  "--fidelity-only"]) == 2
     assert "no rendering truth for synth_b -> synth_a" in capsys.readouterr().err
+
+
+def test_two_checkpoints_of_one_name_are_told_apart_by_their_run_folders():
+    figures = {key: 1.0 for key in ("psnr", "psnr_person", "psnr_background", "ssim", "ssim_person",
+                                    "ssim_background", "delta_e_person", "hf_db", "grid_db", "grid_db_sd")}
+    figures.update({f"grid_db_p{p}{sd}": 0.5 for p in (2, 4, 8) for sd in ("", "_sd")})
+    rows = [{"method": "CR-GAN", "checkpoint": f"runs/{run}/seed0/crgan/checkpoints/last.ckpt", **figures}
+            for run in ("demo", "demo_comp")]
+    rows.append({"method": "SPGAN", "checkpoint": "runs/demo/seed0/spgan/checkpoints/last.ckpt", **figures})
+    text = format_fidelity_table({"num_pairs": 2, "seed": 0, "height": 64, "width": 32, "truth_version": 1,
+                                  "periods": [2, 4, 8], "rows": rows})
+    for label in ("CR-GAN (demo/seed0/crgan/last.ckpt)", "CR-GAN (demo_comp/seed0/crgan/last.ckpt)",
+                  "SPGAN (demo/seed0/spgan/last.ckpt)"):
+        assert label in text
+    assert "0.50 +/- 0.50" in text  # the per-period block
+    one = format_fidelity_table({"num_pairs": 2, "seed": 0, "height": 64, "width": 32, "truth_version": 1,
+                                 "periods": [2, 4, 8], "rows": rows[:1]})
+    assert "CR-GAN (crgan/last.ckpt)" in one

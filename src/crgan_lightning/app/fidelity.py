@@ -7,8 +7,10 @@ pairs, what a perfect context renderer would make of them (:mod:`crgan_lightning
 images as written on disk (JPEG), with the person masks of a chosen data root -- and scores each
 rendering against its truth with :func:`crgan_lightning.metrics.fidelity.fidelity_scores`: PSNR
 and SSIM on the whole image, the person (the truth's person mask) and the background; the mean
-CIEDE2000 colour difference on the person; the grid figure (dB of periodic energy at 1/2, 1/4
-and 1/8 cycles per pixel over the truth's).
+CIEDE2000 colour difference on the person; the high-frequency figure (luminance power at 1/2,
+1/4 and 1/8 cycles per pixel over the truth's, in dB: negative for a blurrier rendering) and the
+grid figure (how far the spectrum peaks at those frequencies above its surroundings, minus the
+truth's, in dB: positive only for a periodic pattern; blur and sharpening leave it near 0).
 
 Two reference rows frame the translators:
 
@@ -40,12 +42,12 @@ from ..data.synthetic.truth import (
 from ..errors import ConfigError, DatasetError
 from ..fileio import META_FILE
 from ..metrics.fidelity import GRID_PERIODS, fidelity_scores
-from ..translators import CUT_AND_PASTE, load_translator
+from ..translators import CUT_AND_PASTE, Translator, load_translator
 
 #: The columns of the table, in order: (key of fidelity_scores, heading, digits).
 COLUMNS = (("psnr", "PSNR", 2), ("psnr_person", "PSNR pers", 2), ("psnr_background", "PSNR bg", 2),
            ("ssim", "SSIM", 3), ("ssim_person", "SSIM pers", 3), ("ssim_background", "SSIM bg", 3),
-           ("delta_e_person", "dE00 pers", 2), ("grid_db", "grid dB", 2))
+           ("delta_e_person", "dE00 pers", 2), ("hf_db", "HF dB", 2), ("grid_db", "grid dB", 2))
 TRUTH_REDRAWN = "truth, noise redrawn"
 SOURCE_IMAGE = "source image (not rendered)"
 
@@ -90,14 +92,15 @@ def _as_tensor(images: np.ndarray) -> torch.Tensor:
 
 def _summary(method: str, scores: Mapping[str, torch.Tensor], **extra) -> dict:
     """Mean of every figure over the pairs (NaN-free: an empty region is left out), and the sd
-    of the grid figure."""
+    over the pairs of the grid figure and of each period's (``grid_db_sd``, ``grid_db_p<p>_sd``)."""
     row: dict = {"method": method, **extra}
     for key, values in scores.items():
         v = values.double()
         v = v[~torch.isnan(v)]
         row[key] = float(v.mean()) if len(v) else None
-    grid = scores["grid_db"].double()
-    row["grid_db_sd"] = float(grid.std()) if len(grid) > 1 else 0.0
+    for key in [k for k in scores if k.startswith("grid_db")]:
+        grid = scores[key].double()
+        row[f"{key}_sd"] = float(grid.std()) if len(grid) > 1 else 0.0
     return row
 
 
@@ -106,6 +109,38 @@ def _score_all(rendered: list[torch.Tensor], truth: torch.Tensor, person: torch.
     chunks = [fidelity_scores(r, truth[i:i + batch_size], person[i:i + batch_size])
               for r, i in zip(rendered, range(0, len(truth), batch_size))]
     return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def _pair_files(domain: str, pairs: Sequence, folder: Path, masks: bool = False) -> list[Path]:
+    """The image (or mask) files of the pairs' source or target images under ``folder``."""
+    names = [p.source_file if domain == TRUTH_SOURCE else p.target_file for p in pairs]
+    if masks:
+        return [folder / domain / MASKS_DIR / Path(name).with_suffix(".png") for name in names]
+    return [folder / domain / name for name in names]
+
+
+def render_evaluation_pairs(translator: Translator, pairs: Sequence, root: str | os.PathLike,
+                            mask_root: str | os.PathLike | None = None, batch_size: int = 32,
+                            device: str = "cpu") -> torch.Tensor:
+    """One translator's renderings of the evaluation pairs: ``translator`` (from
+    :func:`~crgan_lightning.translators.load_translator`), ``pairs`` (a
+    :class:`~crgan_lightning.data.synthetic.truth.TruthSet`'s ``pairs``), the source and target
+    images of ``root`` as written on disk and the masks of ``mask_root`` (``root`` when None) ->
+    ``(N, 3, H, W)`` float in [-1, 1] on the CPU, in the order of ``pairs``."""
+    root = Path(root).expanduser()
+    mask_root = root if mask_root is None else Path(mask_root).expanduser()
+    rendered = []
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            m_s = _masks(_pair_files(TRUTH_SOURCE, chunk, mask_root, True)) if translator.needs_masks else None
+            m_t = _masks(_pair_files(TRUTH_TARGET, chunk, mask_root, True)) if translator.needs_target_masks else None
+            out = translator.render(_images(_pair_files(TRUTH_SOURCE, chunk, root)).to(device),
+                                    _images(_pair_files(TRUTH_TARGET, chunk, root)).to(device),
+                                    None if m_s is None else m_s.to(device),
+                                    None if m_t is None else m_t.to(device))
+            rendered.append(out.float().clamp(-1, 1).cpu())
+    return torch.cat(rendered)
 
 
 def fidelity_table(
@@ -132,7 +167,8 @@ def fidelity_table(
     Returns:
         ``{"root", "num_pairs", "seed", "height", "width", "truth_version", "periods", "rows"}``;
         ``rows`` holds the two reference rows (:data:`TRUTH_REDRAWN`, :data:`SOURCE_IMAGE`) and then
-        one per renderer: ``{"method", "checkpoint", "masks", <mean of each figure>, "grid_db_sd"}``.
+        one per renderer: ``{"method", "checkpoint", "masks", <mean of each figure>, "grid_db_sd",
+        "grid_db_p<period>_sd"}``.
         :func:`format_fidelity_table` prints it.
     """
     if not isinstance(num_pairs, int) or isinstance(num_pairs, bool) or num_pairs < 1:
@@ -152,43 +188,45 @@ def fidelity_table(
     pairs = truth.pairs
     true_images, person = _as_tensor(truth.images), torch.from_numpy(truth.masks >= 128).float().unsqueeze(1)
     chunks = [pairs[i:i + batch_size] for i in range(0, len(pairs), batch_size)]
-
-    def files(domain: str, chunk: list, folder: Path, masks: bool = False) -> list[Path]:
-        names = [p.source_file if domain == TRUTH_SOURCE else p.target_file for p in chunk]
-        if masks:
-            return [folder / domain / MASKS_DIR / Path(name).with_suffix(".png") for name in names]
-        return [folder / domain / name for name in names]
-
     rows = [_summary(TRUTH_REDRAWN, fidelity_scores(_as_tensor(redrawn.images), true_images, person)),
-            _summary(SOURCE_IMAGE, _score_all([_images(files(TRUTH_SOURCE, c, root)) for c in chunks], true_images,
-                                              person, batch_size))]
+            _summary(SOURCE_IMAGE, _score_all([_images(_pair_files(TRUTH_SOURCE, c, root)) for c in chunks],
+                                              true_images, person, batch_size))]
     for spec, mask_root, translator in translators:
-        rendered = []
-        with torch.no_grad():
-            for chunk in chunks:
-                m_s = _masks(files(TRUTH_SOURCE, chunk, mask_root, True)) if translator.needs_masks else None
-                m_t = _masks(files(TRUTH_TARGET, chunk, mask_root, True)) if translator.needs_target_masks else None
-                out = translator.render(_images(files(TRUTH_SOURCE, chunk, root)).to(device),
-                                        _images(files(TRUTH_TARGET, chunk, root)).to(device),
-                                        None if m_s is None else m_s.to(device),
-                                        None if m_t is None else m_t.to(device))
-                rendered.append(out.float().clamp(-1, 1).cpu())
+        rendered = render_evaluation_pairs(translator, pairs, root, mask_root, batch_size, device)
         reads_masks = translator.needs_masks or translator.needs_target_masks
-        rows.append(_summary(translator.kind, _score_all(rendered, true_images, person, batch_size),
+        rows.append(_summary(translator.kind, _score_all(list(rendered.split(batch_size)), true_images, person,
+                                                         batch_size),
                              checkpoint=str(spec), masks=_mask_quality_of(mask_root) if reads_masks else None))
     return {"root": str(root), "num_pairs": len(pairs), "seed": settings["seed"], "height": settings["height"],
             "width": settings["width"], "truth_version": TRUTH_VERSION, "periods": list(GRID_PERIODS), "rows": rows}
 
 
-def _label(row: Mapping) -> str:
-    spec = row.get("checkpoint")
-    label = row["method"]
-    if row.get("masks"):
-        label += f" [{row['masks']} masks]"
-    if spec and spec != CUT_AND_PASTE:
-        label += f" ({Path(spec).parent.parent.name}/{Path(spec).name})" if Path(spec).parent.name == "checkpoints" \
-            else f" ({Path(spec).name})"
-    return label
+def _checkpoint_name(spec: str, extra: int) -> str:
+    """A checkpoint's file, under the stage folder of a run's ``<stage>/checkpoints/`` (left out),
+    and ``extra`` more of the folders above it."""
+    path = Path(spec)
+    depth = extra + (1 if path.parent.name == "checkpoints" else 0)
+    folders = [part for part in path.parent.parts if part not in ("checkpoints", path.anchor)]
+    return "/".join([*folders[max(0, len(folders) - depth):], path.name])
+
+
+def _labels(rows: Sequence[Mapping]) -> list[str]:
+    """Each row's name: the method, its masks and its checkpoint, named by the checkpoint's file and
+    as many folders above it as tell the table's different checkpoints apart (``crgan/last.ckpt``,
+    then ``demo/seed0/crgan/last.ckpt`` beside ``demo_comp/seed0/crgan/last.ckpt``)."""
+    specs = sorted({str(r["checkpoint"]) for r in rows if r.get("checkpoint") not in (None, CUT_AND_PASTE)})
+    depth = 0
+    while depth < 8 and len({_checkpoint_name(s, depth) for s in specs}) < len(specs):
+        depth += 1
+    labels = []
+    for row in rows:
+        label = row["method"]
+        if row.get("masks"):
+            label += f" [{row['masks']} masks]"
+        if row.get("checkpoint") not in (None, CUT_AND_PASTE):
+            label += f" ({_checkpoint_name(str(row['checkpoint']), depth)})"
+        labels.append(label)
+    return labels
 
 
 def _cell(value: float | None, digits: int) -> str:
@@ -201,10 +239,10 @@ def format_fidelity_table(table: Mapping) -> str:
     """The fidelity table as aligned text: one row per renderer, the two reference rows first."""
     header = ["method"] + [h for _, h, _ in COLUMNS]
     body = []
-    for row in table["rows"]:
+    for row, label in zip(table["rows"], _labels(table["rows"])):
         cells = [_cell(row.get(key), digits) for key, _, digits in COLUMNS]
         cells[-1] = f"{cells[-1]} +/- {_cell(row.get('grid_db_sd'), 2)}"
-        body.append([_label(row)] + cells)
+        body.append([label] + cells)
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -218,6 +256,19 @@ def format_fidelity_table(table: Mapping) -> str:
     lines += [line(cells) for cells in body]
     lines += ["PSNR (dB), SSIM: higher = closer to the truth, on the whole image / the person (the truth's mask) / "
               "the background; dE00 pers: mean CIEDE2000 colour difference on the person (lower = truer colours)",
-              f"grid dB: spectral energy at {periods} cycles/pixel over the truth's (mean +/- sd over pairs); "
-              f"'{TRUTH_REDRAWN}' gives its spread between two equally true images"]
+              f"HF dB: luminance power at {periods} cycles/pixel over the truth's (< 0: blurrier than the truth)",
+              f"grid dB: prominence of the spectral peaks at {periods} cycles/pixel over their surroundings, minus the "
+              "truth's (> 0: a periodic pattern; blur and sharpening read ~0), mean +/- sd over pairs; "
+              f"'{TRUTH_REDRAWN}' gives its spread between two equally true images",
+              "", _grid_periods_block(table)]
     return "\n".join(lines)
+
+
+def _grid_periods_block(table: Mapping) -> str:
+    """The grid figure of each row, period by period (mean +/- sd over pairs)."""
+    header = ["grid dB per period"] + [f"period {p} px" for p in table["periods"]]
+    body = [[label] + [f"{_cell(row.get(f'grid_db_p{p}'), 2)} +/- {_cell(row.get(f'grid_db_p{p}_sd'), 2)}"
+                       for p in table["periods"]] for row, label in zip(table["rows"], _labels(table["rows"]))]
+    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+                     for cells in [header] + body)
