@@ -107,12 +107,14 @@ def test_compare_scores_the_first_seed_translators_of_each_mask_quality(synth_ro
         (run / stage / "checkpoints").mkdir(parents=True)
         shutil.copy(ckpt, run / stage / "checkpoints" / "last.ckpt")
     fidelity = _fidelity(run, str(synth_root), [("", str(synth_root)), ("small", str(small_masks_root))], 6,
-                         "synth_a", "synth_b")
+                         "synth_a", "synth_b", {"crgan", "spgan"})
     assert [(r["method"], r.get("masks")) for r in fidelity["rows"][2:]] == [
         ("cut-and-paste", "exact"), ("SPGAN", None), ("CR-GAN", None), ("cut-and-paste", "small-pedestrian"),
         ("CR-GAN", None)]
     assert fidelity["rows"][-1]["checkpoint"] == str(run / "crgan_small" / "checkpoints" / "last.ckpt")
-    assert _fidelity(run, str(synth_root), [("", str(synth_root))], 6, "market", "duke") is None
+    assert _fidelity(run, str(synth_root), [("", str(synth_root))], 6, "market", "duke", {"crgan"}) is None
+    without_spgan = _fidelity(run, str(synth_root), [("", str(synth_root))], 2, "synth_a", "synth_b", {"crgan"})
+    assert [r["method"] for r in without_spgan["rows"][2:]] == ["cut-and-paste", "CR-GAN"]  # no SPGAN trained
     record = {"source": "synth_a", "target": "synth_b", "seeds": [0], "table1": None, "table1_missing": "skipped",
               "fidelity": fidelity,
               "table2": {"direct transfer": {"seeds": {0: {"rank1": 1.0, "rank5": 2.0, "rank10": 3.0, "mAP": 1.0}},
