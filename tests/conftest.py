@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+
+# The tests run tiny networks on tiny batches: a second intra-op thread gains little there, and on a
+# machine whose cores are busy (other runs, a shared CI host) threads waiting on each other make every
+# step several times slower. One thread per process, for this one and for the runs it starts
+# (subprocesses and loader workers read OMP_NUM_THREADS); set OMP_NUM_THREADS to choose another count.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def write_images(folder: Path, names, size=(16, 8), empty: bool = False) -> None:
