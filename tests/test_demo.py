@@ -27,7 +27,10 @@ SMALL_DATA = {"data.height": 64, "data.width": 32, "data.batch_size": 8, "data.n
 def test_demo_trains_every_stage_prints_one_table_and_resumes(tmp_path, synth_root, capsys):
     crgan = {**SMALL_DATA, **as_overrides(TINY_CRGAN),
              "data.target_batch_size": 8}
-    reid = {**SMALL_DATA, "model.init_args.net.init_args.backbone": "resnet10t"}
+    # no ranked-list pictures (their matplotlib figures cost seconds per test run; tests/modules/test_reid_module.py
+    # checks them)
+    reid = {**SMALL_DATA, "model.init_args.net.init_args.backbone": "resnet10t",
+            "model.init_args.ranked_list_queries": 0}
     out = tmp_path / "demo"
     results = run_demo(root=str(synth_root), out=str(out), seed=3, crgan_epochs=1, reid_epochs=1,
                        crgan_overrides=crgan, reid_overrides=reid)
