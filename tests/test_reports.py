@@ -111,6 +111,7 @@ def test_quality_table_rejects_bad_arguments_before_any_work(tmp_path):
         quality_table(str(tmp_path / "missing.ckpt"), "synth_a", "synth_b", root=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_crgan_quality_command_prints_the_table(synth_root, weight_files, tiny_crgan_ckpt, capsys):
     from crgan_lightning.app.cli import main
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from ddp_helpers import gloo_group, spawn_two_ranks
@@ -44,6 +45,7 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
         torch.save({"memory": loss_fn.state_dict(), "losses": losses}, Path(out_dir) / f"rank{rank}.pt")
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_hold_the_same_memory_as_one_process_fed_both_batches(tmp_path):
     single = CrossCameraAssociationLoss(LAYOUT, DIM, num_neighbours=1, temperature=0.5)
     run_steps(single, [0, 1])

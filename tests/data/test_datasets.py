@@ -151,6 +151,7 @@ def test_empty_split(tmp_path):
         load_reid_dataset("market", tmp_path)
 
 
+@pytest.mark.slow
 def test_published_market_and_duke_statistics(tmp_path):
     """Trees with the published file counts read exactly as the papers' tables say."""
     rng = np.random.default_rng(0)

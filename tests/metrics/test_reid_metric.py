@@ -129,6 +129,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
         torch.save({"shard": shard, "scores": scores}, Path(out_dir) / f"rank{rank}.pt")
 
 
+@pytest.mark.slow
 def test_two_process_gloo_ddp_gives_the_same_numbers_as_one_process(tmp_path):
     single = ReIDMetric(num_query=NUM_QUERY)
     feed(single, range(NUM_IMAGES))
