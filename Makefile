@@ -14,6 +14,10 @@ TGT    ?= synth_b
 ARGS   ?=
 SEEDS  ?= 0 1 2
 RUNS   ?= runs
+# Test processes (pytest-xdist): one per core, each test on one torch thread (tests/conftest.py); TEST_WORKERS=0
+# runs the suite in this process (pdb, -x, reading one test's output).
+TEST_WORKERS ?= auto
+TEST_PROCS = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal)
 
 # The pair name of a dataset name or alias, as `crgan` names the pair (crgan_lightning.app.stages.pair_name;
 # a test checks that the two agree for every registered name): runs/$(PAIR)/<stage> is a stage's run folder.
@@ -81,10 +85,10 @@ demo: install  ## the main job: embedded benchmark, CR-GAN, re-id direct vs with
 	$(BIN)/crgan demo --root $(DATA_ROOT) --out runs/demo $(ARGS)
 
 test: install  ## the whole test suite, slow end-to-end runs included
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(TEST_PROCS) --durations=15
 
 test-fast: install  ## the test suite without the slow end-to-end runs
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" --durations=10
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(TEST_PROCS) -m "not slow" --durations=10
 
 lint: install  ## flake8 over the package, tests and benchmarks
 	$(BIN)/flake8 src tests benchmarks

@@ -113,6 +113,7 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
                         spgan_epochs=1, reid_epochs=1, translator_overrides=translators, reid_overrides=reid,
                         quality={"skip": True}, clustering=False)
     assert again["fidelity"] is None  # skipped with Table 1
+    assert "Table 1 not measured: skipped (--no-quality)" in format_compare(again)
     assert again["table2"]["SPGAN+LMP"]["seeds"][1]["mAP"] == pytest.approx(
         record["table2"]["SPGAN+LMP"]["seeds"][1]["mAP"], abs=1e-4)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing trained again

@@ -212,9 +212,9 @@ def run_compare(
 
     table2 = {"LOMO": lomo_row(source, target, root, seeds, Path(out)),
               **{method: summarize(per_seed) for method, per_seed in results.items() if per_seed}}
-    table1, missing = None, None
     quality = dict(quality or {})
     skip_quality = quality.pop("skip", False)
+    table1, missing = None, ("skipped (--no-quality)" if skip_quality else None)
     if not skip_quality:
         from .reports import quality_table
 
