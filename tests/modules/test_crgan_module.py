@@ -220,3 +220,17 @@ def test_batch_norm_keeps_each_images_absolute_colour():
             assert (stem(x)[0] - stem(tinted)[0]).abs().mean() > 1e-2
             stem.train()
             assert (stem(x)[0] - stem(tinted)[0]).abs().mean() > 1e-2
+
+
+def test_a_flat_learning_rate_beside_an_injected_optimiser_is_refused_not_ignored():
+    from functools import partial
+
+    sgd = partial(torch.optim.SGD, lr=0.05)
+    module = CRGANModule(num_source_pids=4, num_target_cameras=2, judge=None, g_optimizer=sgd, **TINY_CRGAN)
+    opt_g = module.configure_optimizers()[0][0]
+    assert isinstance(opt_g, torch.optim.SGD) and opt_g.param_groups[0]["lr"] == 0.05  # the injected one, its lr
+    with pytest.raises(ConfigError, match=r"CRGANModule: lr_g=0.001 would be ignored: g_optimizer is given .* "
+                                          r"g_optimizer's init_args.lr"):
+        CRGANModule(num_source_pids=4, num_target_cameras=2, judge=None, g_optimizer=sgd, lr_g=1e-3, **TINY_CRGAN)
+    plain = CRGANModule(num_source_pids=4, num_target_cameras=2, judge=None, lr_g=1e-3, **TINY_CRGAN)
+    assert plain.configure_optimizers()[0][0].param_groups[0]["lr"] == 1e-3  # without one, lr_g sets Adam's

@@ -190,3 +190,10 @@ def test_two_process_ddp_run_keeps_ranks_in_step(tmp_path, synth_root):
     assert ranks[0]["start"] == ranks[1]["start"]  # same initial weights (broadcast)
     assert ranks[0]["end"] == ranks[1]["end"]  # gradients were all-reduced: the replicas stayed identical
     assert ranks[0]["end"] != ranks[0]["start"]  # and they did train
+
+
+def test_a_flat_learning_rate_beside_an_injected_optimiser_is_refused():
+    from functools import partial
+
+    with pytest.raises(ConfigError, match=r"SPGANModule: lr_siamese=0.01 would be ignored: siamese_optimizer is given"):
+        SPGANModule(siamese_optimizer=partial(torch.optim.SGD, lr=0.1), lr_siamese=0.01, **TINY_SPGAN)

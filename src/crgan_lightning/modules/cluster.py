@@ -275,7 +275,9 @@ class ClusterModule(ReIDModule):
             self._clustered_epoch = None
         else:
             stats = self.recluster()
-        self.log_dict(stats, on_step=False, on_epoch=True, sync_dist=False)
+        # every rank holds the same labels (rank 0 clusters, the labels are broadcast), so the mean over the
+        # ranks is each rank's value; syncing also keeps Lightning from warning about unsynced epoch metrics
+        self.log_dict(stats, on_step=False, on_epoch=True, sync_dist=True)
 
     # ------------------------------------------------------------------ training
 

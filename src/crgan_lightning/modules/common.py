@@ -79,6 +79,18 @@ class ManualGANModule(pl.LightningModule):
             del self.hparams[key]
         self.hparams.update(networks)
 
+    def _refuse_shadowed_learning_rates(self) -> None:
+        """An injected optimiser (``g_optimizer`` ...) brings its own settings: a flat learning rate
+        (``lr_g`` ...) changed beside it would be silently ignored, so it is refused, naming both."""
+        defaults = inspect.signature(type(self).__init__).parameters
+        for key, factory in self.factories.items():
+            name = f"lr_{key}"
+            if factory is None or name not in defaults or self.hparams[name] == defaults[name].default:
+                continue
+            raise ConfigError(f"{type(self).__name__}: {name}={self.hparams[name]} would be ignored: {key}_optimizer is "
+                              f"given and brings its own learning rate; set it as {key}_optimizer's init_args.lr "
+                              f"(or drop {key}_optimizer to use Adam with {name})")
+
     def _optimizer(self, key: str, params, lr: float) -> torch.optim.Optimizer:
         """The optimiser injected for ``key`` (``g_optimizer`` ...), else Adam(lr, hparams.betas)."""
         factory = self.factories[key]

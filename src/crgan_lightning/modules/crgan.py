@@ -260,6 +260,7 @@ class CRGANModule(ManualGANModule):
         self.adversarial = AdversarialLoss(gan_mode)
         self.factories = {"g": g_optimizer, "d": d_optimizer, "cls": cls_optimizer,
                           "g_sched": g_scheduler, "d_sched": d_scheduler}
+        self._refuse_shadowed_learning_rates()
         self.pool = ImagePool(pool_size, seed=pool_seed)
 
     # ------------------------------------------------------------------ set-up

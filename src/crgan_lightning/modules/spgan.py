@@ -140,6 +140,7 @@ class SPGANModule(ManualGANModule):
         self.adversarial = AdversarialLoss(gan_mode)
         self.factories = {"g": g_optimizer, "d": d_optimizer, "siamese": siamese_optimizer,
                           "g_sched": g_scheduler, "d_sched": d_scheduler}
+        self._refuse_shadowed_learning_rates()
         self.pool_t = ImagePool(pool_size, seed=pool_seed)  # G(x_s) for discriminator_t
         self.pool_s = ImagePool(pool_size, seed=pool_seed + 1)  # F(x_t) for discriminator_s
 
