@@ -20,6 +20,7 @@ from crgan_lightning.data.datamodule import CrossDomainDataModule
 from crgan_lightning.data.keys import INDEX, PID, TARGET
 from crgan_lightning.data.samplers import PseudoIdentitySampler, PseudoLabels
 from crgan_lightning.errors import ConfigError, WeightsError
+from crgan_lightning.models.batchnorm import GlobalBatchNorm
 from crgan_lightning.modules.cluster import ClusterModule
 from crgan_lightning.modules.reid import ReIDModule
 from crgan_lightning.schedules import WarmupCosineLR, WarmupMultiStepLR
@@ -401,7 +402,10 @@ class DDPRecord(pl.Callback):
         record = {"weights": self.digest(sorted(pl_module.named_parameters())),
                   "memory": self.digest([("memory", pl_module.memory.features)]),
                   "labels": pl_module.pseudo_labels.tolist(), "clusterings": self.clusterings,
-                  "seen": sorted(self.seen), "world_size": trainer.world_size}
+                  "seen": sorted(self.seen), "world_size": trainer.world_size,
+                  "batchnorm": self.digest(sorted((n, b.float()) for n, b in pl_module.named_buffers()
+                                                  if n.endswith(("running_mean", "running_var")))),
+                  "global_batchnorm": sum(isinstance(m, GlobalBatchNorm) for m in pl_module.modules())}
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
@@ -441,3 +445,7 @@ def test_two_process_ddp_clusters_once_and_keeps_memory_and_labels_equal(tmp_pat
     assert ranks[0]["memory"] == ranks[1]["memory"]
     assert ranks[0]["weights"] == ranks[1]["weights"]
     assert not set(ranks[0]["seen"]) <= set(ranks[1]["seen"])  # the ranks train on batches of their own
+    # the shipped sync_batchnorm: batch norm over both ranks' images (on the CPU), so even the running
+    # statistics, which plain per-rank batch norm keeps apart, are equal on the two ranks
+    assert ranks[0]["global_batchnorm"] == ranks[1]["global_batchnorm"] > 0
+    assert ranks[0]["batchnorm"] == ranks[1]["batchnorm"]

@@ -256,5 +256,6 @@ def test_torch_threads_is_a_setting_of_every_run(capsys):
 def test_the_shipped_generator_composites_and_streaming_reads_the_masks_it_needs(pair):
     assert config_value("crgan", "model.init_args.generator.class_path", pair) == \
         "crgan_lightning.models.compositor.CompositingGenerator"
-    for stage in ("reid_crgan", "reid_crgan_taudl", "reid_spgan_taudl", "reid_crgan_cluster_joint"):  # the compositor cuts the person out
+    # the compositor cuts the person out with the source mask
+    for stage in ("reid_crgan", "reid_crgan_taudl", "reid_spgan_taudl", "reid_crgan_cluster_joint"):
         assert config_value(stage, "data.masks", pair) == "auto"

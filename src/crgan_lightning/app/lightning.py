@@ -345,10 +345,21 @@ def run_lightning_cli(argv: Sequence[str]):
         def instantiate_trainer(self, **kwargs):
             """The Trainer with the ``rendering`` group's callback, when one is configured, after
             ``trainer.callbacks``, and checkpoints written by
-            :class:`~crgan_lightning.callbacks.runs.AtomicCheckpointIO` (unless ``trainer.plugins`` is set)."""
+            :class:`~crgan_lightning.callbacks.runs.AtomicCheckpointIO` (unless ``trainer.plugins`` is set).
+            ``trainer.sync_batchnorm: true`` gets the library's batch norm over the global batch
+            (:class:`~crgan_lightning.models.batchnorm.GlobalBatchNormSync`), which runs on CPUs (gloo)
+            as on GPUs, where torch's SyncBatchNorm runs on GPUs only."""
             init = self.config_init.get(self.subcommand) if self.subcommand else self.config_init
-            if not init["trainer"].get("plugins"):  # checkpoints written atomically, unless plugins are chosen
-                kwargs.setdefault("plugins", [AtomicCheckpointIO()])
+            plugins = init["trainer"].get("plugins")
+            plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins] if plugins else []
+            if not plugins:  # checkpoints written atomically, unless plugins are chosen
+                plugins = [AtomicCheckpointIO()]
+            if init["trainer"].get("sync_batchnorm"):
+                from ..models.batchnorm import GlobalBatchNormSync
+
+                kwargs["sync_batchnorm"] = False
+                plugins.append(GlobalBatchNormSync())
+            kwargs.setdefault("plugins", plugins)
             rendering = init.get("rendering")
             if rendering is not None:
                 callbacks = init["trainer"].get("callbacks") or []

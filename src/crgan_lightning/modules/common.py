@@ -87,8 +87,8 @@ class ManualGANModule(pl.LightningModule):
             name = f"lr_{key}"
             if factory is None or name not in defaults or self.hparams[name] == defaults[name].default:
                 continue
-            raise ConfigError(f"{type(self).__name__}: {name}={self.hparams[name]} would be ignored: {key}_optimizer is "
-                              f"given and brings its own learning rate; set it as {key}_optimizer's init_args.lr "
+            raise ConfigError(f"{type(self).__name__}: {name}={self.hparams[name]} would be ignored: {key}_optimizer "
+                              f"is given and brings its own learning rate; set it as {key}_optimizer's init_args.lr "
                               f"(or drop {key}_optimizer to use Adam with {name})")
 
     def _optimizer(self, key: str, params, lr: float) -> torch.optim.Optimizer:
