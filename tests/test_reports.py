@@ -112,16 +112,25 @@ def test_quality_table_rejects_bad_arguments_before_any_work(tmp_path):
 
 
 @pytest.mark.slow
-def test_crgan_quality_command_prints_the_table(synth_root, weight_files, tiny_crgan_ckpt, capsys):
+def test_crgan_quality_command_prints_the_table(synth_root, weight_files, tiny_crgan_ckpt, capsys, monkeypatch):
+    from crgan_lightning.app import reports
     from crgan_lightning.app.cli import main
 
+    sizes = []
+
+    def recorded(*args, **kwargs):
+        sizes.append((kwargs["height"], kwargs["width"]))
+        return quality_table(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "quality_table", recorded)
     argv = ["quality", "--ckpt", str(tiny_crgan_ckpt), "--source", "synth_a", "--target", "synth_b",
             "--root", str(synth_root), "--num-sources", "3", "--num-contexts", "2", "--num-fid", "12",
-            "--height", "64", "--width", "32", "--lpips-weights", str(weight_files["lpips"]),
+            "--lpips-weights", str(weight_files["lpips"]),
             "--inception-weights", str(weight_files["inception"]), "--quiet"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert REAL_SOURCE in out and CRGAN in out
+    assert sizes == [(64, 32)]  # no --height/--width: the size the generator was trained at
     assert main(argv[:-3] + ["--inception-weights", "/nope/inception.pth", "--quiet"]) == 2
     assert "/nope/inception.pth" in capsys.readouterr().err
 

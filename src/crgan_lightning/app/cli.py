@@ -108,6 +108,11 @@ def _cmd_quality(args: argparse.Namespace) -> None:
                           "it exists for the embedded pair synth_a -> synth_b (crgan synth)")
     if args.fidelity_only:
         return
+    if args.height is None or args.width is None:  # the size the translators were trained at (256 x 128 without one)
+        from .export import trained_size
+
+        trained = next(filter(None, (trained_size(c) for c in args.ckpt or [])), (256, 128))
+        args.height, args.width = args.height or trained[0], args.width or trained[1]
     with arguments_named(QUALITY_FLAGS):
         table = quality_table(
             args.ckpt, args.source, args.target, args.root, num_sources=args.num_sources,
@@ -270,8 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-sources", type=int, default=100, help="source images rendered for LPIPS (default 100)")
     p.add_argument("--num-contexts", type=int, default=8, help="target contexts per source image (default 8)")
     p.add_argument("--num-fid", type=int, default=1000, help="images per set for FID/KID (default 1000)")
-    p.add_argument("--height", type=int, default=256)
-    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--height", type=int, default=None,
+                   help="image height (default: the size the first translator checkpoint was trained at, else 256)")
+    p.add_argument("--width", type=int, default=None,
+                   help="image width (default: as the height's checkpoint, else 128)")
     p.add_argument("--lpips-net", default="alex", choices=["alex", "vgg", "squeeze"])
     p.add_argument("--lpips-weights", default=None,
                    help="local torchvision weights of the LPIPS backbone (offline), e.g. alexnet-owt-7be5be79.pth")
