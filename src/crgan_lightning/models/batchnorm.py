@@ -24,12 +24,26 @@ from pytorch_lightning.plugins.layer_sync import LayerSync
 from torch import nn
 
 
-def _global_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """The sum of ``tensor`` over the ranks, with the gradient of that sum (each rank gets the sum of
-    the ranks' gradients)."""
-    from torch.distributed.nn.functional import all_reduce
+class _GlobalSum(torch.autograd.Function):
+    """The sum of a tensor over the ranks; its gradient is the sum of the ranks' gradients (every
+    rank's statistics feed every rank's loss)."""
 
-    return all_reduce(tensor, op=dist.ReduceOp.SUM)
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def _global_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of ``tensor`` over the ranks, with the gradient of that sum."""
+    return _GlobalSum.apply(tensor)
 
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
