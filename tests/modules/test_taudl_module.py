@@ -384,6 +384,10 @@ def test_taudl_alone_from_scratch_warms_up_before_ccta_and_pretrained_pairs_do_n
     embedded = shipped_config("reid_taudl")["model"]["init_args"]
     assert embedded["net"]["init_args"]["pretrained"] is False
     assert (embedded["ccta_start_epoch"], embedded["ccta_ramp_epochs"]) == (5.0, 2.0)
+    # TAUDL alone gets its own, longer schedule on the embedded pair; the hybrids keep the re-id recipe's
+    assert shipped_config("reid_taudl")["trainer"]["max_epochs"] == 30
+    assert shipped_config("reid_crgan_taudl")["trainer"]["max_epochs"] == shipped_config("reid_direct")["trainer"][
+        "max_epochs"] == 10
     for pair in ("market2duke", "duke2market"):  # ImageNet weights: CCTA ramped in over the first epoch
         args = shipped_config("reid_taudl", pair)["model"]["init_args"]
         assert args["net"]["init_args"]["pretrained"] is True
