@@ -363,7 +363,8 @@ def test_every_taudl_config_parses_and_keeps_its_base_recipe(pair):
         assert (args["source_weight"] == 0.0) == (name == "reid_taudl.yaml")
         # the same recipe as the base config: every ReIDModule argument and trainer setting but the run's names
         assert {k: v for k, v in args.items() if k in base["model"]["init_args"]} == base["model"]["init_args"]
-        for key in ("max_epochs", "precision", "check_val_every_n_epoch", "devices"):
+        own_schedule = name == "reid_taudl.yaml" and pair == "synth_a2synth_b"  # 30 epochs: the warm-up test checks it
+        for key in ("precision", "check_val_every_n_epoch", "devices", *(() if own_schedule else ("max_epochs",))):
             assert cfg["trainer"][key] == base["trainer"][key], (name, key)
         assert cfg["trainer"]["default_root_dir"] == f"runs/{pair}/{stage}"
         assert cfg["trainer"]["logger"]["init_args"]["name"] == stage
