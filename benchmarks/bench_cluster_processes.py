@@ -107,9 +107,9 @@ def main() -> None:
         if str(seed) in reference:
             rows["1 process (crgan compare)"][seed] = reference[str(seed)]["mAP"]
     print(f"\n{args.source} -> {args.target}, {ROW}, {args.epochs} epochs, same global batch; target mAP")
-    for name, per_seed in rows.items():
+    for row, per_seed in rows.items():
         if per_seed:
-            print(f"{name:<28}{mean_sd(list(per_seed.values())):>14}   per seed: "
+            print(f"{row:<28}{mean_sd(list(per_seed.values())):>14}   per seed: "
                   + ", ".join(f"{s}: {v:.1f}" for s, v in per_seed.items()))
     both = [s for s in args.seeds if s in rows["1 process (crgan compare)"]]
     if both:
