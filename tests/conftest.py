@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,34 @@ from PIL import Image
 # (subprocesses and loader workers read OMP_NUM_THREADS); set OMP_NUM_THREADS to choose another count.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+# The whole suite, two workers, needs about this much free space under the temporary folder at its
+# peak (passing tests' folders are removed as they end: pyproject's tmp_path_retention_policy).
+# CRGAN_TEST_MIN_FREE_GB sets another floor.
+MIN_FREE_GB = float(os.environ.get("CRGAN_TEST_MIN_FREE_GB", "3"))
+
+
+def free_space_problem(folder: Path, need_gb: float) -> str | None:
+    """One line saying what is missing when ``folder``'s file system has less than ``need_gb`` GB
+    free, else None: a full disk otherwise shows up as scattered setup errors and stalled runs."""
+    free_gb = shutil.disk_usage(folder).free / 1e9
+    if free_gb >= need_gb:
+        return None
+    return (f"the tests need about {need_gb:g} GB free under {folder} and {free_gb:.1f} GB is free: "
+            f"free some space (old pytest-of-* folders there are safe to remove), point TMPDIR or "
+            f"--basetemp elsewhere, or set CRGAN_TEST_MIN_FREE_GB")
+
+
+def pytest_sessionstart(session):
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller has checked
+        return
+    basetemp = session.config.option.basetemp
+    folder = Path(basetemp).parent if basetemp else Path(os.environ.get("PYTEST_DEBUG_TEMPROOT")
+                                                          or tempfile.gettempdir())
+    problem = free_space_problem(folder, MIN_FREE_GB)
+    if problem:
+        pytest.exit(problem, returncode=1)
 
 
 def write_images(folder: Path, names, size=(16, 8), empty: bool = False) -> None:

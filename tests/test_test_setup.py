@@ -1,0 +1,41 @@
+"""The suite's own guard: too little disk is one clear message before any test runs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import namedtuple
+from pathlib import Path
+
+from conftest import free_space_problem
+
+Usage = namedtuple("Usage", "total used free")
+
+
+def test_enough_space_is_no_problem(monkeypatch, tmp_path):
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(100e9, 10e9, 90e9))
+    assert free_space_problem(tmp_path, 3) is None
+
+
+def test_too_little_space_names_the_folder_and_both_figures(monkeypatch, tmp_path):
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(100e9, 99.5e9, 0.5e9))
+    problem = free_space_problem(tmp_path, 3)
+    assert str(tmp_path) in problem
+    assert "3 GB" in problem and "0.5 GB is free" in problem
+
+
+def test_a_session_with_too_little_space_stops_before_any_test(tmp_path):
+    """Asking for more space than any disk has stops pytest at once with the message, exit code 1."""
+    here = Path(__file__).resolve().parent
+    (tmp_path / "test_never.py").write_text("def test_never():\n    raise AssertionError('ran')\n")
+    env = {"CRGAN_TEST_MIN_FREE_GB": "1e12", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           "--rootdir", str(tmp_path), "--confcutdir", str(here), "-c", "/dev/null",
+                           str(tmp_path / "test_never.py"), "-p", "conftest",
+                           "--basetemp", str(tmp_path / "bt")],
+                          capture_output=True, text=True, timeout=120, cwd=here, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "the tests need about 1e+12 GB free" in out
+    assert "AssertionError" not in out and "1 failed" not in out
