@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import socket
+import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,11 +50,26 @@ class WeightsDigest(pl.Callback):
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
 
+def run_bounded(cmd: list, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, capture_output=True, text=True)`` whose timeout ends the command's whole
+    process group and fails the test with the output's end. ``subprocess.run`` kills only its own
+    child: the rank processes a DDP launcher (or make) starts would keep the output pipes open and
+    the test would wait on them for ever."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            pytest.fail(f"{' '.join(map(str, cmd))} did not finish within {timeout:g} s; the end of its "
+                        f"output:\n{out[-1500:]}\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def two_process_fit(config: Path, workdir: Path, timeout: int = 600) -> list[dict]:
     """``crgan fit --config config`` as 2 CPU processes (gloo DDP) with a :class:`WeightsDigest`
     per rank; returns the two ranks' records (asserting the run succeeded)."""
-    import os
-    import subprocess
     import sys
 
     digests = workdir / "digests"
@@ -60,7 +78,7 @@ def two_process_fit(config: Path, workdir: Path, timeout: int = 600) -> list[dic
     cmd = [sys.executable, "-m", "crgan_lightning.app.cli", "fit", "--config", str(config), "--trainer.accelerator=cpu",
            "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.callbacks+=ddp_helpers.WeightsDigest",
            f"--trainer.callbacks.out={digests}"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    proc = run_bounded(cmd, timeout, env=env, cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [json.loads((digests / f"rank{r}.json").read_text()) for r in (0, 1)]
 

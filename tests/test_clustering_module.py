@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from ddp_helpers import run_bounded
 
 from crgan_lightning.app.stages import stage_arguments
 from crgan_lightning.data.datamodule import CrossDomainDataModule
@@ -436,7 +437,7 @@ def test_two_process_ddp_clusters_once_and_keeps_memory_and_labels_equal(tmp_pat
     cmd = [sys.executable, "-m", "crgan_lightning.app.cli", "fit", "--config", str(path), "--trainer.accelerator=cpu",
            "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.callbacks+=test_clustering_module.DDPRecord",
            f"--trainer.callbacks.out={out}"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    proc = run_bounded(cmd, 600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]

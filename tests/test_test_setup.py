@@ -39,3 +39,40 @@ def test_a_session_with_too_little_space_stops_before_any_test(tmp_path):
     assert proc.returncode == 1, out
     assert "the tests need about 1e+12 GB free" in out
     assert "AssertionError" not in out and "1 failed" not in out
+
+
+def test_a_bounded_run_ends_the_grandchildren_that_hold_its_output(tmp_path):
+    """The launcher exits at once but leaves a child holding the output pipes (as DDP rank processes
+    do): ``run_bounded`` fails the test at its timeout and ends that child too."""
+    import time
+
+    import pytest
+    from ddp_helpers import run_bounded
+
+    pid_file = tmp_path / "child.pid"
+    launcher = ("import subprocess, sys; "
+                "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+                f"open({str(pid_file)!r}, 'w').write(str(c.pid)); print('launcher done')")
+    start = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match="did not finish within 2 s") as failure:
+        run_bounded([sys.executable, "-c", launcher], 2)
+    assert time.monotonic() - start < 30
+    assert "launcher done" in str(failure.value)
+    child = int(pid_file.read_text())
+    for _ in range(50):  # the SIGKILL is delivered; the child (re-parented) is reaped shortly after
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().split()[2]
+        except FileNotFoundError:
+            break
+        if state == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the launcher's child {child} is still running")
+
+
+def test_a_bounded_run_that_finishes_returns_its_output_and_code():
+    from ddp_helpers import run_bounded
+
+    proc = run_bounded([sys.executable, "-c", "import sys; print('out'); sys.exit(3)"], 60)
+    assert proc.returncode == 3 and proc.stdout == "out\n"

@@ -11,7 +11,7 @@ import torch
 import yaml
 from conftest import TINY_CRGAN, as_overrides, set_module_args, shipped_config
 
-from ddp_helpers import two_process_fit
+from ddp_helpers import run_bounded, two_process_fit
 
 from crgan_lightning.app.cli import main
 from crgan_lightning.data.datamodule import CrossDomainDataModule
@@ -171,8 +171,8 @@ def test_make_train_crgan_runs_a_handful_of_steps(tmp_path, synth_root):
             f"--trainer.enable_progress_bar=false "  # checkpoints: <default_root_dir>/checkpoints
             f"--data.height=64 --data.width=32 --data.batch_size=8 --data.num_workers=0 {tiny} "
             "--model.init_args.judge=null")
-    proc = subprocess.run(["make", "-s", "train-crgan", "SRC=synth_a", "TGT=synth_b", f"DATA_ROOT={synth_root}",
-                           f"ARGS={args}"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = run_bounded(["make", "-s", "train-crgan", "SRC=synth_a", "TGT=synth_b", f"DATA_ROOT={synth_root}",
+                        f"ARGS={args}"], 600, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "max_steps=6` reached" in proc.stdout + proc.stderr
     assert (run / "checkpoints" / "last.ckpt").is_file()

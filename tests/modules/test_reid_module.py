@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from conftest import shipped_config
+from ddp_helpers import run_bounded
 
 from crgan_lightning.app.cli import main
 from crgan_lightning.data.keys import CAMID, IMAGE, PID, SOURCE, SYNTHETIC
@@ -257,9 +257,8 @@ def test_make_train_reid_with_a_crgan_checkpoint_streams_renderings(tmp_path, sy
             "--model.init_args.net.init_args.backbone=resnet10t "
             "--model.init_args.net.init_args.pretrained=false --trainer.precision=32-true --trainer.devices=1 "
             "--data.height=64 --data.width=32 --data.batch_size=8 --data.num_workers=0")
-    proc = subprocess.run(["make", "-s", "train-reid", "SRC=synth_a", "TGT=synth_b", f"DATA_ROOT={synth_root}",
-                           f"CRGAN_CKPT={tiny_crgan_ckpt}", f"ARGS={args}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = run_bounded(["make", "-s", "train-reid", "SRC=synth_a", "TGT=synth_b", f"DATA_ROOT={synth_root}",
+                        f"CRGAN_CKPT={tiny_crgan_ckpt}", f"ARGS={args}"], 600, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     rendering = [v for k, v in ckpt["callbacks"].items() if k.startswith("ContextRenderingCallback")]

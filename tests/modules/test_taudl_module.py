@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 import yaml
 from conftest import shipped_config
+from ddp_helpers import run_bounded
 
 from crgan_lightning.callbacks.rendering import ContextRenderingCallback
 from crgan_lightning.app.cli import main
@@ -335,7 +336,7 @@ def test_two_process_ddp_ranks_end_with_the_same_memory_and_weights(tmp_path, sy
     cmd = [sys.executable, "-m", "crgan_lightning.app.cli", "fit", "--config", str(cfg), "--trainer.accelerator=cpu",
            "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.callbacks+=test_taudl_module.Record",
            f"--trainer.callbacks.out={out}"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    proc = run_bounded(cmd, 600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
     for rank in ranks:
