@@ -52,7 +52,8 @@ def test_every_translator_gets_a_row_of_finite_figures_after_the_two_references(
         ("cut-and-paste", "small-pedestrian"), ("CR-GAN", None), ("SPGAN", None)]
     assert table["num_pairs"] == PAIRS and table["truth_version"] == 1 and table["periods"] == [2, 4, 8]
     for row in rows:
-        for key in ("psnr", "psnr_person", "psnr_background", "ssim", "ssim_person", "ssim_background",
+        for key in ("psnr", "psnr_person", "psnr_background", "psnr_context", "ssim", "ssim_person",
+                    "ssim_background",
                     "delta_e_person", "hf_db", "grid_db", "grid_db_sd", "grid_db_p2", "grid_db_p8_sd"):
             assert math.isfinite(row[key]), (row["method"], key)
         assert -1.0 <= row["ssim"] <= 1.0 and row["delta_e_person"] >= 0.0
@@ -85,10 +86,19 @@ def test_cut_and_paste_beats_no_rendering_and_loses_person_pixels_with_poorer_ma
     assert all(truth[k] > row[k] for row in table["rows"][1:] for k in ("psnr", "psnr_person", "psnr_background"))
 
 
+def test_cut_and_paste_leaves_the_context_person_where_the_truth_shows_the_scene(table):
+    """Pasting over the target image keeps the target's own person wherever the source person does
+    not cover them: PSNR there is far below the rest of the background; the truth redrawn is not."""
+    truth, _, exact, small = table["rows"][:4]
+    assert exact["psnr_context"] < exact["psnr_background"] - 5.0
+    assert small["psnr_context"] < small["psnr_background"] - 5.0
+    assert abs(truth["psnr_context"] - truth["psnr_background"]) < 1.0
+
+
 def test_the_printed_table_names_every_row_and_the_reference(table):
     text = format_fidelity_table(table)
     for label in (TRUTH_REDRAWN, SOURCE_IMAGE, "cut-and-paste [exact masks]", "cut-and-paste [small-pedestrian masks]",
-                  "CR-GAN (crgan.ckpt)", "SPGAN (spgan.ckpt)", "dE00 pers", "HF dB", "grid dB",
+                  "CR-GAN (crgan.ckpt)", "SPGAN (spgan.ckpt)", "dE00 pers", "PSNR ctx", "HF dB", "grid dB",
                   "grid dB per period", "period 8 px"):
         assert label in text
     assert f"{PAIRS} evaluation pairs" in text
@@ -153,3 +163,10 @@ def test_two_checkpoints_of_one_name_are_told_apart_by_their_run_folders():
     one = format_fidelity_table({"num_pairs": 2, "seed": 0, "height": 64, "width": 32, "truth_version": 1,
                                  "periods": [2, 4, 8], "rows": rows[:1]})
     assert "CR-GAN (crgan/last.ckpt)" in one
+
+
+def test_a_record_from_before_a_column_prints_without_it(table):
+    """Records written before ``psnr_context`` existed print without that column, not with dashes."""
+    old = dict(table, rows=[{k: v for k, v in row.items() if k != "psnr_context"} for row in table["rows"]])
+    text = format_fidelity_table(old)
+    assert "PSNR ctx" not in text and "PSNR bg" in text

@@ -58,6 +58,24 @@ def test_noise_on_the_person_only_leaves_the_background_exact():
     assert (ssim(y, x, m) < 0.95).all()
 
 
+def test_the_context_figure_counts_only_where_the_context_person_stood_outside_the_person():
+    """Noise under the rendered person or outside the context person's mask leaves ``psnr_context``
+    infinite; noise where the context person stood and the rendered person does not, lowers it to
+    the PSNR of that noise over that region."""
+    x, m = smooth_images(), person_mask()
+    context = torch.zeros_like(m)
+    context[:, :, 8:40, 18:30] = 1.0  # overlaps the person (rows 16-47, columns 10-21) in columns 18-21
+    region = context * (1 - m)
+    gen = torch.Generator().manual_seed(3)
+    elsewhere = x + 0.05 * torch.randn(x.shape, generator=gen) * (1 - region)
+    assert torch.isinf(fidelity_scores(elsewhere, x, m, context_person=context)["psnr_context"]).all()
+    noise = 0.05 * torch.randn(x.shape, generator=gen) * region
+    inside = (noise.double() ** 2).sum(dim=(1, 2, 3)) / (region.sum(dim=(1, 2, 3)).double() * 3)
+    scores = fidelity_scores(x + noise, x, m, context_person=context)
+    assert torch.allclose(scores["psnr_context"].double(), 10 * torch.log10(4.0 / inside), atol=1e-4)
+    assert "psnr_context" not in fidelity_scores(x + noise, x, m)
+
+
 def test_an_empty_region_gives_nan_not_a_number_that_looks_measured():
     x = smooth_images()
     assert torch.isnan(psnr(x + 0.1, x, torch.zeros(3, 1, 64, 32))).all()

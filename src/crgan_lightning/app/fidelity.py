@@ -46,7 +46,8 @@ from ..translators import CUT_AND_PASTE, Translator, load_translator
 
 #: The columns of the table, in order: (key of fidelity_scores, heading, digits).
 COLUMNS = (("psnr", "PSNR", 2), ("psnr_person", "PSNR pers", 2), ("psnr_background", "PSNR bg", 2),
-           ("ssim", "SSIM", 3), ("ssim_person", "SSIM pers", 3), ("ssim_background", "SSIM bg", 3),
+           ("psnr_context", "PSNR ctx", 2), ("ssim", "SSIM", 3), ("ssim_person", "SSIM pers", 3),
+           ("ssim_background", "SSIM bg", 3),
            ("delta_e_person", "dE00 pers", 2), ("hf_db", "HF dB", 2), ("grid_db", "grid dB", 2))
 TRUTH_REDRAWN = "truth, noise redrawn"
 SOURCE_IMAGE = "source image (not rendered)"
@@ -105,8 +106,9 @@ def _summary(method: str, scores: Mapping[str, torch.Tensor], **extra) -> dict:
 
 
 def _score_all(rendered: list[torch.Tensor], truth: torch.Tensor, person: torch.Tensor,
-               batch_size: int) -> dict[str, torch.Tensor]:
-    chunks = [fidelity_scores(r, truth[i:i + batch_size], person[i:i + batch_size])
+               batch_size: int, context: torch.Tensor) -> dict[str, torch.Tensor]:
+    chunks = [fidelity_scores(r, truth[i:i + batch_size], person[i:i + batch_size],
+                              context_person=context[i:i + batch_size])
               for r, i in zip(rendered, range(0, len(truth), batch_size))]
     return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
 
@@ -188,14 +190,16 @@ def fidelity_table(
     pairs = truth.pairs
     true_images, person = _as_tensor(truth.images), torch.from_numpy(truth.masks >= 128).float().unsqueeze(1)
     chunks = [pairs[i:i + batch_size] for i in range(0, len(pairs), batch_size)]
-    rows = [_summary(TRUTH_REDRAWN, fidelity_scores(_as_tensor(redrawn.images), true_images, person)),
+    context = torch.cat([_masks(_pair_files(TRUTH_TARGET, c, root, masks=True)) for c in chunks])  # exact masks
+    rows = [_summary(TRUTH_REDRAWN, fidelity_scores(_as_tensor(redrawn.images), true_images, person,
+                                                    context_person=context)),
             _summary(SOURCE_IMAGE, _score_all([_images(_pair_files(TRUTH_SOURCE, c, root)) for c in chunks],
-                                              true_images, person, batch_size))]
+                                              true_images, person, batch_size, context))]
     for spec, mask_root, translator in translators:
         rendered = render_evaluation_pairs(translator, pairs, root, mask_root, batch_size, device)
         reads_masks = translator.needs_masks or translator.needs_target_masks
         rows.append(_summary(translator.kind, _score_all(list(rendered.split(batch_size)), true_images, person,
-                                                         batch_size),
+                                                         batch_size, context),
                              checkpoint=str(spec), masks=_mask_quality_of(mask_root) if reads_masks else None))
     return {"root": str(root), "num_pairs": len(pairs), "seed": settings["seed"], "height": settings["height"],
             "width": settings["width"], "truth_version": TRUTH_VERSION, "periods": list(GRID_PERIODS), "rows": rows}
@@ -237,10 +241,11 @@ def _cell(value: float | None, digits: int) -> str:
 
 def format_fidelity_table(table: Mapping) -> str:
     """The fidelity table as aligned text: one row per renderer, the two reference rows first."""
-    header = ["method"] + [h for _, h, _ in COLUMNS]
+    columns = [c for c in COLUMNS if any(c[0] in row for row in table["rows"])]  # a record from before a column
+    header = ["method"] + [h for _, h, _ in columns]
     body = []
     for row, label in zip(table["rows"], _labels(table["rows"])):
-        cells = [_cell(row.get(key), digits) for key, _, digits in COLUMNS]
+        cells = [_cell(row.get(key), digits) for key, _, digits in columns]
         cells[-1] = f"{cells[-1]} +/- {_cell(row.get('grid_db_sd'), 2)}"
         body.append([label] + cells)
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
@@ -256,6 +261,9 @@ def format_fidelity_table(table: Mapping) -> str:
     lines += [line(cells) for cells in body]
     lines += ["PSNR (dB), SSIM: higher = closer to the truth, on the whole image / the person (the truth's mask) / "
               "the background; dE00 pers: mean CIEDE2000 colour difference on the person (lower = truer colours)",
+              *(["PSNR ctx: PSNR where the context image's own person stood, outside the rendered person (low: "
+                 "that person, or a trace of them, is still there)"] if any("psnr_context" in r for r in table["rows"])
+                else []),
               f"HF dB: luminance power at {periods} cycles/pixel over the truth's (< 0: blurrier than the truth)",
               f"grid dB: prominence of the spectral peaks at {periods} cycles/pixel over their surroundings, minus the "
               "truth's (> 0: a periodic pattern; blur and sharpening read ~0), mean +/- sd over pairs; "

@@ -348,13 +348,21 @@ def hf_excess(x: torch.Tensor, truth: torch.Tensor, periods: Sequence[int] = GRI
 
 
 def fidelity_scores(rendered: torch.Tensor, truth: torch.Tensor, person: torch.Tensor,
-                    periods: Sequence[int] = GRID_PERIODS) -> dict[str, torch.Tensor]:
+                    periods: Sequence[int] = GRID_PERIODS,
+                    context_person: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Every figure of a rendering against its truth: ``psnr`` and ``ssim`` on the whole image,
     ``psnr_person`` / ``ssim_person`` on the person (``person`` mask, (N, 1, H, W) in [0, 1]) and
     ``psnr_background`` / ``ssim_background`` on the rest, ``delta_e_person`` (CIEDE2000 on the
     person), ``grid_db`` (:func:`grid_excess` averaged over the periods; ``grid_db_p<period>``
-    each period's) and ``hf_db`` (:func:`hf_excess` likewise, ``hf_db_p<period>``), each ``(N,)``."""
+    each period's) and ``hf_db`` (:func:`hf_excess` likewise, ``hf_db_p<period>``), each ``(N,)``.
+
+    With ``context_person``, the mask of the person the context image showed, also
+    ``psnr_context``: PSNR where that person stood and the rendered person does not
+    (``context_person * (1 - person)``), where the truth shows the scene behind them: how much of
+    the context's own person a translator leaves (NaN where the region is empty)."""
     _check(rendered, truth, person)
+    if context_person is not None:
+        _check(rendered, truth, context_person)
     background = 1.0 - person
     squared = (rendered.double() - truth.double()) ** 2
     ssim_map = _ssim_map(rendered, truth)
@@ -366,6 +374,9 @@ def fidelity_scores(rendered: torch.Tensor, truth: torch.Tensor, person: torch.T
         scores[f"ssim{suffix}"] = _region_mean(ssim_map, None if region is None else region.float()).to(dtype)
     scores = {k: scores[k] for k in ("psnr", "psnr_person", "psnr_background", "ssim", "ssim_person",
                                      "ssim_background")}
+    if context_person is not None:
+        mse = _region_mean(squared, (context_person * background).double())
+        scores["psnr_context"] = (10.0 * torch.log10(4.0 / mse)).to(dtype)
     scores["delta_e_person"] = delta_e(rendered, truth, person)
     for key, figure in (("grid_db", grid_excess), ("hf_db", hf_excess)):
         excess = figure(rendered, truth, periods)
