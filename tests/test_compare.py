@@ -61,9 +61,10 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
                          spgan_epochs=1, reid_epochs=1, translator_overrides=translators, reid_overrides=reid,
                          quality={"lpips_path": str(missing), "num_fid": 10, "progress": False},
                          mask_roots={"segmentation": str(seg)}, clustering=False)  # clustering rows: tests below
-    assert list(record["table2"]) == ["LOMO", "direct transfer", "oracle rendering", "cut-and-paste", "SPGAN+LMP",
-                                      "CR-GAN+LMP", "cut-and-paste [segmentation masks]",
-                                      "CR-GAN+LMP [segmentation masks]", "TAUDL", "SPGAN+TAUDL", "CR-GAN+TAUDL"]
+    assert list(record["table2"]) == ["LOMO", "direct transfer", "oracle rendering", "cut-and-paste", "cut-and-fill",
+                                      "SPGAN+LMP", "CR-GAN+LMP", "cut-and-paste [segmentation masks]",
+                                      "cut-and-fill [segmentation masks]", "CR-GAN+LMP [segmentation masks]", "TAUDL",
+                                      "SPGAN+TAUDL", "CR-GAN+TAUDL"]
     from crgan_lightning.descriptors import evaluate_descriptor
 
     lomo = evaluate_descriptor("synth_b", str(root), height=64, width=32, progress=False)
@@ -84,8 +85,9 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
     # second mask quality (cut-and-paste with its masks, the CR-GAN trained on them); the compositing
     # CR-GAN reads the person masks of its root, SPGAN none
     assert [(r["method"], r.get("masks")) for r in record["fidelity"]["rows"]] == [
-        (TRUTH_REDRAWN, None), (SOURCE_IMAGE, None), ("cut-and-paste", "exact"), ("SPGAN", None), ("CR-GAN", "exact"),
-        ("cut-and-paste", "segmentation"), ("CR-GAN", "segmentation")]
+        (TRUTH_REDRAWN, None), (SOURCE_IMAGE, None), ("cut-and-paste", "exact"), ("cut-and-fill", "exact"),
+        ("SPGAN", None), ("CR-GAN", "exact"), ("cut-and-paste", "segmentation"), ("cut-and-fill", "segmentation"),
+        ("CR-GAN", "segmentation")]
     assert "Rendering fidelity: synth_a -> synth_b" in text
     # the judge of each CR-GAN is the seed's direct-transfer model; the second mask quality reads its own root
     for stage, data_root in (("crgan", root), ("crgan_segmentation", seg)):
@@ -95,7 +97,7 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
     cfg = saved_config(out / "seed1" / "reid_cut_and_paste_segmentation")
     assert cfg["data"]["root"] == str(seg) and cfg["data"]["masks"] == "auto"
     run = out / "seed1"
-    for stage, translator in (("reid_cut_and_paste", "cut_and_paste"),
+    for stage, translator in (("reid_cut_and_paste", "cut_and_paste"), ("reid_cut_and_fill", "cut_and_fill"),
                               ("reid_spgan", str(run / "spgan" / "checkpoints" / "last.ckpt")),
                               ("reid_crgan", str(run / "crgan" / "checkpoints" / "last.ckpt")),
                               ("reid_spgan_taudl", str(run / "spgan" / "checkpoints" / "last.ckpt")),
@@ -127,8 +129,8 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
 
 def test_compare_refuses_an_unknown_method_before_training(tmp_path):
     with pytest.raises(CRGANError, match=r"--methods CR-GAN: no such row; expected some of cut-and-paste, "
-                                         r"SPGAN\+LMP, CR-GAN\+LMP, .*direct -> clustering, CR-GAN -> clustering, "
-                                         r"joint hybrid"):
+                                         r"cut-and-fill, SPGAN\+LMP, CR-GAN\+LMP, .*direct -> clustering, "
+                                         r"CR-GAN -> clustering, joint hybrid"):
         run_compare("synth_a", "synth_b", root=str(tmp_path), out=str(tmp_path / "runs"), methods=["CR-GAN"])
     assert not (tmp_path / "runs").exists()
 
@@ -215,8 +217,8 @@ def test_every_row_includes_clustering_unless_turned_off(tmp_path, fake_stages):
     run_compare("synth_a", "synth_b", root=str(tmp_path), out=str(tmp_path / "with"), seeds=[0],
                 quality={"skip": True}, taudl=False)
     assert [stage for stage, _ in fake_stages] == ["reid_direct", "crgan", "spgan", "reid_cut_and_paste",
-                                                   "reid_spgan", "reid_crgan", "reid_cluster", "reid_crgan_cluster",
-                                                   "reid_crgan_cluster_joint"]
+                                                   "reid_cut_and_fill", "reid_spgan", "reid_crgan", "reid_cluster",
+                                                   "reid_crgan_cluster", "reid_crgan_cluster_joint"]
     fake_stages.clear()
     record = run_compare("synth_a", "synth_b", root=str(tmp_path), out=str(tmp_path / "without"), seeds=[0],
                          quality={"skip": True}, taudl=False, clustering=False)

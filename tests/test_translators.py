@@ -1,4 +1,4 @@
-"""The three translators (CR-GAN, SPGAN, cut-and-paste) behind one interface, and where they plug in."""
+"""The translators (CR-GAN, SPGAN, cut-and-paste, cut-and-fill) behind one interface, and where they plug in."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from crgan_lightning.modules.reid import ReIDModule
 from crgan_lightning.modules.spgan import SPGANModule
 from crgan_lightning.translators import (
     CRGANTranslator,
+    CutAndFillTranslator,
     CutAndPasteTranslator,
     SPGANTranslator,
     load_translator,
@@ -95,8 +96,49 @@ def test_cut_and_paste_composites_the_source_person_on_the_target(batch):
         CutAndPasteTranslator().render(x_s, x_t, m_s[:, :, :32])
 
 
+def test_cut_and_fill_removes_the_targets_person_before_pasting(batch):
+    """Where the target's person stood and the source person does not, the surroundings filled in;
+    elsewhere the target's pixels; on the source person, the source's."""
+    from crgan_lightning.models.compositor import fill_from_surroundings
+
+    x_s, x_t, m_s = batch
+    m_t = torch.zeros_like(m_s)
+    m_t[:, :, 16:48, 8:24] = 1.0
+    translator = load_translator("cut-and-fill")
+    assert type(translator) is CutAndFillTranslator and translator.needs_masks and translator.needs_target_masks
+    out = translator.render(x_s, x_t, m_s, m_t)
+    person = m_s.bool().expand_as(x_s)
+    hole = ((m_t == 1) & (m_s == 0)).expand_as(x_s)
+    kept = ((m_t == 0) & (m_s == 0)).expand_as(x_s)
+    assert torch.equal(out[person], x_s[person]) and torch.equal(out[kept], x_t[kept])
+    fill = fill_from_surroundings(x_t, 1 - m_t)
+    assert torch.allclose(out[hole], fill[hole]) and not torch.allclose(out[hole], x_t[hole], atol=0.1)
+    with pytest.raises(ConfigError, match="cut-and-fill needs the target person masks"):
+        translator.render(x_s, x_t, m_s)
+    with pytest.raises(ConfigError, match="cut-and-fill needs the source person masks"):
+        translator.render(x_s, x_t, None, m_t)
+
+
+def test_cut_and_fill_is_the_compositing_generator_before_training(batch):
+    """The compositor's heads start at zero: its first rendering is cut-and-fill, up to the matte
+    floor that keeps the given mask's logit finite (a 1 % blend at a hard mask's pixels)."""
+    from crgan_lightning.models.compositor import CompositingGenerator
+
+    torch.manual_seed(0)
+    generator = CompositingGenerator(base_channels=8, num_down=3, max_channels=32, num_res_blocks=1).eval()
+    x_s, x_t, m_s = batch
+    m_t = torch.zeros_like(m_s)
+    m_t[:, :, 10:50, 6:26] = 1.0
+    with torch.no_grad():
+        composited = generator(x_s, x_t, m_t, m_s)
+    expected = CutAndFillTranslator().render(x_s, x_t, m_s, m_t)
+    floor = generator.matte_floor
+    assert (composited - expected).abs().max() <= 2 * floor * 2 + 1e-5  # 2 floor x |x_s - b| <= 2
+    assert (composited - expected).abs().max() > 0  # the floor is there: not the same code path by accident
+
+
 def test_load_translator_names_what_is_wrong(tmp_path, tiny_crgan_ckpt, spgan_ckpt):
-    with pytest.raises(WeightsError, match="missing.ckpt.*no such checkpoint.*cut_and_paste"):
+    with pytest.raises(WeightsError, match="missing.ckpt.*no such checkpoint.*cut_and_paste.*cut_and_fill"):
         load_translator(tmp_path / "missing.ckpt")
     reid = ReIDModule(num_source_pids=3, net={"backbone": "resnet10t", "pretrained": False})
     torch.save({"state_dict": reid.state_dict(), "hyper_parameters": dict(reid.hparams)}, tmp_path / "reid.ckpt")

@@ -12,9 +12,13 @@ the person), and returns the rendered batch (B, 3, H, W) in [-1, 1]. The renderi
   image translated to the target style; the target image is not used.
 * :class:`CutAndPasteTranslator`: no learning: the source foreground (its mask) pasted onto the
   target image, ``m_s * x_s + (1 - m_s) * x_t``.
+* :class:`CutAndFillTranslator`: no learning either: the target's own person first removed (its
+  mask) and filled in from the surroundings, then the source person pasted on. The compositing
+  CR-GAN generator starts training from this rendering, so it tells what the four losses add.
 
 :func:`load_translator` builds one from a spec: the path of a CR-GAN or SPGAN checkpoint (told
-apart by their weights) or the word ``cut_and_paste``. Every translator is a frozen
+apart by their weights) or one of the words ``cut_and_paste`` and ``cut_and_fill``
+(:data:`NAMED_TRANSLATORS`). Every translator is a frozen
 ``nn.Module`` in eval mode, so ``.to(device)`` moves it and no gradient reaches it.
 """
 
@@ -29,9 +33,19 @@ from torch import nn
 
 from .checkpoints import checkpoint_kind, read_checkpoint
 from .errors import ConfigError, WeightsError
+from .models.compositor import fill_from_surroundings
 from .networks import load_generator, load_spgan_generator
 
 CUT_AND_PASTE = "cut_and_paste"
+CUT_AND_FILL = "cut_and_fill"
+#: The translators named by a word instead of a checkpoint (no weights).
+NAMED_TRANSLATORS = (CUT_AND_PASTE, CUT_AND_FILL)
+
+
+def named_translator(spec: str | os.PathLike | None) -> str | None:
+    """The word of a named translator (``cut-and-fill`` reads as ``cut_and_fill``), else None."""
+    word = str(spec).replace("-", "_") if spec is not None else None
+    return word if word in NAMED_TRANSLATORS else None
 
 
 class Translator(nn.Module):
@@ -108,7 +122,7 @@ class CutAndPasteTranslator(Translator):
     def render(self, source_images, target_images, source_masks=None, target_masks=None):
         if source_masks is None:
             raise ConfigError(
-                "cut-and-paste needs the source person masks: give the DataModule masks=auto, folder or prior"
+                f"{self.kind} needs the source person masks: give the DataModule masks=auto, folder or prior"
             )
         if source_masks.shape[-2:] != source_images.shape[-2:] or source_masks.shape[1] != 1:
             raise ConfigError(f"source masks of shape {tuple(source_masks.shape)} do not match images of shape "
@@ -117,16 +131,44 @@ class CutAndPasteTranslator(Translator):
         return m * source_images + (1 - m) * target_images
 
 
+class CutAndFillTranslator(CutAndPasteTranslator):
+    """Cut-and-paste onto the target image with the target's own person removed first: inside the
+    target's person mask ``m_t`` the surrounding background filled in (push-pull inpainting,
+    :func:`~crgan_lightning.models.compositor.fill_from_surroundings`), then the source person
+    pasted on, ``m_s * x_s + (1 - m_s) * b`` with ``b = (1 - m_t) * x_t + m_t * fill(x_t)``.
+    No learning: it is what :class:`~crgan_lightning.models.compositor.CompositingGenerator`
+    renders at initialisation (up to its matte floor), the baseline that separates what CR-GAN's
+    training adds from what the removal of the context's person does."""
+
+    kind = "cut-and-fill"
+    needs_target_masks = True
+
+    def render(self, source_images, target_images, source_masks=None, target_masks=None):
+        if target_masks is None:
+            raise ConfigError("cut-and-fill needs the target person masks too (it removes the context's own "
+                              "person): give the DataModule masks=auto, folder or prior")
+        if target_masks.shape[-2:] != target_images.shape[-2:] or target_masks.shape[1] != 1:
+            raise ConfigError(f"target masks of shape {tuple(target_masks.shape)} do not match images of shape "
+                              f"{tuple(target_images.shape)}; expected (B, 1, H, W)")
+        m_t = target_masks.to(target_images.dtype).clamp(0, 1)
+        background = (1 - m_t) * target_images + m_t * fill_from_surroundings(target_images, 1 - m_t)
+        return super().render(source_images, background, source_masks)
+
+
 def load_translator(spec: str | os.PathLike, map_location: str | torch.device = "cpu") -> Translator:
-    """The translator a spec names: ``"cut_and_paste"``, or the path of a CR-GAN checkpoint
-    (``make train-crgan``) or an SPGAN checkpoint (``make train-spgan``), loaded safely
+    """The translator a spec names: ``"cut_and_paste"``, ``"cut_and_fill"``, or the path of a CR-GAN
+    checkpoint (``make train-crgan``) or an SPGAN checkpoint (``make train-spgan``), loaded safely
     (``weights_only=True``), frozen and in eval mode on ``map_location``."""
-    if str(spec).replace("-", "_") == CUT_AND_PASTE:
+    word = named_translator(spec)
+    if word == CUT_AND_PASTE:
         return CutAndPasteTranslator()
+    if word == CUT_AND_FILL:
+        return CutAndFillTranslator()
     path = Path(spec).expanduser()
     if not path.is_file():
         raise WeightsError(
-            f"translator {spec!r}: no such checkpoint; expected a CR-GAN or SPGAN checkpoint file or '{CUT_AND_PASTE}'"
+            f"translator {spec!r}: no such checkpoint; expected a CR-GAN or SPGAN checkpoint file, "
+            f"'{CUT_AND_PASTE}' or '{CUT_AND_FILL}'"
         )
     kind = checkpoint_kind(read_checkpoint(path, "checkpoint", "a CR-GAN or SPGAN checkpoint"))
     if kind == "spgan":

@@ -250,14 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="export source images rendered into target contexts (Market-1501 layout)")
     p.add_argument("--ckpt", required=True,
-                   help="translator: a CR-GAN or SPGAN checkpoint (runs/.../checkpoints/last.ckpt) or cut_and_paste")
+                   help="translator: a CR-GAN or SPGAN checkpoint (runs/.../checkpoints/last.ckpt), cut_and_paste "
+                        "or cut_and_fill (cut-and-paste onto the target with its own person filled in)")
     p.add_argument("--masks", default="auto", choices=["auto", "folder", "prior"],
-                   help="where cut_and_paste takes the source person masks from (default: auto)")
+                   help="where cut_and_paste / cut_and_fill take the person masks from (default: auto)")
     _add_pair_arguments(p)
     p.add_argument("--out", required=True, help="output folder; an interrupted export resumes there")
     p.add_argument("--height", type=int, default=None,
                    help="rendering height (default: the size the generator was trained at, read from its "
-                        "checkpoint; for cut_and_paste, the target's image size)")
+                        "checkpoint; for cut_and_paste and cut_and_fill, the target's image size)")
     p.add_argument("--width", type=int, default=None, help="rendering width (default: as --height)")
     p.add_argument("--contexts", type=int, default=1, help="target contexts per source image (default 1)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -269,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quality", help="Table 1 of the paper: LPIPS diversity and FID/KID of real and rendered images")
     p.add_argument("--ckpt", nargs="*", default=None,
-                   help="translators, one row each: CR-GAN / SPGAN checkpoints and/or cut_and_paste "
+                   help="translators, one row each: CR-GAN / SPGAN checkpoints and/or cut_and_paste, cut_and_fill "
                    "(omit for the real source-vs-target row only)")
     _add_pair_arguments(p)
     p.add_argument("--num-sources", type=int, default=100, help="source images rendered for LPIPS (default 100)")
@@ -299,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fidelity-only", action="store_true", help="print the fidelity table only (no LPIPS/FID)")
     p.set_defaults(func=_cmd_quality)
 
-    p = sub.add_parser("compare", help="the paper's Tables 1 and 2: direct transfer, cut-and-paste, SPGAN, CR-GAN")
+    p = sub.add_parser("compare", help="the paper's Tables 1 and 2: direct transfer, cut-and-paste, cut-and-fill, "
+                                       "SPGAN, CR-GAN")
     _add_pair_arguments(p)
     p.add_argument("--out", default=None, help="run folder (default: runs/compare/<source>2<target>); resumes")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one full run per seed (default: 0 1 2)")
@@ -311,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", default=None, help="local FID Inception weights (offline)")
     p.add_argument("--mask-root", action="append", default=[], metavar="QUALITY=DIR",
                    help="another mask quality, e.g. segmentation=data_seg (the same images with other masks, "
-                        "crgan synth --mask-quality segmentation): cut-and-paste and CR-GAN are trained again on it")
+                        "crgan synth --mask-quality segmentation): cut-and-paste, cut-and-fill and CR-GAN are "
+                        "trained again on it")
     p.add_argument("--no-taudl", action="store_true", help="skip the TAUDL rows (TAUDL, SPGAN+TAUDL, CR-GAN+TAUDL)")
     p.add_argument("--no-clustering", action="store_true",
                    help="skip the clustering rows (direct -> clustering, CR-GAN -> clustering, joint hybrid)")

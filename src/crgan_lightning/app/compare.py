@@ -5,9 +5,11 @@ LightningCLI and shipped configs a user runs (``crgan fit --stage S --source A -
 
 * the translators: CR-GAN (stage ``crgan``) and SPGAN (``spgan``);
 * LOMO (Liao et al. 2015) on the target, training-free (:mod:`crgan_lightning.descriptors`);
-* four re-id models, each tested on the target: direct transfer (``reid_direct``) and, from
-  ``reid_crgan`` with the rendering group's translator swapped, re-id with cut-and-paste, SPGAN
-  and CR-GAN renderings streamed into every batch (LMP test features, as the configs set them);
+* five re-id models, each tested on the target: direct transfer (``reid_direct``) and, from
+  ``reid_crgan`` with the rendering group's translator swapped, re-id with cut-and-paste,
+  cut-and-fill (cut-and-paste onto the target with its own person filled in: the compositing
+  CR-GAN before training), SPGAN and CR-GAN renderings streamed into every batch (LMP test
+  features, as the configs set them);
 * the TAUDL rows (``reid_taudl``, ``reid_spgan_taudl``, ``reid_crgan_taudl``);
 * the clustering rows (:data:`CLUSTER_METHODS`): clustering on the target from the seed's
   direct-transfer model (``reid_cluster``) and from its CR-GAN streaming model
@@ -37,7 +39,7 @@ from pathlib import Path
 
 from ..errors import CRGANError, WeightsError
 from ..fileio import META_FILE, claim_run_folder
-from ..translators import CUT_AND_PASTE
+from ..translators import CUT_AND_FILL, CUT_AND_PASTE, named_translator
 from .demo import JUDGE_KEY, TRANSLATOR_KEY, run_stage, saved_config, stage_command
 from .stages import config_value, last_checkpoint
 
@@ -46,10 +48,13 @@ ORACLE = "oracle rendering"
 #: The oracle domain of a pair: its source people drawn by the benchmark itself in the target's
 #: cameras and contexts (``crgan synth --oracle``), trained on as the source of ``reid_direct``.
 ORACLES = {("synth_a", "synth_b"): "synth_a_in_b"}
-# Table 2 rows: (method, re-id stage folder, translator: None | a translator stage | cut_and_paste)
+# Table 2 rows: (method, re-id stage folder, translator: None | a translator stage | a named translator).
+# cut-and-fill is the compositing CR-GAN's rendering before training: the row that tells what the
+# four losses add to removing the context's person.
 METHODS = (
     ("direct transfer", "reid_direct", None),
     ("cut-and-paste", "reid_cut_and_paste", CUT_AND_PASTE),
+    ("cut-and-fill", "reid_cut_and_fill", CUT_AND_FILL),
     ("SPGAN+LMP", "reid_spgan", "spgan"),
     ("CR-GAN+LMP", "reid_crgan", "crgan"),
 )
@@ -121,7 +126,7 @@ def run_compare(
             checkpoint.
         mask_roots: further mask qualities, ``{"segmentation": "data_seg"}``: a data root holding
             the same images with other person masks (``crgan synth --mask-quality segmentation``).
-            The rows that use masks (cut-and-paste, CR-GAN, whose context loss reads them) are
+            The rows that use masks (cut-and-paste, cut-and-fill, CR-GAN, whose context loss reads them) are
             trained again on each and reported as ``"<method> [<quality> masks]"``; the others do
             not read masks and are not repeated.
         taudl: also train the TAUDL rows (:data:`TAUDL_METHODS`).
@@ -134,8 +139,8 @@ def run_compare(
             Direct transfer is always trained (it is CR-GAN's judge), the CR-GAN+LMP row when a chosen
             clustering row starts from it, and a translator only when a trained row streams it.
         fidelity_pairs: on the embedded pair, the evaluation pairs of the rendering-fidelity table
-            (:func:`crgan_lightning.app.fidelity.fidelity_table`: cut-and-paste with each mask
-            quality, the first seed's SPGAN and CR-GAN translators against the true renderings);
+            (:func:`crgan_lightning.app.fidelity.fidelity_table`: cut-and-paste and cut-and-fill with
+            each mask quality, the first seed's SPGAN and CR-GAN translators against the true renderings);
             0 skips it, and so does ``quality={"skip": True}``.
 
     The direct-transfer model of a seed is trained first: it is CR-GAN's judge (the frozen
@@ -193,8 +198,8 @@ def run_compare(
                     continue
                 name = f"{method} [{quality_name} masks]" if suffix else method
                 stage_overrides = {TRANSLATOR_KEY: ckpts.get(translator, translator), **reid}
-                if translator == CUT_AND_PASTE:
-                    stage_overrides["data.masks"] = "auto"  # the source person masks cut the person out
+                if named_translator(translator):
+                    stage_overrides["data.masks"] = "auto"  # the person masks cut the person out (and fill)
                 results.setdefault(name, {})[seed] = train(name, "reid_crgan", f"{stage}{suffix}", seed, data_root,
                                                            reid_epochs, stage_overrides, test=True)
             if not suffix:
@@ -270,7 +275,8 @@ def _chosen_methods(methods: Sequence[str] | None, taudl: bool = True, clusterin
 def _fidelity(run: Path, root: str, qualities: list[tuple[str, str]], num_pairs: int, source: str,
               target: str, translators: set) -> dict | None:
     """The rendering-fidelity table of the first seed's translators (None off the embedded pair):
-    cut-and-paste and CR-GAN with each mask quality's masks (CR-GAN trained on them), SPGAN once."""
+    cut-and-paste, cut-and-fill (when its row is trained) and CR-GAN with each mask quality's masks
+    (CR-GAN trained on them), SPGAN once."""
     from .fidelity import fidelity_available, fidelity_table
 
     if not num_pairs or not fidelity_available(source, target, root):
@@ -279,6 +285,8 @@ def _fidelity(run: Path, root: str, qualities: list[tuple[str, str]], num_pairs:
     for quality_name, data_root in qualities:
         suffix = f"_{quality_name}" if quality_name else ""
         renderers.append((CUT_AND_PASTE, data_root))
+        if CUT_AND_FILL in translators:
+            renderers.append((CUT_AND_FILL, data_root))
         if not suffix and "spgan" in translators:
             renderers.append((str(last_checkpoint(run / "spgan")), data_root))
         if "crgan" in translators:

@@ -2,7 +2,7 @@
 
 ``crgan render --ckpt CRGAN.ckpt --source market --target duke --out DIR`` renders every source
 training image into ``contexts_per_image`` target contexts with a translator (a CR-GAN or SPGAN
-checkpoint, or ``--ckpt cut_and_paste``; see :mod:`crgan_lightning.translators`) and writes::
+checkpoint, or ``--ckpt cut_and_paste`` / ``cut_and_fill``; see :mod:`crgan_lightning.translators`) and writes::
 
     DIR/bounding_box_train/{pid:04d}_c{cam}s1_{index:06d}_{k:02d}.jpg   (source pid, target camera)
     DIR/query/, DIR/bounding_box_test/                                   (the target's test images)
@@ -41,7 +41,7 @@ from ..fileio import (META_FILE, atomic_save_image, atomic_write_bytes, check_ou
                       replace_folder, written_by)
 from ..metrics.plots import to_picture
 from ..checkpoints import read_checkpoint
-from ..translators import CUT_AND_PASTE, load_translator, translator_fingerprint
+from ..translators import load_translator, named_translator, translator_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,9 @@ def _copy_test_split(samples, folder: Path, height: int, width: int) -> None:
 
 def trained_size(ckpt: str | os.PathLike) -> tuple[int, int] | None:
     """``(height, width)`` of the images a translator checkpoint's generator was trained on (the
-    data module's settings saved with it); None for ``cut_and_paste`` or a checkpoint without them."""
-    if str(ckpt).replace("-", "_") == CUT_AND_PASTE or not Path(ckpt).expanduser().is_file():
+    data module's settings saved with it); None for a named translator (``cut_and_paste``,
+    ``cut_and_fill``) or a checkpoint without them."""
+    if named_translator(ckpt) or not Path(ckpt).expanduser().is_file():
         return None
     data = read_checkpoint(ckpt, "checkpoint", "a CR-GAN or SPGAN checkpoint").get("datamodule_hyper_parameters") or {}
     height, width = data.get("height"), data.get("width")
@@ -135,7 +136,7 @@ def export_rendered(
     docstring). Returns ``out``. An existing complete export is kept unless ``overwrite``. Every
     split is written at one size (:func:`render_size`: the generator's training size by default).
 
-    ``ckpt`` is a translator spec (CR-GAN or SPGAN checkpoint, or ``cut_and_paste``); ``masks``
+    ``ckpt`` is a translator spec (CR-GAN or SPGAN checkpoint, ``cut_and_paste`` or ``cut_and_fill``); ``masks``
     (``auto``/``folder``/``prior``) says where cut-and-paste takes the source masks from."""
     if contexts_per_image < 1 or batch_size < 1:
         raise ConfigError(f"contexts_per_image={contexts_per_image} and batch_size={batch_size} must be >= 1")

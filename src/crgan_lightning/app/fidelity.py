@@ -42,7 +42,7 @@ from ..data.synthetic.truth import (
 from ..errors import ConfigError, DatasetError
 from ..fileio import META_FILE
 from ..metrics.fidelity import GRID_PERIODS, fidelity_scores
-from ..translators import CUT_AND_PASTE, Translator, load_translator
+from ..translators import Translator, load_translator, named_translator
 
 #: The columns of the table, in order: (key of fidelity_scores, heading, digits).
 COLUMNS = (("psnr", "PSNR", 2), ("psnr_person", "PSNR pers", 2), ("psnr_background", "PSNR bg", 2),
@@ -156,7 +156,7 @@ def fidelity_table(
     """Score each translator's renderings of the evaluation pairs against the true renderings.
 
     Args:
-        renderers: translator specs (a CR-GAN or SPGAN checkpoint, ``cut_and_paste``), each alone
+        renderers: translator specs (a CR-GAN or SPGAN checkpoint, ``cut_and_paste``, ``cut_and_fill``), each alone
             (masks from ``root``) or as ``(spec, mask_root)``: a data root holding the same
             benchmark with other person masks (``crgan synth --mask-quality segmentation``), whose
             masks the translator reads (cut-and-paste cuts the person out with them). One row each.
@@ -218,7 +218,8 @@ def _labels(rows: Sequence[Mapping]) -> list[str]:
     """Each row's name: the method, its masks and its checkpoint, named by the checkpoint's file and
     as many folders above it as tell the table's different checkpoints apart (``crgan/last.ckpt``,
     then ``demo/seed0/crgan/last.ckpt`` beside ``demo_comp/seed0/crgan/last.ckpt``)."""
-    specs = sorted({str(r["checkpoint"]) for r in rows if r.get("checkpoint") not in (None, CUT_AND_PASTE)})
+    specs = sorted({str(r["checkpoint"]) for r in rows
+                    if r.get("checkpoint") and not named_translator(r["checkpoint"])})
     depth = 0
     while depth < 8 and len({_checkpoint_name(s, depth) for s in specs}) < len(specs):
         depth += 1
@@ -227,7 +228,7 @@ def _labels(rows: Sequence[Mapping]) -> list[str]:
         label = row["method"]
         if row.get("masks"):
             label += f" [{row['masks']} masks]"
-        if row.get("checkpoint") not in (None, CUT_AND_PASTE):
+        if row.get("checkpoint") and not named_translator(row["checkpoint"]):
             label += f" ({_checkpoint_name(str(row['checkpoint']), depth)})"
         labels.append(label)
     return labels

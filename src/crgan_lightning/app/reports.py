@@ -54,7 +54,7 @@ from ..metrics.quality import (
     lpips_diversity,
 )
 from ..networks import load_reid_net
-from ..translators import CUT_AND_PASTE, load_translator
+from ..translators import load_translator, named_translator
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,8 @@ def quality_table(
     """LPIPS diversity and FID / KID of real source images and of each translator's renderings.
 
     Args:
-        ckpt: a translator spec or a list of them (CR-GAN / SPGAN checkpoints, ``cut_and_paste``),
+        ckpt: a translator spec or a list of them (CR-GAN / SPGAN checkpoints, ``cut_and_paste``,
+            ``cut_and_fill``),
             one row each; None reports the real-source row only.
         source, target: registered dataset names (``market``, ``duke``, ``synth_a``, ...).
         root: data root holding both datasets (the embedded ``synth_*`` ones are generated there
@@ -305,7 +306,7 @@ def format_quality_table(table: Mapping | Sequence[Mapping]) -> str:
     body = []
     for row in rows:
         spec = row.get("checkpoint")
-        method = row["method"] + (f" ({Path(spec).name})" if spec and spec != CUT_AND_PASTE else "")
+        method = row["method"] + (f" ({Path(spec).name})" if spec and not named_translator(spec) else "")
         kid = "-" if row.get("kid_mean") is None else f"{row['kid_mean']:.4f} +/- {row['kid_std']:.4f}"
         body.append([method, _fmt(row.get("lpips"), 4), _fmt(row.get("fid"), 2), kid]
                     + ([_fmt(row.get("reid_fd"), 2), _fmt(row.get("reid_diversity"), 4)] if stand_ins else []))

@@ -94,7 +94,8 @@ class ContextRenderingCallback(pl.Callback):
     Args:
         translator: a CR-GAN checkpoint (``last.ckpt`` of ``make train-crgan``), an SPGAN
             checkpoint (``make train-spgan``), both read with ``torch.load(weights_only=True)``,
-            or ``cut_and_paste`` (needs the source masks: DataModule ``masks`` not ``none``).
+            ``cut_and_paste`` (needs the source masks: DataModule ``masks`` not ``none``) or
+            ``cut_and_fill`` (the target masks too).
         ratio: fraction of each source batch that is rendered (0 < ratio <= 1).
         contexts_per_image: target contexts per chosen source image.
         seed: base seed of the random pairing.
@@ -217,7 +218,7 @@ class ContextRenderingCallback(pl.Callback):
                                   "data.with_target=true (or contexts_from='dataset')")
             tgt = batch[TARGET]
             if self.model.needs_target_masks and MASK not in tgt:
-                raise ConfigError(f"the {self.model.kind} generator blanks out the context's own person and needs "
+                raise ConfigError(f"the {self.model.kind} translator removes the context's own person and needs "
                                   "the target masks: set data.masks=auto (or folder/prior) instead of none")
             contexts = torch.randint(len(tgt[IMAGE]), (len(chosen),), generator=generator)
         chosen, contexts = chosen.to(device), contexts.to(device)
