@@ -71,6 +71,27 @@ def test_the_target_person_never_reaches_the_rendering():
     assert gen.needs_target_masks and gen.needs_source_masks
 
 
+def test_without_a_learned_fill_the_background_stays_the_push_pull_fill_whatever_the_weights():
+    """learn_fill=False: no fill head; however far training moves the other heads, the background
+    is the target outside its person and the inpainting of the surroundings inside (with the target
+    path reading the whole image, as the shipped config does)."""
+    gen = small(learn_fill=False, target_input="image")
+    assert gen.fill_head is None and not any("fill_head" in k for k in gen.state_dict())
+    with torch.no_grad():
+        for p in gen.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        x_s, x_t, m_s, m_t = scene()
+        parts = gen.layers(x_s, x_t, m_t, m_s)
+    torch.testing.assert_close(parts["background"], (1 - m_t) * x_t + m_t * fill_from_surroundings(x_t, 1 - m_t))
+    learned = small(target_input="image")
+    with torch.no_grad():
+        for p in learned.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        moved = learned.layers(x_s, x_t, m_t, m_s)["background"]
+    hole = m_t.bool().expand_as(x_t)
+    assert (moved - parts["background"])[hole].abs().max() > 0.01  # the learned residual does move it
+
+
 def test_fill_from_surroundings_keeps_valid_pixels_and_fills_holes_with_their_colour():
     x = torch.zeros(1, 3, 16, 8)
     x[:, 0], x[:, 1], x[:, 2] = 0.5, -0.25, 0.75  # a uniform wall

@@ -112,6 +112,11 @@ class CompositingGenerator(DualPathGenerator):
         remove_target_person: fill the target's own person from its surroundings (default); False
             keeps the target image as the background (then ``m_t`` is only needed by a masked
             target path).
+        learn_fill: a learned residual over the push-pull fill (the fill head; default, as
+            trained so far). False keeps the push-pull fill as it is: no loss of CR-GAN's
+            constrains the fill (the context loss's background term leaves the target's person
+            out), and on the embedded pair the learned residual painted traces of a person back
+            where the context's own person stood (docs/fidelity.md).
         matte_floor: the given mask is clamped to [floor, 1 - floor] before its logit, so the
             matte can grow or shrink anywhere (0.01: at initialisation the output is within 0.02
             of cut-and-paste).
@@ -143,6 +148,7 @@ class CompositingGenerator(DualPathGenerator):
         tone: str = "matrix",
         shading: bool = True,
         remove_target_person: bool = True,
+        learn_fill: bool = True,
         matte_floor: float = 0.01,
         tone_hidden: int = 64,
     ) -> None:
@@ -170,7 +176,7 @@ class CompositingGenerator(DualPathGenerator):
                                  nn.PixelShuffle(s) if s > 1 else nn.Identity())
 
         self.matte_head = head(1)
-        self.fill_head = head(3) if remove_target_person else None
+        self.fill_head = head(3) if remove_target_person and learn_fill else None
         self.shading_head = _zero_(nn.Conv2d(last, 1, 3, 1, 1)) if shading else None
         self.tone_head = None
         if tone != "none":
@@ -236,8 +242,10 @@ class CompositingGenerator(DualPathGenerator):
             light = torch.exp(F.interpolate(shade, size=x_s.shape[-2:], mode="bilinear", align_corners=False))
         person = apply_tone(x_s, matrix, bias, light)
         background = x_t
-        if self.fill_head is not None:
-            fill = fill_from_surroundings(x_t, 1 - m_t) + self.fill_head(features)
+        if self.remove_target_person:
+            fill = fill_from_surroundings(x_t, 1 - m_t)
+            if self.fill_head is not None:
+                fill = fill + self.fill_head(features)
             background = (1 - m_t) * x_t + m_t * fill
         output = (matte * person + (1 - matte) * background).clamp(-1.0, 1.0)
         return {"output": output, "matte": matte, "person": person, "background": background,
