@@ -19,7 +19,9 @@ do not go to an RGB conv. Three heads predict what a compositor needs:
   inside it a fill predicted by the fill head, as a residual over a push-pull inpainting of the
   surrounding background (:func:`fill_from_surroundings`), so the target's person is never copied.
   The target encoder sees the target image with its person blanked (``target_input="masked"``,
-  the default here), so no cue of that person reaches the fill.
+  the class default), so no cue of that person reaches the fill. The shipped config encodes the
+  whole target image (``target_input: image``), through which a learned fill can paint traces of
+  that person back; ``learn_fill=False`` keeps the push-pull fill alone.
 
 ``x_g = a * person + (1 - a) * background``, clamped to [-1, 1]. The matte, tone, shading and
 fill heads' last layers start at zero, so at initialisation ``a = m_s'``, the tone is the
