@@ -47,7 +47,8 @@ def main() -> None:
         print(f"{quality:>16} masks: {roots[quality]} ({time.perf_counter() - start:.1f} s), mean IoU to the "
               f"exact masks: synth_a {1.0 if iou is None else iou:.3f}")
     start = time.perf_counter()
-    renderers = [("cut_and_paste", roots[q]) for q in MASK_QUALITIES] + list(args.ckpts)
+    renderers = [(named, roots[q]) for q in MASK_QUALITIES for named in ("cut_and_paste", "cut_and_fill")]
+    renderers += list(args.ckpts)
     table = fidelity_table(renderers, roots["exact"], num_pairs=args.pairs)
     print(f"\n{format_fidelity_table(table)}\n({time.perf_counter() - start:.1f} s for the table, "
           f"{len(renderers)} renderers, {args.ids} + {args.test_ids} identities per domain)")

@@ -35,7 +35,8 @@ from crgan_lightning.translators import load_translator  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--judge", required=True, help="re-id checkpoint trained on the source")
-    parser.add_argument("--ckpt", nargs="+", default=[], help="translator checkpoints (CR-GAN, SPGAN)")
+    parser.add_argument("--ckpt", nargs="+", default=[],
+                        help="translators: CR-GAN / SPGAN checkpoints, cut_and_paste, cut_and_fill")
     parser.add_argument("--root", default="data")
     parser.add_argument("--num", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=100)
@@ -46,7 +47,8 @@ def main() -> None:
     src, tgt = dm.source_dataset, dm.target_dataset
     sources = ReIDImageDataset(src.train, dm.test_transform, labels=dm.source_train.labels,
                                mask_provider=build_mask_provider("auto", src))
-    contexts = ReIDImageDataset(tgt.train, dm.test_transform, with_pid=False)
+    contexts = ReIDImageDataset(tgt.train, dm.test_transform, with_pid=False,
+                                mask_provider=build_mask_provider("auto", tgt))
     rng = np.random.default_rng(0)
     pick = rng.choice(len(sources), min(args.num, len(sources)), replace=False)
     ctx = rng.integers(0, len(contexts), len(pick))
@@ -60,9 +62,11 @@ def main() -> None:
             x_s = torch.stack([it[IMAGE] for it in items])
             pids = torch.tensor([it[PID] for it in items])
             if translator is not None:
-                x_t = torch.stack([contexts[int(i)][IMAGE] for i in ctx[start:start + args.batch_size]])
+                c_items = [contexts[int(i)] for i in ctx[start:start + args.batch_size]]
+                x_t = torch.stack([it[IMAGE] for it in c_items])
                 masks = torch.stack([it[MASK] for it in items]) if translator.needs_masks else None
-                x_s = translator.render(x_s, x_t, masks)
+                m_t = torch.stack([it[MASK] for it in c_items]) if translator.needs_target_masks else None
+                x_s = translator.render(x_s, x_t, masks, m_t)
             logits = judge(x_s)[0]  # as the judge scores renderings during CR-GAN training
             correct += int((logits.argmax(1) == pids).sum())
         return correct / len(pick)

@@ -1,4 +1,4 @@
-"""How cut-and-paste and CR-GAN degrade with the person masks: re-id mAP against mask IoU.
+"""How cut-and-paste, cut-and-fill and CR-GAN degrade with the person masks: re-id mAP against mask IoU.
 
 Reads a comparison run with several mask qualities (``crgan compare ... --mask-root
 segmentation=DIR --mask-root small-pedestrian=DIR``, its ``compare.json``) and the mean mask IoU
@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 
 #: Table 2 rows that read the masks: the method's name in the figure, its row name.
-METHODS = {"cut-and-paste": "cut-and-paste", "CR-GAN": "CR-GAN+LMP"}
+METHODS = {"cut-and-paste": "cut-and-paste", "cut-and-fill": "cut-and-fill", "CR-GAN": "CR-GAN+LMP"}
 
 
 def mask_iou(root: Path) -> float:

@@ -23,13 +23,16 @@ torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 # The whole suite, two workers, used at most 3.7 GB under the temporary folder (a clean clone,
 # 2026-12-06; passing tests' folders are removed as they end: pyproject's tmp_path_retention_policy).
 # CRGAN_TEST_MIN_FREE_GB sets another floor.
-MIN_FREE_GB = float(os.environ.get("CRGAN_TEST_MIN_FREE_GB", "5"))
+MIN_FREE_GB = os.environ.get("CRGAN_TEST_MIN_FREE_GB", "5")
 
 
 def free_space_problem(folder: Path, need_gb: float) -> str | None:
     """One line saying what is missing when ``folder``'s file system has less than ``need_gb`` GB
     free, else None: a full disk otherwise shows up as scattered setup errors and stalled runs."""
-    free_gb = shutil.disk_usage(folder).free / 1e9
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:  # pytest creates --basetemp's folders
+        existing = existing.parent
+    free_gb = shutil.disk_usage(existing).free / 1e9
     if free_gb >= need_gb:
         return None
     return (f"the tests need about {need_gb:g} GB free under {folder} and {free_gb:.1f} GB is free: "
@@ -43,7 +46,11 @@ def pytest_sessionstart(session):
     basetemp = session.config.option.basetemp
     temproot = os.environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir()
     folder = Path(basetemp).parent if basetemp else Path(temproot)
-    problem = free_space_problem(folder, MIN_FREE_GB)
+    try:
+        need = float(MIN_FREE_GB)
+    except ValueError:
+        pytest.exit(f"CRGAN_TEST_MIN_FREE_GB={MIN_FREE_GB!r}: expected a number of GB", returncode=1)
+    problem = free_space_problem(folder, need)
     if problem:
         pytest.exit(problem, returncode=1)
 

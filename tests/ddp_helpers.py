@@ -55,16 +55,35 @@ def run_bounded(cmd: list, timeout: float, **kwargs) -> subprocess.CompletedProc
     process group and fails the test with the output's end. ``subprocess.run`` kills only its own
     child: the rank processes a DDP launcher (or make) starts would keep the output pipes open and
     the test would wait on them for ever."""
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True, **kwargs) as proc:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kwargs)
+    timed_out = False
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(proc.pid)
         try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            pytest.fail(f"{' '.join(map(str, cmd))} did not finish within {timeout:g} s; the end of its "
-                        f"output:\n{out[-1500:]}\n{err[-3000:]}")
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # a descendant that left the group still holds the pipes
+            proc.kill()
+            out, err = "", "(no output: the pipes stayed open after the kill)"
+    finally:  # an interrupted test (Ctrl-C, a pytest-timeout) ends the whole run too, and so does a
+        _kill_group(proc.pid)  # normal exit that left rank processes behind
+        for pipe in (proc.stdout, proc.stderr):
+            pipe.close()
+        proc.wait()
+    if timed_out:
+        pytest.fail(f"{' '.join(map(str, cmd))} did not finish within {timeout:g} s; the end of its "
+                    f"output:\n{out[-1500:]}\n{err[-3000:]}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:  # the group has ended
+        pass
 
 
 def two_process_fit(config: Path, workdir: Path, timeout: int = 600) -> list[dict]:

@@ -42,14 +42,14 @@ def spgan_ckpt(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def table(synth_root, small_masks_root, tiny_crgan_ckpt, spgan_ckpt) -> dict:
     return fidelity_table(["cut_and_paste", ("cut_and_paste", small_masks_root), str(tiny_crgan_ckpt),
-                           str(spgan_ckpt)], synth_root, num_pairs=PAIRS, batch_size=10)
+                           str(spgan_ckpt), "cut_and_fill"], synth_root, num_pairs=PAIRS, batch_size=10)
 
 
 def test_every_translator_gets_a_row_of_finite_figures_after_the_two_references(table, tiny_crgan_ckpt):
     rows = table["rows"]
     assert [(r["method"], r.get("masks")) for r in rows] == [
         (TRUTH_REDRAWN, None), (SOURCE_IMAGE, None), ("cut-and-paste", "exact"),
-        ("cut-and-paste", "small-pedestrian"), ("CR-GAN", None), ("SPGAN", None)]
+        ("cut-and-paste", "small-pedestrian"), ("CR-GAN", None), ("SPGAN", None), ("cut-and-fill", "exact")]
     assert table["num_pairs"] == PAIRS and table["truth_version"] == 1 and table["periods"] == [2, 4, 8]
     for row in rows:
         for key in ("psnr", "psnr_person", "psnr_background", "psnr_context", "ssim", "ssim_person",
@@ -93,6 +93,18 @@ def test_cut_and_paste_leaves_the_context_person_where_the_truth_shows_the_scene
     assert exact["psnr_context"] < exact["psnr_background"] - 5.0
     assert small["psnr_context"] < small["psnr_background"] - 5.0
     assert abs(truth["psnr_context"] - truth["psnr_background"]) < 1.0
+    # cut-and-fill removes that person (filled in from the surroundings) and keeps the same person pixels
+    fill = table["rows"][6]
+    assert fill["psnr_context"] > exact["psnr_context"] + 5.0
+    assert fill["psnr_person"] == pytest.approx(exact["psnr_person"], abs=1e-6)
+
+
+def test_the_context_figure_is_left_out_when_the_root_has_no_exact_masks(synth_root, small_masks_root):
+    """PSNR ctx reads the target's person masks from the benchmark root: a root written with
+    degraded masks gives no such column rather than a figure on the wrong region."""
+    table = fidelity_table(["cut_and_paste"], small_masks_root, num_pairs=4, batch_size=4)
+    assert all("psnr_context" not in row for row in table["rows"]) and "psnr" in table["rows"][2]
+    assert "PSNR ctx" not in format_fidelity_table(table)
 
 
 def test_the_printed_table_names_every_row_and_the_reference(table):

@@ -11,13 +11,14 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from ddp_helpers import run_bounded
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return run_bounded(cmd, timeout, cwd=cwd, env=env)
 
 
 @pytest.mark.slow

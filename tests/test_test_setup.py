@@ -25,6 +25,13 @@ def test_too_little_space_names_the_folder_and_both_figures(monkeypatch, tmp_pat
     assert "3 GB" in problem and "0.5 GB is free" in problem
 
 
+def test_a_folder_not_made_yet_is_measured_on_its_nearest_existing_parent(monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: seen.append(Path(p)) or Usage(100e9, 10e9, 90e9))
+    assert free_space_problem(tmp_path / "not" / "yet", 3) is None
+    assert seen == [tmp_path]
+
+
 def test_a_session_with_too_little_space_stops_before_any_test(tmp_path):
     """Asking for more space than any disk has stops pytest at once with the message, exit code 1."""
     here = Path(__file__).resolve().parent

@@ -124,7 +124,7 @@ class CutAndPasteTranslator(Translator):
             raise ConfigError(
                 f"{self.kind} needs the source person masks: give the DataModule masks=auto, folder or prior"
             )
-        if source_masks.shape[-2:] != source_images.shape[-2:] or source_masks.shape[1] != 1:
+        if source_masks.shape[-2:] != source_images.shape[-2:] or source_masks.shape[:2] != (len(source_images), 1):
             raise ConfigError(f"source masks of shape {tuple(source_masks.shape)} do not match images of shape "
                               f"{tuple(source_images.shape)}; expected (B, 1, H, W)")
         m = source_masks.to(source_images.dtype).clamp(0, 1)
@@ -147,11 +147,12 @@ class CutAndFillTranslator(CutAndPasteTranslator):
         if target_masks is None:
             raise ConfigError("cut-and-fill needs the target person masks too (it removes the context's own "
                               "person): give the DataModule masks=auto, folder or prior")
-        if target_masks.shape[-2:] != target_images.shape[-2:] or target_masks.shape[1] != 1:
+        if target_masks.shape[-2:] != target_images.shape[-2:] or target_masks.shape[:2] != (len(target_images), 1):
             raise ConfigError(f"target masks of shape {tuple(target_masks.shape)} do not match images of shape "
                               f"{tuple(target_images.shape)}; expected (B, 1, H, W)")
-        m_t = target_masks.to(target_images.dtype).clamp(0, 1)
-        background = (1 - m_t) * target_images + m_t * fill_from_surroundings(target_images, 1 - m_t)
+        m_t = target_masks.float().clamp(0, 1)  # the push-pull averages in float32 (half batches under 16-true)
+        x_t = target_images.float()
+        background = ((1 - m_t) * x_t + m_t * fill_from_surroundings(x_t, 1 - m_t)).to(target_images.dtype)
         return super().render(source_images, background, source_masks)
 
 

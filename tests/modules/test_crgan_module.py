@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -176,8 +175,8 @@ def test_make_train_crgan_runs_a_handful_of_steps(tmp_path, synth_root):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "max_steps=6` reached" in proc.stdout + proc.stderr
     assert (run / "checkpoints" / "last.ckpt").is_file()
-    unknown = subprocess.run(["make", "-s", "train-crgan", "SRC=market", "TGT=viper", f"DATA_ROOT={synth_root}"],
-                             cwd=REPO, capture_output=True, text=True)
+    unknown = run_bounded(["make", "-s", "train-crgan", "SRC=market", "TGT=viper", f"DATA_ROOT={synth_root}"], 300,
+                          cwd=REPO)
     assert unknown.returncode != 0 and "unknown dataset 'viper'" in unknown.stderr
 
 

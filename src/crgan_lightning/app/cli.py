@@ -100,7 +100,8 @@ def _cmd_quality(args: argparse.Namespace) -> None:
     if args.fidelity_pairs < 0:
         raise ConfigError(f"--fidelity-pairs {args.fidelity_pairs}: expected a number of pairs >= 0 (0: no table)")
     if args.fidelity_pairs and fidelity_available(args.source, args.target, args.root):
-        renderers = [*(args.ckpt or []), *(("cut_and_paste", r) for r in _mask_roots(args.mask_root).values())]
+        renderers = [*(args.ckpt or []), *((named, r) for r in _mask_roots(args.mask_root).values()
+                                           for named in ("cut_and_paste", "cut_and_fill"))]
         print(format_fidelity_table(fidelity_table(renderers, args.root, num_pairs=args.fidelity_pairs,
                                                    device=args.device)) + "\n")
     elif args.fidelity_only:

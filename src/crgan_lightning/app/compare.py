@@ -18,11 +18,11 @@ LightningCLI and shipped configs a user runs (``crgan fit --stage S --source A -
 
 Then it prints Table 2 (target rank-1/5/10 and mAP of each method, mean and sample standard
 deviation over the seeds, and per seed) and Table 1 (LPIPS diversity and FID/KID of the real
-source images, SPGAN and CR-GAN, for the first seed's translators). Table 1 needs the AlexNet
-(LPIPS) and Inception (FID) weights: downloaded online, or given as local files; without them
-it says which file is missing and Table 2 still stands. On the embedded pair, Table 1 has a
-second part that needs no weights: the rendering-fidelity table (:mod:`.fidelity`), each
-translator's renderings against the benchmark's true renderings.
+source images, cut-and-paste, cut-and-fill, SPGAN and CR-GAN, for the first seed's
+translators). Table 1 needs the AlexNet (LPIPS) and Inception (FID) weights: downloaded online,
+or given as local files; without them it says which file is missing and Table 2 still stands.
+On the embedded pair, Table 1 has a second part that needs no weights: the rendering-fidelity
+table (:mod:`.fidelity`), each translator's renderings against the benchmark's true renderings.
 
 Every stage lives in ``<out>/seed<N>/<stage>/`` (logs with its config, checkpoints, pictures) and
 a finished stage is read back rather than trained again, so an interrupted comparison resumes.
@@ -229,8 +229,8 @@ def run_compare(
         quality.setdefault("width", data["width"])
         quality.setdefault("reid_ckpt", str(last_checkpoint(first / "reid_direct")))
         try:
-            table1 = quality_table([CUT_AND_PASTE] + [str(last_checkpoint(first / s))
-                                                      for s in ("spgan", "crgan") if s in needed],
+            named = [CUT_AND_PASTE] + ([CUT_AND_FILL] if CUT_AND_FILL in needed else [])
+            table1 = quality_table(named + [str(last_checkpoint(first / s)) for s in ("spgan", "crgan") if s in needed],
                                    source, target, root, **quality)
         except WeightsError as exc:
             missing = str(exc)

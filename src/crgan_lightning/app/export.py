@@ -155,7 +155,7 @@ def export_rendered(
         raise ConfigError(f"the {translator.kind} translator needs source masks; masks={masks!r} gives none")
     target_mask_of = build_mask_provider(masks, tgt) if translator.needs_target_masks else None
     if translator.needs_target_masks and target_mask_of is None:
-        raise ConfigError(f"the {translator.kind} generator needs the target masks; masks={masks!r} gives none")
+        raise ConfigError(f"the {translator.kind} translator needs the target masks; masks={masks!r} gives none")
     transform = build_transforms(height, width, train=False)
     partial = out.with_name(out.name + ".partial")
     settings = {"translator": translator_fingerprint(translator), "source": src.name, "target": tgt.name,

@@ -106,9 +106,9 @@ def _summary(method: str, scores: Mapping[str, torch.Tensor], **extra) -> dict:
 
 
 def _score_all(rendered: list[torch.Tensor], truth: torch.Tensor, person: torch.Tensor,
-               batch_size: int, context: torch.Tensor) -> dict[str, torch.Tensor]:
+               batch_size: int, context: torch.Tensor | None) -> dict[str, torch.Tensor]:
     chunks = [fidelity_scores(r, truth[i:i + batch_size], person[i:i + batch_size],
-                              context_person=context[i:i + batch_size])
+                              context_person=None if context is None else context[i:i + batch_size])
               for r, i in zip(rendered, range(0, len(truth), batch_size))]
     return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
 
@@ -190,7 +190,9 @@ def fidelity_table(
     pairs = truth.pairs
     true_images, person = _as_tensor(truth.images), torch.from_numpy(truth.masks >= 128).float().unsqueeze(1)
     chunks = [pairs[i:i + batch_size] for i in range(0, len(pairs), batch_size)]
-    context = torch.cat([_masks(_pair_files(TRUTH_TARGET, c, root, masks=True)) for c in chunks])  # exact masks
+    context = None  # PSNR ctx needs the target's exact person masks: those of a root written with them
+    if _mask_quality_of(root) == "exact":
+        context = torch.cat([_masks(_pair_files(TRUTH_TARGET, c, root, masks=True)) for c in chunks])
     rows = [_summary(TRUTH_REDRAWN, fidelity_scores(_as_tensor(redrawn.images), true_images, person,
                                                     context_person=context)),
             _summary(SOURCE_IMAGE, _score_all([_images(_pair_files(TRUTH_SOURCE, c, root)) for c in chunks],
@@ -246,8 +248,8 @@ def format_fidelity_table(table: Mapping) -> str:
     header = ["method"] + [h for _, h, _ in columns]
     body = []
     for row, label in zip(table["rows"], _labels(table["rows"])):
-        cells = [_cell(row.get(key), digits) for key, _, digits in columns]
-        cells[-1] = f"{cells[-1]} +/- {_cell(row.get('grid_db_sd'), 2)}"
+        cells = [_cell(row.get(key), digits) + (f" +/- {_cell(row.get('grid_db_sd'), 2)}" if key == "grid_db" else "")
+                 for key, _, digits in columns]
         body.append([label] + cells)
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
 

@@ -115,10 +115,10 @@ class CompositingGenerator(DualPathGenerator):
             keeps the target image as the background (then ``m_t`` is only needed by a masked
             target path).
         learn_fill: a learned residual over the push-pull fill (the fill head; default, as
-            trained so far). False keeps the push-pull fill as it is: no loss of CR-GAN's
-            constrains the fill (the context loss's background term leaves the target's person
-            out), and on the embedded pair the learned residual painted traces of a person back
-            where the context's own person stood (docs/fidelity.md).
+            trained so far). False keeps the push-pull fill as it is: no loss ties the fill to a
+            pixel target (the context loss's background term leaves the target's person out),
+            and on the embedded pair the learned residual painted traces of a person back where
+            the context's own person stood (docs/fidelity.md).
         matte_floor: the given mask is clamped to [floor, 1 - floor] before its logit, so the
             matte can grow or shrink anywhere (0.01: at initialisation the output is within 0.02
             of cut-and-paste).
