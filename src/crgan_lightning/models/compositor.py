@@ -114,8 +114,9 @@ class CompositingGenerator(DualPathGenerator):
         remove_target_person: fill the target's own person from its surroundings (default); False
             keeps the target image as the background (then ``m_t`` is only needed by a masked
             target path).
-        learn_fill: a learned residual over the push-pull fill (the fill head; default, as
-            trained so far). False keeps the push-pull fill as it is: no loss ties the fill to a
+        learn_fill: a learned residual over the push-pull fill (the fill head; the class default,
+            so that checkpoints from before the option load; the shipped config sets False).
+            False keeps the push-pull fill as it is: no loss ties the fill to a
             pixel target (the context loss's background term leaves the target's person out),
             and on the embedded pair the learned residual painted traces of a person back where
             the context's own person stood (docs/fidelity.md).
