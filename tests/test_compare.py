@@ -77,7 +77,8 @@ def test_compare_trains_every_method_prints_both_tables_and_resumes(tmp_path, ro
         assert row["mean"]["mAP"] == pytest.approx(sum(maps) / 2)
     # Table 1: the LPIPS weights are missing, the re-id stand-ins (first seed's direct transfer) are there
     assert "no-alexnet.pth" in record["table1"]["missing"] and record["table1_missing"] is None
-    assert [r["method"] for r in record["table1"]["rows"]] == ["real source", "cut-and-paste", "SPGAN", "CR-GAN"]
+    assert [r["method"] for r in record["table1"]["rows"]] == ["real source", "cut-and-paste", "cut-and-fill", "SPGAN",
+                                                               "CR-GAN"]
     assert all(r["reid_fd"] > 0 and r["fid"] is None for r in record["table1"]["rows"])
     text = capsys.readouterr().out
     assert "Table 2: synth_a -> synth_b" in text and "CR-GAN+LMP [segmentation masks]" in text and "re-id FD" in text
