@@ -24,6 +24,7 @@ import torch
 from crgan_lightning.app.fidelity import fidelity_table, format_fidelity_table
 from crgan_lightning.data.mask_quality import MASK_QUALITIES
 from crgan_lightning.data.synthetic import generate_benchmark
+from crgan_lightning.translators import NAMED_TRANSLATORS
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
         print(f"{quality:>16} masks: {roots[quality]} ({time.perf_counter() - start:.1f} s), mean IoU to the "
               f"exact masks: synth_a {1.0 if iou is None else iou:.3f}")
     start = time.perf_counter()
-    renderers = [(named, roots[q]) for q in MASK_QUALITIES for named in ("cut_and_paste", "cut_and_fill")]
+    renderers = [(named, roots[q]) for q in MASK_QUALITIES for named in NAMED_TRANSLATORS]
     renderers += list(args.ckpts)
     table = fidelity_table(renderers, roots["exact"], num_pairs=args.pairs)
     print(f"\n{format_fidelity_table(table)}\n({time.perf_counter() - start:.1f} s for the table, "

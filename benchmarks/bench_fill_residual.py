@@ -26,6 +26,7 @@ import torch
 
 from crgan_lightning.app.fidelity import SOURCE_IMAGE, TRUTH_REDRAWN, fidelity_table
 from crgan_lightning.app.stages import last_checkpoint
+from crgan_lightning.translators import NAMED_TRANSLATORS
 
 COLUMNS = (("psnr", 2), ("psnr_person", 2), ("psnr_background", 2), ("psnr_context", 2), ("ssim", 3),
            ("delta_e_person", 2))
@@ -59,7 +60,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for quality, root in qualities:
             stage = "crgan" if quality == "exact" else f"crgan_{quality}"
-            for named in ("cut_and_paste", "cut_and_fill"):
+            for named in NAMED_TRANSLATORS:
                 specs.append((named, root))
                 labels.append((named.replace("_", "-"), quality))
             for seed in args.seeds:

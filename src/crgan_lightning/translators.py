@@ -33,7 +33,7 @@ from torch import nn
 
 from .checkpoints import checkpoint_kind, read_checkpoint
 from .errors import ConfigError, WeightsError
-from .models.compositor import fill_from_surroundings
+from .models.compositor import remove_person
 from .networks import load_generator, load_spgan_generator
 
 CUT_AND_PASTE = "cut_and_paste"
@@ -106,6 +106,13 @@ class SPGANTranslator(Translator):
         return self.generator(source_images)
 
 
+def _check_masks(which: str, masks: torch.Tensor, images: torch.Tensor) -> None:
+    """Masks (B, 1, H, W) for images (B, C, H, W): one per image, at the images' size."""
+    if masks.shape[-2:] != images.shape[-2:] or masks.shape[:2] != (len(images), 1):
+        raise ConfigError(f"{which} masks of shape {tuple(masks.shape)} do not match images of shape "
+                          f"{tuple(images.shape)}; expected (B, 1, H, W)")
+
+
 class CutAndPasteTranslator(Translator):
     """The naive synthesis the CR-GAN paper compares against: the source person cut out with its
     mask and pasted onto the target image, ``m_s * x_s + (1 - m_s) * x_t``. The target's own
@@ -124,9 +131,7 @@ class CutAndPasteTranslator(Translator):
             raise ConfigError(
                 f"{self.kind} needs the source person masks: give the DataModule masks=auto, folder or prior"
             )
-        if source_masks.shape[-2:] != source_images.shape[-2:] or source_masks.shape[:2] != (len(source_images), 1):
-            raise ConfigError(f"source masks of shape {tuple(source_masks.shape)} do not match images of shape "
-                              f"{tuple(source_images.shape)}; expected (B, 1, H, W)")
+        _check_masks("source", source_masks, source_images)
         m = source_masks.to(source_images.dtype).clamp(0, 1)
         return m * source_images + (1 - m) * target_images
 
@@ -134,7 +139,7 @@ class CutAndPasteTranslator(Translator):
 class CutAndFillTranslator(CutAndPasteTranslator):
     """Cut-and-paste onto the target image with the target's own person removed first: inside the
     target's person mask ``m_t`` the surrounding background filled in (push-pull inpainting,
-    :func:`~crgan_lightning.models.compositor.fill_from_surroundings`), then the source person
+    :func:`~crgan_lightning.models.compositor.remove_person`), then the source person
     pasted on, ``m_s * x_s + (1 - m_s) * b`` with ``b = (1 - m_t) * x_t + m_t * fill(x_t)``.
     No learning: it is what :class:`~crgan_lightning.models.compositor.CompositingGenerator`
     renders at initialisation (up to its matte floor), the baseline that separates what CR-GAN's
@@ -147,12 +152,9 @@ class CutAndFillTranslator(CutAndPasteTranslator):
         if target_masks is None:
             raise ConfigError("cut-and-fill needs the target person masks too (it removes the context's own "
                               "person): give the DataModule masks=auto, folder or prior")
-        if target_masks.shape[-2:] != target_images.shape[-2:] or target_masks.shape[:2] != (len(target_images), 1):
-            raise ConfigError(f"target masks of shape {tuple(target_masks.shape)} do not match images of shape "
-                              f"{tuple(target_images.shape)}; expected (B, 1, H, W)")
-        m_t = target_masks.float().clamp(0, 1)  # the push-pull averages in float32 (half batches under 16-true)
-        x_t = target_images.float()
-        background = ((1 - m_t) * x_t + m_t * fill_from_surroundings(x_t, 1 - m_t)).to(target_images.dtype)
+        _check_masks("target", target_masks, target_images)
+        # the push-pull averages in float32 (half batches under 16-true)
+        background = remove_person(target_images.float(), target_masks.float().clamp(0, 1)).to(target_images.dtype)
         return super().render(source_images, background, source_masks)
 
 

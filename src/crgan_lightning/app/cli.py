@@ -96,12 +96,13 @@ def _cmd_render(args: argparse.Namespace) -> None:
 def _cmd_quality(args: argparse.Namespace) -> None:
     from .fidelity import fidelity_available, fidelity_table, format_fidelity_table
     from .reports import format_quality_table, quality_table
+    from ..translators import NAMED_TRANSLATORS
 
     if args.fidelity_pairs < 0:
         raise ConfigError(f"--fidelity-pairs {args.fidelity_pairs}: expected a number of pairs >= 0 (0: no table)")
     if args.fidelity_pairs and fidelity_available(args.source, args.target, args.root):
         renderers = [*(args.ckpt or []), *((named, r) for r in _mask_roots(args.mask_root).values()
-                                           for named in ("cut_and_paste", "cut_and_fill"))]
+                                           for named in NAMED_TRANSLATORS)]
         print(format_fidelity_table(fidelity_table(renderers, args.root, num_pairs=args.fidelity_pairs,
                                                    device=args.device)) + "\n")
     elif args.fidelity_only:

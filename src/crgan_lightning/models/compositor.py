@@ -81,6 +81,13 @@ def fill_from_surroundings(x: torch.Tensor, valid: torch.Tensor, eps: float = 1e
     return fill
 
 
+def remove_person(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, C, H, W) with the person of ``mask`` (B, 1, H, W) in [0, 1] removed: outside the
+    mask its pixels, inside it :func:`fill_from_surroundings`. The background a compositor starts
+    from (and all that ``cut_and_fill`` puts behind the source person)."""
+    return (1 - mask) * x + mask * fill_from_surroundings(x, 1 - mask)
+
+
 def apply_tone(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor,
                light: torch.Tensor | None = None) -> torch.Tensor:
     """The person's tone and light transform: ``2 * ((A y + b) * light) - 1`` with ``y = (x + 1) / 2``.
@@ -246,10 +253,9 @@ class CompositingGenerator(DualPathGenerator):
         person = apply_tone(x_s, matrix, bias, light)
         background = x_t
         if self.remove_target_person:
-            fill = fill_from_surroundings(x_t, 1 - m_t)
-            if self.fill_head is not None:
-                fill = fill + self.fill_head(features)
-            background = (1 - m_t) * x_t + m_t * fill
+            background = remove_person(x_t, m_t)
+            if self.fill_head is not None:  # a learned residual over the fill, inside the mask only
+                background = background + m_t * self.fill_head(features)
         output = (matte * person + (1 - matte) * background).clamp(-1.0, 1.0)
         return {"output": output, "matte": matte, "person": person, "background": background,
                 "matrix": matrix, "bias": bias, "light": light}
